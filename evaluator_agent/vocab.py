@@ -1,0 +1,54 @@
+"""Closed vocabularies shared by labels, diagnoses and reports.
+
+Targets see the mechanism list (it is part of the briefing: a closed vocabulary is not an
+answer); everything else here is label metadata.
+"""
+
+from __future__ import annotations
+
+# mechanism -> (segment, problem category)
+MECHANISM_INFO: dict[str, tuple[str, str]] = {
+    "oom_killed": ("kubernetes", "resource_exhaustion"),
+    "crashloop_bad_config": ("kubernetes", "misconfiguration"),
+    "cpu_throttling": ("kubernetes", "resource_exhaustion"),
+    "node_pressure_eviction": ("kubernetes", "resource_exhaustion"),
+    "consumer_lag": ("kafka", "saturation"),
+    "rebalance_storm": ("kafka", "instability"),
+    "bad_release": ("deployment", "code_defect"),
+    "latency_regression": ("deployment", "code_defect"),
+    "feature_flag": ("deployment", "misconfiguration"),
+    "connection_pool_exhaustion": ("database", "saturation"),
+    "slow_query_migration": ("database", "performance"),
+    "lock_contention": ("database", "contention"),
+    "replica_lag": ("database", "data_consistency"),
+    "certificate_expiry": ("network", "expiry"),
+    "dns_failure": ("network", "connectivity"),
+    "zone_outage": ("network", "infrastructure_failure"),
+    "cache_stampede": ("cache", "saturation"),
+    "third_party_outage": ("dependency", "external_failure"),
+    "retry_storm": ("dependency", "cascading_load"),
+    "disk_full": ("resource", "resource_exhaustion"),
+    "memory_leak": ("resource", "resource_exhaustion"),
+    "gc_pauses": ("resource", "performance"),
+    "bad_data": ("business_logic", "data_corruption"),
+    "no_fault": ("no_fault", "none"),
+}
+
+MECHANISMS: tuple[str, ...] = tuple(MECHANISM_INFO)
+SEGMENTS: tuple[str, ...] = (
+    "kubernetes",
+    "kafka",
+    "deployment",
+    "database",
+    "network",
+    "cache",
+    "dependency",
+    "resource",
+    "business_logic",
+)
+PROBLEM_CATEGORIES: tuple[str, ...] = tuple(sorted({c for _, c in MECHANISM_INFO.values()}))
+FAILURE_PATTERNS: tuple[str, ...] = ("single", "cascading", "correlated", "no_fault")
+SYSTEM_LEVELS: tuple[str, ...] = ("application", "platform", "infrastructure", "data", "network", "external")
+MONITOR_TYPES: tuple[str, ...] = ("metric alert", "query alert", "log alert", "apm", "synthetics", "composite", "slo")
+DIFFICULTY_TIERS: tuple[str, ...] = ("easy", "medium", "hard")
+SIGNAL_KINDS: tuple[str, ...] = ("metrics", "logs", "traces", "events", "monitors", "topology")
