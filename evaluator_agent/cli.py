@@ -1,0 +1,286 @@
+"""``proctor`` command line. Exit codes: 0 ok, 1 error, 2 usage, 3 regression (compare gates)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def default_db() -> str:
+    return os.environ.get("PROCTOR_DB", "proctor.db")
+
+
+def _port_default() -> int:
+    try:
+        return int(os.environ.get("PORT", "8080"))
+    except ValueError:
+        return 8080
+
+
+class Progress:
+    """A one-line progress bar on a terminal; periodic lines otherwise."""
+
+    def __init__(self, total: int, quiet: bool = False):
+        self.total, self.quiet = total, quiet
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.monotonic()
+        self.last_line = 0.0
+
+    def update(self, done: int, passed: int) -> None:
+        if self.quiet:
+            return
+        width = 30
+        fill = int(width * done / max(1, self.total))
+        rate = done / max(1e-9, time.monotonic() - self.t0)
+        line = f"[{'#' * fill}{'.' * (width - fill)}] {done}/{self.total}  passed {passed}  {rate:.1f}/s"
+        if self.tty:
+            sys.stderr.write("\r" + line)
+            if done == self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif done == self.total or time.monotonic() - self.last_line > 2:
+            self.last_line = time.monotonic()
+            print(line, file=sys.stderr, flush=True)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, default=str)
+    if path == "-":
+        print(text)
+    else:
+        Path(path).write_text(text + "\n")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import create_app
+
+    public = a.public_url or os.environ.get("PROCTOR_PUBLIC_URL") or f"http://{'127.0.0.1' if a.host in ('0.0.0.0', '::') else a.host}:{a.port}"
+    app = create_app(a.db, public_url=public)
+    uvicorn.run(app, host=a.host, port=a.port, log_level=a.log_level, timeout_graceful_shutdown=30)
+    return EXIT_OK
+
+
+def _request_from_args(a: argparse.Namespace) -> dict[str, Any]:
+    req: dict[str, Any] = {
+        "target": a.target, "labelset": a.labelset, "attempts": a.attempts, "concurrency": a.concurrency,
+        "noise": a.noise,
+        "budget": {"max_turns": a.max_turns, "timeout_s": a.timeout, "turn_timeout_s": a.turn_timeout},
+    }
+    if a.labels:
+        req["labels"] = [x for s in a.labels for x in s.split(",") if x]
+    if a.run_id:
+        req["run_id"] = a.run_id
+    return req
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .orchestrator import execute, prepare
+    from .render import result_text
+    from .request import RequestError, parse_request
+    from .store import Store
+    from .target import make_http_client
+
+    try:
+        req = parse_request(_request_from_args(a))
+    except RequestError as e:
+        print(f"proctor run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    store = Store(a.db)
+
+    async def main() -> dict[str, Any]:
+        http = make_http_client()
+        try:
+            prep = await prepare(req, http)
+            bar = Progress(len(prep.labels) * req.attempts, quiet=a.quiet)
+            return await execute(prep, store, on_progress=lambda d, t, p, _r: bar.update(d, p))
+        finally:
+            await http.aclose()
+
+    try:
+        result = asyncio.run(main())
+    except RequestError as e:
+        print(f"proctor run: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\nproctor run: interrupted; finished investigations are stored", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        store.close()
+    if a.json:
+        _write_json(a.json, result)
+    if not a.quiet or not a.json:
+        print(result_text(result, per_investigation=not a.brief))
+    return EXIT_OK
+
+
+def cmd_runs(a: argparse.Namespace) -> int:
+    from .render import table
+    from .store import Store
+
+    store = Store(a.db)
+    runs = store.list_runs(a.limit)
+    if a.json:
+        _write_json("-", [{k: r[k] for k in ("run_id", "status", "created_at", "target_name", "target_version", "labelset", "summary")} for r in runs])
+        return EXIT_OK
+    rows = []
+    for r in runs:
+        s = r["summary"] or {}
+        rows.append([
+            r["run_id"], time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])), r["status"],
+            f"{r['target_name']} {r['target_version']}".strip(), r["labelset"], s.get("n", ""),
+            f"{s['pass_rate']:.1%}" if "pass_rate" in s else "", s.get("mean_score", ""),
+        ])
+    print(table(["run", "created", "status", "target", "labelset", "n", "pass", "score"], rows) if rows else "no runs yet")
+    return EXIT_OK
+
+
+def cmd_show(a: argparse.Namespace) -> int:
+    from .orchestrator import build_result
+    from .render import result_text
+    from .store import Store
+
+    store = Store(a.db)
+    run = store.find_run(a.run)
+    if run is None:
+        print(f"proctor show: no run {a.run!r} in {a.db}", file=sys.stderr)
+        return EXIT_ERROR
+    result = build_result(store, run["run_id"])
+    if a.json:
+        _write_json("-", result)
+    else:
+        print(result_text(result))
+    return EXIT_OK
+
+
+def cmd_labels(a: argparse.Namespace) -> int:
+    from .labels import LabelError, label_json_schema, load_labelset
+
+    if a.labels_cmd == "schema":
+        _write_json("-", label_json_schema())
+        return EXIT_OK
+    try:
+        ls = load_labelset(a.set)
+    except LabelError as e:
+        print(f"proctor labels: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    items = [
+        {"id": lb.id, "segment": lb.taxonomy.segment, "difficulty": lb.difficulty.tier, "no_fault": lb.ground_truth.no_fault,
+         "mechanism": lb.taxonomy.mechanism, "status": lb.status, "title": lb.task.trigger.title}
+        for lb in ls.labels
+    ]
+    if a.json:
+        _write_json("-", items)
+    else:
+        from .render import table
+
+        print(table(["id", "segment", "tier", "no_fault", "mechanism", "title"],
+                    [[i["id"], i["segment"], i["difficulty"], i["no_fault"], i["mechanism"], i["title"]] for i in items]))
+    return EXIT_OK
+
+
+def cmd_protocol(a: argparse.Namespace) -> int:
+    from .protocol import protocol_schema
+
+    _write_json("-", protocol_schema())
+    return EXIT_OK
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(agents=a.agents.split(","), labelset=a.labelset, db=a.db, attempts=a.attempts)
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="proctor", description="Evaluate autonomous SRE agents on replayed incidents over A2A.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the proctor as an A2A server")
+    s.add_argument("--host", default=os.environ.get("PROCTOR_HOST", "127.0.0.1"))
+    s.add_argument("--port", type=int, default=_port_default(), help="default $PORT or 8080")
+    s.add_argument("--db", default=default_db())
+    s.add_argument("--public-url", default=None, help="URL the agent card advertises (default $PROCTOR_PUBLIC_URL or http://HOST:PORT)")
+    s.add_argument("--log-level", default="warning")
+    s.set_defaults(fn=cmd_serve)
+
+    r = sub.add_parser("run", help="evaluate a target without a server")
+    r.add_argument("--target", required=True, help="agent card URL (or the agent's base URL)")
+    r.add_argument("--labelset", default="smoke")
+    r.add_argument("--labels", nargs="*", help="only these label ids")
+    r.add_argument("--attempts", type=int, default=1)
+    r.add_argument("--concurrency", type=int, default=4)
+    r.add_argument("--max-turns", type=int, default=30)
+    r.add_argument("--timeout", type=float, default=300.0, help="wall time per investigation, seconds")
+    r.add_argument("--turn-timeout", type=float, default=60.0, help="time per target reply, seconds")
+    r.add_argument("--noise", choices=["on", "off"], default="on", help="off: noise-free worlds, for ablations")
+    r.add_argument("--run-id", default=None)
+    r.add_argument("--db", default=default_db())
+    r.add_argument("--json", metavar="FILE", help="write the result (same shape as the A2A result artifact); - for stdout")
+    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--brief", action="store_true", help="summary only, no per-investigation table")
+    r.set_defaults(fn=cmd_run)
+
+    rs = sub.add_parser("runs", help="list stored runs")
+    rs.add_argument("--db", default=default_db())
+    rs.add_argument("--limit", type=int, default=50)
+    rs.add_argument("--json", action="store_true")
+    rs.set_defaults(fn=cmd_runs)
+
+    sh = sub.add_parser("show", help="show one stored run")
+    sh.add_argument("run", help="run id (or a unique prefix)")
+    sh.add_argument("--db", default=default_db())
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(fn=cmd_show)
+
+    lb = sub.add_parser("labels", help="label sets: list, schema")
+    lsub = lb.add_subparsers(dest="labels_cmd", required=True)
+    ll = lsub.add_parser("list", help="labels of a set")
+    ll.add_argument("set")
+    ll.add_argument("--json", action="store_true")
+    lsub.add_parser("schema", help="label JSON Schema")
+    lb.set_defaults(fn=cmd_labels)
+
+    pr = sub.add_parser("protocol", help="print the investigation protocol as JSON Schema")
+    pr.add_argument("what", choices=["schema"])
+    pr.set_defaults(fn=cmd_protocol)
+
+    d = sub.add_parser("demo", help="start mock agents and the proctor on loopback, evaluate over A2A, print results")
+    d.add_argument("--agents", default="methodical,random_guess", help="comma-separated mock agents to evaluate")
+    d.add_argument("--labelset", default="smoke")
+    d.add_argument("--attempts", type=int, default=1)
+    d.add_argument("--db", default=default_db())
+    d.set_defaults(fn=cmd_demo)
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"proctor {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""One investigation: one label, one attempt, one A2A conversation with the target.
+
+The loop: briefing -> (tool_calls -> tool_results)* -> diagnosis, bounded by the label's
+budget. Whatever the target does, :func:`investigate` returns an
+:class:`InvestigationResult` with an ``end_reason``; it never raises for the target's sake.
+
+End reasons and whose fault they are (``error_kind``):
+
+    diagnosis            agent answered                         None (scored)
+    max_turns            budget of replies used up              None (scored as no answer)
+    timeout              wall-time cap reached                  None
+    turn_timeout         one reply took longer than allowed     None
+    malformed_replies    3 unusable replies in a row            None
+    reply_too_large      a reply over the size cap              None
+    target_error         target task failed / protocol broken   None
+    target_unreachable   connection refused, DNS, reset ...     "network"  (not the agent's fault)
+    harness_error        a bug or missing data on our side      "harness"  (not the agent's fault)
+
+Infra errors (network, harness) are counted apart and never as agent failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .labels import Label, snapshots_dir
+from .protocol import (
+    Briefing,
+    Budget,
+    Diagnosis,
+    DiagnosisReply,
+    Problem,
+    ReplyError,
+    ToolCallsReply,
+    ToolResult,
+    ToolResultsMessage,
+    briefing_text,
+    parse_reply,
+    reply_schemas,
+    tool_results_text,
+)
+from .target import Conversation, Target, TargetError, TargetUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_MALFORMED = 3
+RESULT_PREVIEW_CHARS = 2000
+
+
+@dataclass
+class ToolCallRecord:
+    turn: int
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    error: str | None
+    result_size: int
+    duration_ms: float
+    result_preview: str = ""
+
+
+@dataclass
+class TurnRecord:
+    idx: int
+    kind: str  # tool_calls | diagnosis | invalid | error
+    reply_size: int
+    duration_s: float
+    n_calls: int = 0
+    error: str | None = None
+
+
+@dataclass
+class InvestigationResult:
+    investigation_id: str
+    label_id: str
+    attempt: int
+    context_id: str
+    started_at: float
+    finished_at: float = 0.0
+    end_reason: str = "harness_error"
+    error_kind: str | None = None
+    error: str | None = None
+    diagnosis: dict[str, Any] | None = None
+    score: float = 0.0
+    passed: bool = False
+    subscores: dict[str, float] = field(default_factory=dict)
+    explanation: str = ""
+    score_details: dict[str, Any] = field(default_factory=dict)
+    turns: int = 0
+    tool_calls: int = 0
+    invalid_calls: int = 0
+    red_herrings_chased: int = 0
+    tokens: dict[str, int] | None = None
+    turn_records: list[TurnRecord] = field(default_factory=list)
+    call_records: list[ToolCallRecord] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    def public(self) -> dict[str, Any]:
+        """The per-investigation entry of the result artifact."""
+        return {
+            "label_id": self.label_id,
+            "attempt": self.attempt,
+            "score": round(self.score, 4),
+            "passed": self.passed,
+            "subscores": {k: round(v, 4) for k, v in self.subscores.items()},
+            "end_reason": self.end_reason,
+            "error_kind": self.error_kind,
+            "turns": self.turns,
+            "tool_calls": self.tool_calls,
+            "invalid_calls": self.invalid_calls,
+            "red_herrings_chased": self.red_herrings_chased,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class WorldCache:
+    """Loaded world indexes by snapshot hash (attempts and labels share them), LRU-bounded."""
+
+    def __init__(self, directory: Path | None = None, capacity: int = 64):
+        self.directory = directory or snapshots_dir()
+        self.capacity = capacity
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, digest: str) -> tuple[Any, dict[str, Any]]:
+        """(WorldIndex, header) for a snapshot; loads it off the event loop once."""
+        if digest in self._items:
+            self._items.move_to_end(digest)
+            return self._items[digest]
+        lock = self._locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            if digest not in self._items:
+                item = await asyncio.to_thread(self._load, digest)
+                self._items[digest] = item
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+            return self._items[digest]
+
+    def _load(self, digest: str) -> tuple[Any, dict[str, Any]]:
+        from .index import WorldIndex
+        from .world import load_snapshot_dict
+
+        data = load_snapshot_dict(digest, self.directory)
+        header = {
+            "start": data["start"],
+            "end": data["end"],
+            "monitors": {m["id"]: m for m in data.get("monitors", [])},
+        }
+        return WorldIndex.from_dict(data), header
+
+
+@dataclass
+class Limits:
+    """Harness-side limits; the label's budget may tighten max_turns and timeout."""
+
+    max_turns: int = 30
+    timeout_s: float = 300.0
+    turn_timeout_s: float = 60.0
+    max_calls_per_turn: int = 8
+
+
+def _iso(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def _effective_budget(label: Label, limits: Limits) -> Budget:
+    return Budget(
+        max_turns=min(label.task.budget.max_turns, limits.max_turns),
+        timeout_s=min(label.task.budget.timeout_s, limits.timeout_s),
+        turn_timeout_s=limits.turn_timeout_s,
+        max_calls_per_turn=limits.max_calls_per_turn,
+    )
+
+
+def build_briefing(label: Label, header: dict[str, Any], budget: Budget, investigation_id: str) -> Briefing:
+    from .tool_catalog import TOOL_SPECS
+
+    trig = label.task.trigger
+    monitor = None
+    if trig.monitor_id is not None and trig.monitor_id in header["monitors"]:
+        m = header["monitors"][trig.monitor_id]
+        monitor = {
+            "id": m["id"],
+            "name": m["name"],
+            "type": m.get("type", ""),
+            "query": m.get("query", ""),
+            "message": m.get("message", ""),
+            "tags": [f"{k}:{v}" for k, v in sorted(m.get("tags", {}).items())],
+        }
+    return Briefing(
+        investigation_id=investigation_id,
+        problem=Problem(title=trig.title, fired_at=trig.fired_at, monitor=monitor, prompt=label.task.prompt),
+        now=_iso(header["end"]),
+        tools=TOOL_SPECS,
+        budget=budget,
+        reply_format=reply_schemas(),
+    )
+
+
+async def investigate(
+    label: Label,
+    attempt: int,
+    target: Target,
+    worlds: WorldCache,
+    limits: Limits,
+    *,
+    noise: str = "on",
+) -> InvestigationResult:
+    """Run one investigation to its end; returns the scored result."""
+    inv_id = f"inv_{uuid.uuid4().hex[:16]}"
+    conv = target.conversation()
+    res = InvestigationResult(
+        investigation_id=inv_id, label_id=label.id, attempt=attempt, context_id=conv.context_id, started_at=time.time()
+    )
+    try:
+        digest = label.world.snapshot
+        if noise == "off":
+            if not label.world.snapshot_noise_free:
+                raise LookupError(f"label {label.id} has no noise-free world")
+            digest = label.world.snapshot_noise_free
+        index, header = await worlds.get(digest)
+        from .tools import Toolbox
+
+        toolbox = Toolbox(index, now=float(header["end"]))
+        budget = _effective_budget(label, limits)
+        briefing = build_briefing(label, header, budget, inv_id)
+        viewed: list[tuple[str, dict[str, Any], bool, str]] = []
+        diagnosis = await _converse(conv, briefing, toolbox, budget, res, viewed)
+        _score(label, diagnosis, res, viewed)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - our own failure must end only this investigation
+        log.exception("harness error in %s (label %s)", inv_id, label.id)
+        res.end_reason = "harness_error"
+        res.error_kind = "harness"
+        res.error = f"{type(e).__name__}: {e}"[:1000]
+    res.finished_at = time.time()
+    return res
+
+
+async def _converse(
+    conv: Conversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any]
+) -> Diagnosis | None:
+    deadline = time.monotonic() + budget.timeout_s
+    data: dict[str, Any] = briefing.model_dump(mode="json")
+    text = briefing_text(briefing)
+    malformed = 0
+    for turn in range(1, budget.max_turns + 1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            res.end_reason = "timeout"
+            return None
+        t0 = time.monotonic()
+        wall_bound = remaining < budget.turn_timeout_s
+        try:
+            reply = await conv.send(data, text, min(budget.turn_timeout_s, remaining))
+        except TargetError as e:
+            res.turns = turn
+            res.turn_records.append(TurnRecord(turn, "error", 0, time.monotonic() - t0, error=str(e)[:500]))
+            res.error = str(e)[:1000]
+            if isinstance(e, TargetUnavailable):
+                res.end_reason, res.error_kind = "target_unreachable", "network"
+            elif e.kind == "timeout":
+                res.end_reason = "timeout" if wall_bound else "turn_timeout"
+            elif e.kind == "too_large":
+                res.end_reason = "reply_too_large"
+            else:
+                res.end_reason = "target_error"
+            return None
+        res.turns = turn
+        elapsed = time.monotonic() - t0
+        try:
+            if reply.obj is None:
+                raise ReplyError('no JSON object with "tool_calls" or "diagnosis" found in the reply')
+            parsed = parse_reply(reply.obj)
+        except ReplyError as e:
+            malformed += 1
+            res.turn_records.append(TurnRecord(turn, "invalid", reply.size, elapsed, error=str(e)[:500]))
+            if malformed >= MAX_CONSECUTIVE_MALFORMED:
+                res.end_reason = "malformed_replies"
+                res.error = str(e)[:1000]
+                return None
+            msg = ToolResultsMessage(
+                tool_results=[], turn=turn, remaining_turns=budget.max_turns - turn,
+                notice=f"Your reply could not be used: {e}. Reply with tool_calls or a diagnosis as JSON.",
+            )
+            data, text = msg.model_dump(mode="json", exclude_none=True), tool_results_text(msg)
+            continue
+        malformed = 0
+        if isinstance(parsed, DiagnosisReply):
+            res.turn_records.append(TurnRecord(turn, "diagnosis", reply.size, elapsed))
+            res.end_reason = "diagnosis"
+            res.diagnosis = parsed.diagnosis.model_dump(mode="json")
+            return parsed.diagnosis
+        assert isinstance(parsed, ToolCallsReply)
+        results = _run_tools(parsed, toolbox, budget, turn, res, viewed)
+        res.turn_records.append(TurnRecord(turn, "tool_calls", reply.size, elapsed, n_calls=len(parsed.tool_calls)))
+        left = budget.max_turns - turn
+        msg = ToolResultsMessage(
+            tool_results=results, turn=turn, remaining_turns=left,
+            notice="Last reply: send your diagnosis now." if left == 1 else None,
+        )
+        data, text = msg.model_dump(mode="json", exclude_none=True), tool_results_text(msg)
+    res.end_reason = "max_turns"
+    return None
+
+
+def _run_tools(
+    reply: ToolCallsReply, toolbox: Any, budget: Budget, turn: int, res: InvestigationResult, viewed: list[Any]
+) -> list[ToolResult]:
+    out: list[ToolResult] = []
+    for i, call in enumerate(reply.tool_calls):
+        call_id = call.id or f"call_{turn}_{i + 1}"
+        if i >= budget.max_calls_per_turn:
+            out.append(ToolResult(id=call_id, ok=False, error=f"more than {budget.max_calls_per_turn} calls in one reply; call skipped"))
+            res.invalid_calls += 1
+            continue
+        t0 = time.perf_counter()
+        outcome = toolbox.call(call.name, call.arguments)
+        dt = (time.perf_counter() - t0) * 1000
+        body = json.dumps(outcome.content, default=str, separators=(",", ":")) if outcome.ok else (outcome.error or "")
+        res.tool_calls += 1
+        if not outcome.ok:
+            res.invalid_calls += 1
+        res.call_records.append(
+            ToolCallRecord(turn, call_id, call.name, call.arguments, outcome.ok, outcome.error, len(body), round(dt, 3), body[:RESULT_PREVIEW_CHARS])
+        )
+        viewed.append((call.name, call.arguments, outcome.ok, body))
+        if outcome.ok:
+            out.append(ToolResult(id=call_id, ok=True, content=outcome.content))
+        else:
+            out.append(ToolResult(id=call_id, ok=False, error=outcome.error))
+    return out
+
+
+def _score(label: Label, diagnosis: Diagnosis | None, res: InvestigationResult, raw_viewed: list[Any]) -> None:
+    from .scoring import ViewedResult, red_herrings_chased, score_investigation
+
+    viewed = [ViewedResult(tool=n, arguments=a, ok=ok, text=t) for n, a, ok, t in raw_viewed]
+    sr = score_investigation(label, diagnosis, viewed)
+    res.score, res.passed, res.subscores = sr.score, sr.passed, dict(sr.subscores)
+    res.explanation, res.score_details = sr.explanation, dict(sr.details)
+    res.red_herrings_chased = red_herrings_chased(label, viewed)

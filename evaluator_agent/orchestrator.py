@@ -1,0 +1,216 @@
+"""Runs an evaluation: labels x attempts against one target, bounded concurrency, every result stored.
+
+The same code path serves ``proctor run`` and the A2A server, so both produce the same
+result for the same deterministic target. The result dict (A2A ``result`` artifact,
+``proctor run --json``, ``proctor show --json``) is always built from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import __version__
+from .investigation import InvestigationResult, Limits, WorldCache, investigate
+from .labels import LabelError, LabelSet, load_labelset
+from .request import EvaluationRequest, RequestError
+from .store import Store
+from .target import Target, TargetError, make_http_client
+
+log = logging.getLogger(__name__)
+
+INFRA_RETRIES = 1
+
+ProgressFn = Callable[[int, int, int, InvestigationResult], Awaitable[None] | None]
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str:
+    env = os.environ.get("PROCTOR_GIT_REV")
+    if env:
+        return env
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=2, check=False,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class Prepared:
+    """A validated request with its labels loaded and its target resolved."""
+
+    request: EvaluationRequest
+    labelset: LabelSet
+    labels: list[Any]
+    target: Target
+
+
+async def prepare(request: EvaluationRequest, http: httpx.AsyncClient) -> Prepared:
+    """Everything that can make a request bad is checked here, before a run exists."""
+    try:
+        labelset = load_labelset(request.labelset)
+        labels = labelset.select(request.labels)
+    except LabelError as e:
+        raise RequestError(str(e)) from None
+    if not labels:
+        raise RequestError(f"label set {request.labelset!r} has no active labels")
+    if request.noise == "off":
+        missing = [lb.id for lb in labels if not lb.world.snapshot_noise_free]
+        if missing:
+            raise RequestError(f"--noise off: {len(missing)} label(s) have no noise-free world, e.g. {missing[0]}")
+    try:
+        target = await Target.connect(request.target, http)
+    except TargetError as e:
+        raise RequestError(f"cannot evaluate target: {e}") from None
+    return Prepared(request, labelset, labels, target)
+
+
+def new_run_id() -> str:
+    return "run_" + uuid.uuid4().hex[:12]
+
+
+async def execute(
+    prep: Prepared,
+    store: Store,
+    *,
+    run_id: str | None = None,
+    worlds: WorldCache | None = None,
+    on_progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Run every investigation of a prepared request; returns the result dict."""
+    req = prep.request
+    run_id = run_id or req.run_id or new_run_id()
+    worlds = worlds or WorldCache()
+    limits = Limits(
+        max_turns=req.budget.max_turns, timeout_s=req.budget.timeout_s,
+        turn_timeout_s=req.budget.turn_timeout_s, max_calls_per_turn=req.budget.max_calls_per_turn,
+    )
+    manifest = {
+        "run_id": run_id,
+        "target": prep.target.info.as_dict() | {"card": prep.target.info.card},
+        "labelset": {"name": prep.labelset.name, "hash": prep.labelset.content_hash, "version": prep.labelset.info.version},
+        "proctor_version": __version__,
+        "git_rev": git_revision(),
+        "options": req.model_dump(mode="json", exclude={"target", "run_id"}),
+        "label_ids": [lb.id for lb in prep.labels],
+    }
+    store.create_run(run_id, manifest)
+    work = [(lb, a) for a in range(1, req.attempts + 1) for lb in prep.labels]
+    total, done, passed = len(work), 0, 0
+    sem = asyncio.Semaphore(req.concurrency)
+    lock = asyncio.Lock()
+
+    async def one(label: Any, attempt: int) -> None:
+        nonlocal done, passed
+        async with sem:
+            res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise)
+            for _ in range(INFRA_RETRIES):
+                if res.error_kind not in ("network",):
+                    break
+                await asyncio.sleep(0.5)
+                res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise)
+        async with lock:
+            store.record_investigation(run_id, res)
+            done += 1
+            passed += int(res.passed)
+            if on_progress is not None:
+                maybe = on_progress(done, total, passed, res)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
+
+    try:
+        await asyncio.gather(*(one(lb, a) for lb, a in work))
+    except BaseException as e:
+        store.finish_run(run_id, "interrupted" if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else "failed",
+                         summarize(store.investigations(run_id)), error=f"{type(e).__name__}: {e}"[:500])
+        raise
+    store.finish_run(run_id, "completed", summarize(store.investigations(run_id)))
+    return build_result(store, run_id)
+
+
+async def run_request(
+    request: EvaluationRequest,
+    store: Store,
+    *,
+    http: httpx.AsyncClient | None = None,
+    worlds: WorldCache | None = None,
+    on_progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """prepare + execute with a client of our own when none is given."""
+    own = http is None
+    http = http or make_http_client()
+    try:
+        prep = await prepare(request, http)
+        return await execute(prep, store, worlds=worlds, on_progress=on_progress)
+    finally:
+        if own:
+            await http.aclose()
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summary of stored investigations. Infra errors (network, harness) are counted apart
+    and left out of pass_rate and mean_score: they say nothing about the agent."""
+    n = len(rows)
+    infra = [r for r in rows if r.get("error_kind") in ("network", "harness")]
+    scored = [r for r in rows if r.get("error_kind") not in ("network", "harness")]
+    passed = sum(1 for r in scored if r["passed"])
+    mean = sum(r["score"] for r in scored) / len(scored) if scored else 0.0
+    return {
+        "n": n,
+        "scored": len(scored),
+        "passed": passed,
+        "pass_rate": round(passed / len(scored), 4) if scored else 0.0,
+        "mean_score": round(mean, 4),
+        "errors": len(infra),
+        "errors_by_kind": dict(Counter(r["error_kind"] for r in infra)),
+        "end_reasons": dict(sorted(Counter(r["end_reason"] for r in rows).items())),
+        "mean_turns": round(sum(r["turns"] for r in rows) / n, 2) if n else 0.0,
+        "mean_tool_calls": round(sum(r["tool_calls"] for r in rows) / n, 2) if n else 0.0,
+        "invalid_calls": sum(r["invalid_calls"] for r in rows),
+        "red_herrings_chased": sum(r.get("red_herrings_chased") or 0 for r in rows),
+        "duration_s": round(sum(r["duration_s"] for r in rows), 3),
+    }
+
+
+def build_result(store: Store, run_id: str) -> dict[str, Any]:
+    """The canonical result shape, from what is stored."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise KeyError(run_id)
+    rows = store.investigations(run_id)
+    manifest = run["manifest"] or {}
+    target = manifest.get("target", {})
+    inv = []
+    for r in rows:
+        inv.append({
+            "label_id": r["label_id"], "attempt": r["attempt"], "score": round(r["score"], 4), "passed": r["passed"],
+            "subscores": {k: round(v, 4) for k, v in (r["subscores"] or {}).items()},
+            "end_reason": r["end_reason"], "error_kind": r["error_kind"], "turns": r["turns"],
+            "tool_calls": r["tool_calls"], "invalid_calls": r["invalid_calls"],
+            "red_herrings_chased": r.get("red_herrings_chased") or 0,
+            "duration_s": round(r["duration_s"], 3), "explanation": r["explanation"],
+        })
+    return {
+        "run_id": run_id,
+        "status": run["status"],
+        "target": {"name": target.get("name", ""), "version": target.get("version", ""), "url": target.get("url", "")},
+        "labelset": {"name": run["labelset"], "hash": run["labelset_hash"]},
+        "proctor": {"version": run["proctor_version"], "git_rev": run["git_rev"]},
+        "summary": summarize(rows),
+        "investigations": inv,
+    }

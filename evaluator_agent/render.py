@@ -1,0 +1,31 @@
+"""Plain-text rendering of results for terminals and A2A TextParts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def result_text(result: dict[str, Any], per_investigation: bool = True) -> str:
+    s = result["summary"]
+    t = result["target"]
+    head = (
+        f"run {result['run_id']}  target {t['name']} {t['version']}  labelset {result['labelset']['name']}\n"
+        f"pass rate {s['pass_rate']:.1%} ({s['passed']}/{s['scored']})  mean score {s['mean_score']:.3f}  "
+        f"infra errors {s['errors']}  ({s['n']} investigations)"
+    )
+    if not per_investigation:
+        return head
+    rows = [
+        [i["label_id"], i["attempt"], f"{i['score']:.2f}", "PASS" if i["passed"] else "fail", i["end_reason"],
+         i["turns"], i["tool_calls"], f"{i['duration_s']:.2f}"]
+        for i in result["investigations"]
+    ]
+    return head + "\n\n" + table(["label", "try", "score", "result", "end", "turns", "calls", "secs"], rows)
