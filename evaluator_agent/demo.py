@@ -1,0 +1,94 @@
+"""``proctor demo``: the whole path on loopback in one process.
+
+Starts the ADK mock agents and the proctor's A2A server on free 127.0.0.1 ports, sends the
+proctor one A2A evaluation request per mock agent (the same request any client would
+send), follows the streamed progress, and prints the result tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+
+def _bind() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+@asynccontextmanager
+async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
+    """Run an ASGI app on uvicorn over an already bound socket for the duration of the block."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, lifespan="on", timeout_graceful_shutdown=2))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+async def _demo(agents: list[str], labelset: str, db: str, attempts: int) -> int:
+    from mock_agents.server import create_app as create_mock_app
+    from mock_agents.server import quiet_logs
+
+    from .client import ProctorTaskFailed, call_proctor
+    from .render import result_text, table
+    from .server import create_app
+
+    quiet_logs()
+    mock_sock, proctor_sock = _bind(), _bind()
+    mock_base = f"http://127.0.0.1:{mock_sock.getsockname()[1]}"
+    proctor_base = f"http://127.0.0.1:{proctor_sock.getsockname()[1]}"
+    mock_app = await create_mock_app(agents=agents, base_url=mock_base)
+    proctor_app = create_app(db, public_url=proctor_base)
+    print(f"mock agents on {mock_base} ({', '.join(agents)}); proctor on {proctor_base}; results in {db}\n")
+    summaries = []
+    async with serving(mock_app, mock_sock), serving(proctor_app, proctor_sock):
+        for name in agents:
+            card = f"{mock_base}/{name}/.well-known/agent-card.json"
+            t0 = time.monotonic()
+
+            def progress(p: dict[str, Any], name: str = name) -> None:
+                if "done" in p and "total" in p:
+                    sys.stderr.write(f"\r  {name:15s} {int(p['done'])}/{int(p['total'])} done, {int(p.get('passed', 0))} passed ")
+                    sys.stderr.flush()
+
+            try:
+                result = await call_proctor(proctor_base, {"target": card, "labelset": labelset, "attempts": attempts},
+                                            on_progress=progress)
+            except ProctorTaskFailed as e:
+                print(f"\nproctor demo: evaluation of {name} failed: {e}", file=sys.stderr)
+                return 1
+            sys.stderr.write("\n")
+            print(result_text(result) + "\n")
+            s = result["summary"]
+            summaries.append([name, f"{s['pass_rate']:.0%}", f"{s['mean_score']:.3f}", int(s["n"]), int(s["errors"]),
+                              f"{time.monotonic() - t0:.1f}", result["run_id"]])
+    print(table(["agent", "pass rate", "mean score", "n", "infra errors", "secs", "run"], summaries))
+    print(f"\nInspect later with: proctor runs --db {db}   /   proctor show RUN --db {db}")
+    return 0
+
+
+def run_demo(agents: list[str], labelset: str = "smoke", db: str = "proctor.db", attempts: int = 1) -> int:
+    os.environ.setdefault("ADK_SUPPRESS_A2A_EXPERIMENTAL_FEATURE_WARNINGS", "1")
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        return asyncio.run(_demo(agents, labelset, db, attempts))
+    except KeyboardInterrupt:
+        return 1

@@ -1,0 +1,204 @@
+"""Proctor throughput: investigations/s and turns/s against a minimal scripted target,
+beside the round trips/s of a bare a2a-sdk echo agent measured the same way, and the same
+run against the ADK ``methodical`` mock agent.
+
+    .venv/bin/python tests/benchmarks/bench_proctor.py [--investigations 120] [--turns 10]
+
+Targets run in a separate process (as they would in production), the proctor and the echo
+client in this one. Goal: proctor turns/s >= 0.67 x echo round trips/s (sequential).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ADK_SUPPRESS_A2A_EXPERIMENTAL_FEATURE_WARNINGS", "1")
+
+SCRIPT_CALLS = [
+    ("get_monitors", {"query": "status:alert"}),
+    ("list_services", {}),
+    ("aggregate_logs", {"query": "status:error", "from": "now-1h", "group_by": ["service"]}),
+    ("search_logs", {"query": "status:error", "from": "now-30m", "limit": 20}),
+    ("get_events", {"query": "source:deploy", "from": "now-3h"}),
+    ("query_metrics", {"query": "sum:trace.http.request.errors{*} by {service}", "from": "now-1h"}),
+    ("search_spans", {"query": "status:error", "from": "now-30m", "limit": 20}),
+    ("list_metrics", {"query": "kubernetes"}),
+    ("get_events", {"query": "source:kubernetes", "from": "now-2h"}),
+    ("search_logs", {"query": "status:warn", "from": "now-1h", "limit": 20}),
+]
+
+
+def scripted_replies(turns: int) -> list[dict[str, Any]]:
+    replies: list[dict[str, Any]] = []
+    for i in range(turns - 1):
+        name, args = SCRIPT_CALLS[i % len(SCRIPT_CALLS)]
+        replies.append({"tool_calls": [{"id": f"c{i}", "name": name, "arguments": args}]})
+    replies.append({"diagnosis": {"root_causes": [{"entity": "checkout", "mechanism": "bad_release", "confidence": 0.5}],
+                                  "summary": "scripted"}})
+    return replies
+
+
+def _free_socket() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def _serve_targets(port: int, turns: int, ready: Any) -> None:
+    import uvicorn
+
+    from tests.targets import build_targets_app, echo_fn, script_fn
+
+    base = f"http://127.0.0.1:{port}"
+    app = build_targets_app(base, {"scripted": (script_fn(scripted_replies(turns)), False), "echo": (echo_fn, False)})
+    ready.set()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+def _serve_mock_agents(port: int, ready: Any) -> None:
+    import uvicorn
+
+    from mock_agents.server import build_app, quiet_logs
+
+    quiet_logs()
+    app = build_app(port=port, agents=["methodical"], base_url=f"http://127.0.0.1:{port}")
+    ready.set()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+def _start(target: Any, *args: Any) -> tuple[mp.Process, int]:
+    s = _free_socket()
+    port = s.getsockname()[1]
+    s.close()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    p = ctx.Process(target=target, args=(port, *args, ready), daemon=True)
+    p.start()
+    ready.wait(60)
+    import httpx
+
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return p, port
+
+
+async def echo_round_trips(base: str, n: int, concurrency: int) -> float:
+    import httpx
+    from a2a.client import ClientConfig, ClientFactory
+    from a2a.helpers import new_data_part, new_message
+    from a2a.types import Role, SendMessageRequest
+
+    async with httpx.AsyncClient() as http:
+        client = await ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create_from_url(f"{base}/echo")
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with sem:
+                msg = new_message([new_data_part({"n": i})], role=Role.ROLE_USER, context_id=f"ctx-{i % concurrency}")
+                async for _ in client.send_message(SendMessageRequest(message=msg)):
+                    pass
+
+        for i in range(10):  # warm up
+            await one(i)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return n / (time.perf_counter() - t0)
+
+
+async def proctor_run(card: str, investigations: int, concurrency: int, db: str) -> dict[str, Any]:
+    from evaluator_agent.labels import load_labelset
+    from evaluator_agent.orchestrator import execute, prepare
+    from evaluator_agent.request import parse_request
+    from evaluator_agent.store import Store
+    from evaluator_agent.target import make_http_client
+
+    labels = load_labelset("smoke").labels
+    attempts = max(1, investigations // len(labels))
+    req = parse_request({"target": card, "labelset": "smoke", "attempts": attempts, "concurrency": concurrency,
+                         "budget": {"max_turns": 40, "timeout_s": 600, "turn_timeout_s": 120}})
+    store = Store(db)
+    http = make_http_client()
+    try:
+        prep = await prepare(req, http)
+        # Warm the world cache so the figure is the steady state, not snapshot loading.
+        from evaluator_agent.investigation import WorldCache
+
+        worlds = WorldCache()
+        for lb in prep.labels:
+            await worlds.get(lb.world.snapshot)
+        t0 = time.perf_counter()
+        result = await execute(prep, store, worlds=worlds)
+        wall = time.perf_counter() - t0
+    finally:
+        await http.aclose()
+        store.close()
+    n = result["summary"]["n"]
+    turns = sum(i["turns"] for i in result["investigations"])
+    calls = sum(i["tool_calls"] for i in result["investigations"])
+    return {"n": n, "turns": turns, "tool_calls": calls, "wall_s": wall, "inv_per_s": n / wall, "turns_per_s": turns / wall,
+            "pass_rate": result["summary"]["pass_rate"], "errors": result["summary"]["errors"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--investigations", type=int, default=120)
+    ap.add_argument("--turns", type=int, default=10)
+    ap.add_argument("--echo", type=int, default=600)
+    ap.add_argument("--skip-adk", action="store_true")
+    a = ap.parse_args()
+
+    proc, port = _start(_serve_targets, a.turns)
+    base = f"http://127.0.0.1:{port}"
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            echo_seq = asyncio.run(echo_round_trips(base, a.echo, 1))
+            echo_c8 = asyncio.run(echo_round_trips(base, a.echo, 8))
+            seq = asyncio.run(proctor_run(f"{base}/scripted/.well-known/agent-card.json", a.investigations, 1, f"{tmp}/seq.db"))
+            c8 = asyncio.run(proctor_run(f"{base}/scripted/.well-known/agent-card.json", a.investigations, 8, f"{tmp}/c8.db"))
+        finally:
+            proc.terminate()
+        rows += [
+            ("bare a2a-sdk echo, sequential", f"{echo_seq:.0f} round trips/s"),
+            ("bare a2a-sdk echo, concurrency 8", f"{echo_c8:.0f} round trips/s"),
+            ("proctor vs scripted target, concurrency 1",
+             f"{seq['inv_per_s']:.2f} inv/s, {seq['turns_per_s']:.0f} turns/s ({seq['n']} inv, {seq['turns']} turns, {seq['errors']} errors)"),
+            ("proctor vs scripted target, concurrency 8",
+             f"{c8['inv_per_s']:.2f} inv/s, {c8['turns_per_s']:.0f} turns/s ({c8['n']} inv, {c8['turns']} turns, {c8['errors']} errors)"),
+            ("ratio proctor turns/s : echo round trips/s (sequential)", f"{seq['turns_per_s'] / echo_seq:.2f}"),
+            ("ratio proctor turns/s : echo round trips/s (concurrency 8)", f"{c8['turns_per_s'] / echo_c8:.2f}"),
+        ]
+        if not a.skip_adk:
+            mproc, mport = _start(_serve_mock_agents)
+            try:
+                adk = asyncio.run(proctor_run(f"http://127.0.0.1:{mport}/methodical/.well-known/agent-card.json",
+                                              a.investigations // 2, 4, f"{tmp}/adk.db"))
+            finally:
+                mproc.terminate()
+            rows.append(("proctor vs ADK methodical, concurrency 4",
+                         f"{adk['inv_per_s']:.2f} inv/s, {adk['turns_per_s']:.0f} turns/s ({adk['n']} inv, {adk['turns']} turns, "
+                         f"pass rate {adk['pass_rate']:.0%}, {adk['errors']} errors)"))
+    width = max(len(r[0]) for r in rows)
+    print(f"\nproctor benchmark ({os.cpu_count()} cores, {a.turns} turns per scripted investigation)")
+    for k, v in rows:
+        print(f"  {k.ljust(width)}  {v}")
+
+
+if __name__ == "__main__":
+    main()
