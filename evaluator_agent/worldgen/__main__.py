@@ -1,0 +1,49 @@
+"""``python -m evaluator_agent.worldgen build-smoke | build <recipes.json> | show <recipes.json> <i> | gc``."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+from pathlib import Path
+
+from ..labels import snapshots_dir
+from .build import build_from_file, build_smoke, gc_snapshots, generate
+from .recipe import load_recipes
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m evaluator_agent.worldgen")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser(
+        "build-smoke", help="regenerate labelsets/smoke from environments/recipes/smoke.json"
+    )
+    b = sub.add_parser("build", help="build the label set described by a recipe file")
+    b.add_argument("recipes", type=Path)
+    sub.add_parser("gc", help="delete snapshots no label set points at")
+    s = sub.add_parser("show", help="print the label of one recipe of a file (no files written)")
+    s.add_argument("recipes", type=Path)
+    s.add_argument("index", type=int)
+    args = ap.parse_args(argv)
+    if args.cmd == "show":
+        world, label = generate(load_recipes(args.recipes).recipes[args.index])
+        print(label.model_dump_json(indent=2))
+        return 0
+    if args.cmd == "gc":
+        for p in gc_snapshots():
+            print(f"removed {p.name}")
+        return 0
+    labels = build_smoke() if args.cmd == "build-smoke" else build_from_file(args.recipes)
+    snaps = snapshots_dir()
+    for lb in labels:
+        size = (snaps / f"{lb.world.snapshot}.json.gz").stat().st_size
+        raw = len(gzip.decompress((snaps / f"{lb.world.snapshot}.json.gz").read_bytes()))
+        print(
+            f"{lb.id}  {lb.ground_truth.mechanism:28s} {lb.difficulty.tier:6s} chain={len(lb.ground_truth.causal_chain)} "
+            f"herrings={len(lb.ground_truth.must_not_blame)} {size / 1024:6.1f} KB gz ({raw / 1024:.0f} KB raw)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Putting a world together: recipe -> (snapshot dict, label); label sets on disk."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from ..labels import Label, dump_label, project_root
+from ..world import WorldSnapshot, canonical_bytes, content_hash, write_snapshot
+from .baseline import init_profiles
+from .labeling import make_label
+from .mechanisms import REGISTRY, Plan
+from .monitors import build_monitors
+from .noise import apply_noise
+from .recipe import Recipe, load_recipes
+from .render import render_logs, render_metrics
+from .telemetry import MIN, Clock, World
+from .topology import Topo, build_topology
+from .traces import render_traces
+
+
+class GenerationError(ValueError):
+    """A recipe that cannot be realised (no entity of the needed shape in any candidate topology)."""
+
+
+def _topology(recipe: Recipe) -> tuple[Topo, list[str]]:
+    mech = REGISTRY.get(recipe.mechanism)
+    if mech is None:
+        raise GenerationError(
+            f"mechanism {recipe.mechanism!r} has no generator yet; available: {', '.join(sorted(REGISTRY))}"
+        )
+    want = max(mech.min_chain, min(mech.max_chain, recipe.chain_length))
+    pick = random.Random(f"{recipe.seed}|chain")
+    for length in range(want, mech.min_chain - 1, -1):
+        for attempt in range(40):
+            topo = build_topology(
+                random.Random(f"{recipe.seed}|topology|{length}|{attempt}"), recipe.n_services
+            )
+            chains = mech.chains(topo, length)
+            if chains:
+                return topo, pick.choice(sorted(chains))
+    raise GenerationError(f"no topology of {recipe.n_services} services fits {recipe.mechanism}")
+
+
+def build_world(recipe: Recipe) -> tuple[dict[str, Any], Plan, World, dict[str, Any]]:
+    """Generate one variant (``recipe.noise`` decides which); returns (snapshot, plan, world state, paging monitor)."""
+    topo, chain = _topology(recipe)
+    mech = REGISTRY[recipe.mechanism]
+    irng = random.Random(f"{recipe.seed}|incident")
+    fired = int(recipe.fired_at.timestamp())
+    end = -(-(fired + irng.randint(240, 540)) // MIN) * MIN
+    start = end - int(recipe.window_hours * 3600) // MIN * MIN
+    w = World(recipe.seed, recipe.world_id(), Clock(start, end), topo, recipe.noise)
+    init_profiles(w)
+    plan = Plan(
+        recipe=recipe,
+        mechanism=recipe.mechanism,
+        fired_at=fired,
+        end=end,
+        culprit=chain[0],
+        chain=list(chain),
+        monitor_kind=mech.monitor_kind,
+    )
+    mech.schedule(plan, irng)
+    mech.apply(w, plan, irng)
+    apply_noise(w, plan, random.Random(f"{recipe.seed}|noise"))
+    totals = render_metrics(w)
+    render_logs(w, totals)
+    focus = list(reversed(plan.chain)) or ([plan.monitor_service] if plan.monitor_service else [])
+    focus_start = (plan.onset or plan.symptom_start) - 5 * MIN
+    render_traces(w, focus_start, focus)
+    monitor_id = build_monitors(w, plan)
+    monitor = next(m for m in w.monitors if m["id"] == monitor_id)
+    snapshot = {
+        "schema_version": 1,
+        "world_id": w.world_id,
+        "env": "prod",
+        "start": start,
+        "end": end,
+        "topology": topo.to_dict(),
+        "metrics": [w.metrics[k] for k in sorted(w.metrics)],
+        "logs": sorted(w.logs, key=lambda r: (r["ts"], r["service"], r["message"])),
+        "spans": sorted(w.spans, key=lambda s: (s["start"], s["trace_id"], s["span_id"])),
+        "events": sorted(w.events, key=lambda e: (e["ts"], e["id"])),
+        "monitors": sorted(w.monitors, key=lambda m: m["id"]),
+    }
+    return snapshot, plan, w, monitor
+
+
+def generate_pair(recipe: Recipe) -> tuple[dict[str, Any], dict[str, Any], Label]:
+    """The world, the same world without noise, and the label that points at both."""
+    world, plan, w, monitor = build_world(recipe)
+    clean = (
+        world
+        if recipe.noise == "off"
+        else build_world(recipe.model_copy(update={"noise": "off"}))[0]
+    )
+    label = make_label(
+        recipe,
+        plan,
+        w,
+        monitor,
+        content_hash(canonical_bytes(world)),
+        content_hash(canonical_bytes(clean)),
+    )
+    return world, clean, label
+
+
+def generate(recipe: Recipe) -> tuple[dict[str, Any], Label]:
+    """Deterministic world snapshot (``world.py`` format) and its label for one recipe."""
+    world, _, label = generate_pair(recipe)
+    return world, label
+
+
+def build_labelset(
+    name: str,
+    recipes: list[Recipe],
+    root: Path | None = None,
+    description: str = "",
+    version: str = "1",
+    validate: bool = True,
+) -> list[Label]:
+    """Write ``labelsets/<name>/`` (labelset.json + one file per label) and the snapshots under ``root``."""
+    root = Path(root) if root is not None else project_root()
+    folder = root / "labelsets" / name
+    snaps = root / "environments" / "snapshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    labels: list[Label] = []
+    for recipe in recipes:
+        world, clean, label = generate_pair(recipe)
+        if validate:
+            WorldSnapshot.model_validate(world)
+        assert write_snapshot(world, snaps) == label.world.snapshot
+        if label.world.snapshot_noise_free:
+            assert write_snapshot(clean, snaps) == label.world.snapshot_noise_free
+        (folder / f"{label.id}.json").write_text(dump_label(label))
+        labels.append(label)
+    ids = {lb.id for lb in labels}
+    for old in folder.glob("lbl_*.json"):
+        if old.stem not in ids:
+            old.unlink()
+    info = {"name": name, "description": description, "version": version}
+    (folder / "labelset.json").write_text(json.dumps(info, indent=2) + "\n")
+    return labels
+
+
+def build_from_file(path: Path, root: Path | None = None) -> list[Label]:
+    rf = load_recipes(path)
+    return build_labelset(rf.name, rf.recipes, root, rf.description, rf.version)
+
+
+def build_smoke(root: Path | None = None) -> list[Label]:
+    """Regenerate ``labelsets/smoke`` from ``environments/recipes/smoke.json``."""
+    root = Path(root) if root is not None else project_root()
+    return build_from_file(project_root() / "environments" / "recipes" / "smoke.json", root)
+
+
+def gc_snapshots(root: Path | None = None, dry_run: bool = False) -> list[Path]:
+    """Delete snapshots that no label of any label set under ``root`` points at; returns them."""
+    root = Path(root) if root is not None else project_root()
+    used: set[str] = set()
+    for f in (root / "labelsets").glob("*/lbl_*.json"):
+        world = json.loads(f.read_text()).get("world", {})
+        used |= {world.get("snapshot"), world.get("snapshot_noise_free")} - {None}
+    stale = [
+        p
+        for p in sorted((root / "environments" / "snapshots").glob("*.json.gz"))
+        if p.name[:-8] not in used
+    ]
+    if not dry_run:
+        for p in stale:
+            p.unlink()
+    return stale

@@ -1,0 +1,466 @@
+"""Mechanisms that start in an application service: a release that throws, leaks memory,
+holds database connections, or slows a Kafka consumer down."""
+
+from __future__ import annotations
+
+import random
+
+from ..catalog import AUTHORS
+from ..telemetry import MIN, World
+from ..topology import Topo
+from .base import Mechanism, Plan, propagate, register, release
+from .signatures import (
+    crash_after_kill,
+    gc_pause_line,
+    hikari_leak_warning,
+    hikari_timeout,
+    kafka_poll_timeout,
+    kafka_revoke,
+    oom_own_error,
+    slow_batch_line,
+    stack_trace,
+    startup_lines,
+)
+
+OOM_COMMITS = (
+    "Cache rendered documents in memory for reuse",
+    "Increase bulk import batch size to 5000",
+    "Keep per-tenant LRU of product documents",
+    "Load the full category tree at startup",
+    "Buffer export rows before upload",
+)
+BUG_COMMITS = (
+    "Refactor currency formatting in PriceFormatter",
+    "Support multiple shipping addresses per order",
+    "Migrate to address schema v2",
+    "Add locale-aware rounding for totals",
+    "Rewrite line-item merge logic",
+)
+TX_COMMITS = (
+    "Validate stock inside the {noun} transaction",
+    "Call fraud scoring before committing the {noun} update",
+    "Wrap the {noun} refund flow in a single transaction",
+    "Write audit rows inside the {noun} transaction",
+)
+LAG_COMMITS = (
+    "Enrich each event with the customer profile",
+    "Validate the address of every event",
+    "Fetch the template per message instead of per batch",
+    "Look up geo data for each event",
+)
+
+
+@register
+class OomKilled(Mechanism):
+    name = "oom_killed"
+    system_level = "platform"
+    culprit_roles = ("api", "worker")
+    climb_s = (480, 900)  # deploy -> first OOM kill
+    period_s = (240, 420)  # between kills of one pod
+    commits = OOM_COMMITS
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        climb = max(plan.recipe.time_offset_s, rng.randint(*self.climb_s))
+        climb = min(climb, onset - clock.start - 10 * MIN)
+        t_dep = onset - climb
+        new = release(w, plan, rng, c, t_dep, self.commits, rng.randint(120, 240))
+        pods = p.pods[new]
+        period = rng.randint(*self.period_s)
+        kills: list[tuple[float, str]] = []
+        for j, pod in enumerate(pods):
+            t = onset + j * period / len(pods)
+            while t < clock.end:
+                kills.append((t, pod))
+                t += period * rng.uniform(0.85, 1.15)
+        kills.sort()
+        mem, restarts, killed = clock.zeros(), clock.zeros(), clock.zeros()
+        floor = p.mem_base * 0.85
+        for i in range(clock.n):
+            t = clock.ts(i) + 30
+            if t < onset:
+                mem[i] = p.mem_base + (1.0 - p.mem_base) * max(0.0, (t - t_dep) / climb) * 0.97
+            else:
+                since = (t - onset) % period
+                mem[i] = floor + (1.0 - floor) * since / period
+        for t, _ in kills:
+            k = clock.idx(t)
+            killed[k] += 1
+            for i in range(k, clock.n):
+                restarts[i] += 1
+        p.res[f"mem@{new}"] = mem
+        p.res["restarts"], p.res["oomkilled"] = restarts, killed
+        p.res["gc"] = [5 + 900 * max(0.0, m - 0.8) ** 1.5 * 10 for m in mem]
+        p.res["heap"] = [min(0.99, m * 0.98) for m in mem]
+        err, lat = clock.zeros(), clock.zeros()
+        for i in range(clock.n):
+            if clock.ts(i) + 30 >= onset:
+                err[i] = min(
+                    0.6, 0.07 + 0.3 * (killed[i] + (killed[i - 1] if i else 0)) / len(pods)
+                )
+                lat[i] = p.base_lat * rng.uniform(2, 6)
+        p.err_own, p.lat_add = list(err), list(lat)
+        p.res["unreachable"] = [e * 0.6 for e in err]
+        p.own_error = oom_own_error(p)
+        propagate(w, plan, rng, err, lat, "5xx")
+        restarts_left = 12
+        for t, pod in kills:
+            if restarts_left <= 0:
+                break
+            restarts_left -= 1
+            host = rng.choice(p.hosts)
+            rss = int(p.mem_limit / 1024 * rng.uniform(0.985, 0.999))
+            proc = {"java": "java", "python": "gunicorn", "node": "node"}.get(p.language, c)
+            w.event(
+                t,
+                "kubernetes",
+                f"Events from the Node {host}",
+                f"OOMKilling: Memory cgroup out of memory: Killed process {rng.randint(1800, 40000)} ({proc}) "
+                f"total-vm:{int(rss * 1.6)}kB, anon-rss:{rss}kB, file-rss:{rng.randint(9000, 40000)}kB, "
+                f"shmem-rss:0kB, UID:1000 pgtables:{rng.randint(4000, 9000)}kB oom_score_adj:{rng.choice((936, 999))}",
+                {
+                    "service": c,
+                    "kube_namespace": p.namespace,
+                    "kube_cluster_name": p.cluster,
+                    "pod_name": pod,
+                    "kube_deployment": c,
+                    "reason": "OOMKilling",
+                    "kube_kind": "Node",
+                    "host": host,
+                },
+            )
+            if rng.random() < 0.5:
+                w.k8s_event(
+                    t + rng.uniform(20, 90),
+                    c,
+                    "BackOff",
+                    f"Back-off restarting failed container {c} in pod {pod}_{p.namespace}",
+                    pod,
+                )
+            for k, line in enumerate(startup_lines(p, rng, new)):
+                w.log(t + 8 + 2 * k, c, "info", line, {"version": new, "pod_name": pod}, rng=rng)
+            crash = crash_after_kill(p, rng)
+            if crash:
+                w.log(
+                    t - rng.uniform(0.5, 3),
+                    c,
+                    crash[0],
+                    crash[1],
+                    {"version": new, "pod_name": pod, **crash[2]},
+                    rng=rng,
+                )
+        if p.language == "java":
+            w.stream(c, onset - climb * 0.4, plan.end, 1.2, gc_pause_line(p), ramp_s=climb * 0.4)
+        plan.evidence_for(
+            "get_events",
+            {"query": f"source:kubernetes service:{c}", **plan.window()},
+            "OOMKilling",
+            "OOMKilling events on the new pods",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"max:kubernetes.memory.usage{{service:{c}}} by {{version}}",
+                **plan.window(3600),
+            },
+            new,
+            "memory of the new version climbs to the limit",
+        )
+        plan.signals |= {"events", "metrics"}
+        plan.technologies += ["kubernetes", p.language]
+
+
+@register
+class BadRelease(Mechanism):
+    name = "bad_release"
+    culprit_roles = ("api",)
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return not name.endswith("-bff")
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        rollout = rng.randint(240, 600)
+        t_dep = onset - rng.randint(20, 75)
+        new = release(w, plan, rng, c, t_dep, BUG_COMMITS, rollout)
+        res, wgt = rng.choice(p.resources)
+        level = rng.uniform(0.35, 0.8)
+        p.err_version, p.err_resource = new, res
+        err = clock.zeros()
+        for i in range(clock.n):
+            err[i] = level * p.share(clock.ts(i) + 30).get(new, 0.0) * wgt
+        p.err_own = [level * (1 if e > 0 else 0) for e in err]
+        p.own_error, exc = stack_trace(p, rng, res)
+        propagate(w, plan, rng, err, clock.zeros(), "5xx")
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"sum:trace.{p.op}.errors{{service:{c}}} by {{version}}",
+                **plan.window(3600),
+            },
+            new,
+            "errors come from the new version only",
+        )
+        plan.evidence_for(
+            "search_logs",
+            {"query": f"service:{c} status:error", **plan.window()},
+            exc,
+            "stack traces of the new code path",
+        )
+        plan.signals |= {"events", "metrics", "logs"}
+        plan.technologies += [p.language]
+
+
+@register
+class ConnectionPoolExhaustion(Mechanism):
+    name = "connection_pool_exhaustion"
+    system_level = "data"
+    culprit_roles = ("api",)
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return topo.entries[name].language == "java" and bool(self._dbs(topo, name))
+
+    @staticmethod
+    def _dbs(topo: Topo, name: str) -> list[str]:
+        return [d for d in topo.calls.get(name, []) if topo.entries[d].language == "postgres"]
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        db = rng.choice(self._dbs(w.topo, c))
+        onset = plan.onset or plan.fired_at
+        t_dep = onset - max(plan.recipe.time_offset_s, rng.randint(90, 300))
+        release(w, plan, rng, c, t_dep, TX_COMMITS, rng.randint(120, 240))
+        level = rng.uniform(0.25, 0.5)
+        err = clock.ramp(onset, onset + rng.randint(180, 360), level)
+        lat = clock.ramp(onset, onset + 240, rng.uniform(6, 14))
+        p.err_own, p.lat_add = list(err), list(lat)
+        total, pending = rng.choice((10, 20, 30)), rng.randint(12, 60)
+        p.own_error = hikari_timeout(total, pending)
+        w.stream(c, t_dep + 60, plan.end, 0.4, hikari_leak_warning(), ramp_s=120)
+        q = w.p[db]
+        base = rng.uniform(0.3, 0.45)
+        conn = clock.ramp(t_dep + 30, onset, 1.0 - base)
+        q.res["conn"] = [
+            min(
+                1.0,
+                base
+                + x
+                + (rng.uniform(-0.01, 0.0) if x >= 1.0 - base - 1e-9 else rng.gauss(0, 0.01)),
+            )
+            for x in conn
+        ]
+        add_lat = clock.ramp(onset, onset + 240, q.base_lat * 2)
+        q.lat_add = [a + b for a, b in zip(q.lat_add, add_lat, strict=True)]
+        w.stream(
+            db,
+            onset,
+            plan.end,
+            0.8,
+            lambda r, ts: (
+                "error",
+                "FATAL:  remaining connection slots are reserved for "
+                "non-replication superuser connections",
+                {},
+            ),
+        )
+        propagate(w, plan, rng, err, lat, "timeout")
+        plan.partial.append(
+            {
+                "entity": db,
+                "credit": 0.3,
+                "why": f"{db} ran out of connection slots, held by {c}'s pool (a victim, not the cause)",
+            }
+        )
+        plan.protect.add(db)
+        plan.evidence_for(
+            "search_logs",
+            {"query": f'service:{c} status:error "Connection is not available"', **plan.window()},
+            "Connection is not available",
+            "HikariCP pool timeouts in the culprit",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"max:postgresql.percent_usage_connections{{service:{db}}}",
+                **plan.window(3600),
+            },
+            db,
+            "database connections saturated",
+        )
+        plan.signals |= {"events", "metrics", "logs"}
+        plan.technologies += ["java", "hikaricp", "postgresql"]
+
+
+@register
+class ConsumerLag(Mechanism):
+    name = "consumer_lag"
+    system_level = "application"
+    culprit_roles = ("worker",)
+    max_chain = 1
+    monitor_kind = "lag"
+
+    def schedule(self, plan: Plan, rng: random.Random) -> None:
+        plan.hop_delays = []
+        plan.symptom_start = plan.fired_at - rng.randint(60, 180)
+        plan.onset = plan.symptom_start - max(plan.recipe.time_offset_s, rng.randint(12, 28) * MIN)
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        topic = w.topo.calls[c][0]
+        new = release(
+            w, plan, rng, c, onset - rng.randint(20, 60), LAG_COMMITS, rng.randint(60, 150)
+        )
+        cap = rng.uniform(0.35, 0.6)
+        slow = clock.ramp(onset, onset + 90, 1.0)
+        p.traffic = [1 - (1 - cap) * s for s in slow]
+        p.lat_add = [s * p.base_lat * rng.uniform(6, 12) for s in slow]
+        p.err_own = [s * rng.uniform(0.004, 0.012) for s in slow]
+        p.own_error = kafka_poll_timeout(c, topic)
+        deficit = p.rps * (1 - cap) * MIN
+        p.res["lag"] = [
+            rng.uniform(30, 200)
+            + max(0.0, (clock.ts(i) + 30 - onset) / MIN) * deficit * rng.uniform(0.9, 1.1)
+            for i in range(clock.n)
+        ]
+        w.stream(c, onset, plan.end, 1.0, slow_batch_line(topic))
+        for k, line in enumerate(kafka_revoke(p, c, topic)):
+            w.log(onset - 30 + k, c, "info", line, {"version": new}, rng=rng)
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"max:kafka.consumer_lag{{consumer_group:{c}}} by {{topic}}",
+                **plan.window(3600),
+            },
+            topic,
+            "lag grows on this consumer group only",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"avg:trace.kafka.consume.duration{{service:{c}}} by {{version}}",
+                **plan.window(3600),
+            },
+            new,
+            "processing time per message up on the new version",
+        )
+        plan.onset_tolerance_s = 420
+        plan.signals |= {"events", "metrics"}
+        plan.technologies += ["kafka", p.language]
+
+
+LEAK_COMMITS = (
+    "Register a listener per request for audit hooks",
+    "Memoize tenant settings by request id",
+    "Keep a per-session cache of rendered fragments",
+    "Add in-memory idempotency key store",
+)
+
+
+@register
+class MemoryLeak(OomKilled):
+    """A slow leak: memory grows for hours after an older deploy, then the pods start dying."""
+
+    name = "memory_leak"
+    system_level = "application"
+    climb_s = (95 * MIN, 150 * MIN)
+    period_s = (900, 1500)
+    commits = LEAK_COMMITS
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        super().apply(w, plan, rng)
+        plan.onset_tolerance_s = 600
+
+
+FLAGS = (
+    "new-pricing-engine",
+    "v2-rounding",
+    "async-confirmation",
+    "address-normalizer",
+    "bulk-lookup",
+)
+
+
+@register
+class FeatureFlag(Mechanism):
+    name = "feature_flag"
+    culprit_roles = ("api",)
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return not name.endswith("-bff")
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        flag = f"{c.removesuffix('-api')}.{rng.choice(FLAGS)}"
+        author = rng.choice(AUTHORS)
+        t1 = onset - rng.randint(20, 60)
+        t2 = onset + rng.randint(150, 300)
+        first = rng.choice((10, 20, 25))
+        w.event(
+            t1,
+            "feature_flag",
+            f"Feature flag {flag} updated",
+            f"Targeting changed by {author}: serve 'on' to {first}% of users (was 0%). Environment: production",
+            {"service": c, "flag": flag, "author": author},
+        )
+        if t2 < plan.fired_at - 60:
+            w.event(
+                t2,
+                "feature_flag",
+                f"Feature flag {flag} updated",
+                f"Targeting changed by {author}: serve 'on' to 100% of users (was {first}%). Environment: production",
+                {"service": c, "flag": flag, "author": author},
+            )
+        else:
+            t2 = clock.end + 3600
+        res, wgt = rng.choice(p.resources)
+        level = rng.uniform(0.45, 0.85)
+        frac = [
+            0.0 if clock.ts(i) + 30 < t1 else (first / 100 if clock.ts(i) + 30 < t2 else 1.0)
+            for i in range(clock.n)
+        ]
+        p.err_resource = res
+        p.err_own = [level * f for f in frac]
+        make, exc = stack_trace(p, rng, res)
+        p.own_error = lambda r, ts: (lambda s, m, a: (s, m, {**a, "feature_flag": flag}))(
+            *make(r, ts)
+        )
+        propagate(w, plan, rng, [level * f * wgt for f in frac], clock.zeros(), "5xx")
+        plan.trigger = {
+            "kind": "flag",
+            "entity": flag,
+            "at": int(t1),
+            "description": f"Feature flag {flag} turned on for {first}% of users, exposing a broken code path",
+        }
+        plan.aliases += [flag]
+        plan.evidence_for(
+            "get_events",
+            {"query": f"source:feature_flag service:{c}", **plan.window()},
+            flag,
+            "the flag change right before the errors",
+        )
+        plan.evidence_for(
+            "search_logs",
+            {"query": f"service:{c} status:error", **plan.window()},
+            exc,
+            "exceptions on the flagged path",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"sum:trace.{p.op}.errors{{service:{c}}} by {{resource_name}}",
+                **plan.window(3600),
+            },
+            res,
+            "errors on one endpoint only",
+        )
+        plan.signals |= {"events", "logs", "metrics"}
+        plan.technologies += [p.language, "launchdarkly"]

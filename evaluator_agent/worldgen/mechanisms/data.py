@@ -1,0 +1,244 @@
+"""Mechanisms that start in the data tier: a full disk, a migration that dropped an index, and
+a release whose new query pattern hammers a healthy database (N+1)."""
+
+from __future__ import annotations
+
+import random
+
+from .. import messages
+from ..catalog import AUTHORS
+from ..telemetry import MIN, World, add
+from ..topology import CHAIN_ROLES, Topo
+from .base import Mechanism, Plan, propagate, register, release
+from .infra_signatures import archive_failure, disk_full_error, nospace_upstream, slow_query
+from .signatures import n_plus_one
+
+messages.STYLE_HOOKS["nospace"] = lambda p, child, style, rng: nospace_upstream(p, child, rng)
+N1_COMMITS = (
+    "Load line items lazily in the order view",
+    "Show per-item availability in listings",
+    "Resolve seller names per row in search results",
+    "Fetch the price of each variant separately",
+)
+
+
+def _pg_with_callers(topo: Topo, name: str) -> bool:
+    return topo.entries[name].language == "postgres" and any(
+        topo.role(c) in CHAIN_ROLES for c in topo.callers.get(name, [])
+    )
+
+
+def _table(db: str) -> str:
+    return db.removesuffix("-db").replace("-", "_")
+
+
+@register
+class DiskFull(Mechanism):
+    name = "disk_full"
+    system_level = "infrastructure"
+    culprit_roles = ("db",)
+    min_chain = 2
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return _pg_with_callers(topo, name)
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        db = plan.chain[0]
+        p, clock = w.p[db], w.clock
+        host = p.hosts[0]
+        onset = plan.onset or plan.fired_at
+        lead = min(
+            max(plan.recipe.time_offset_s, rng.randint(50, 110) * MIN),
+            onset - clock.start - 15 * MIN,
+        )
+        t0 = onset - lead
+        author = rng.choice(AUTHORS)
+        w.event(
+            t0 - rng.randint(60, 300),
+            "terraform",
+            "Terraform apply: infra/gcp/storage-iam",
+            '~ google_storage_bucket_iam_member.pg_wal_archive\n    role: "roles/storage.objectAdmin" -> '
+            '"roles/storage.objectViewer"\n    member: serviceAccount:pg-archiver@shop-prod.iam.gserviceaccount.com\n'
+            f"Plan: 0 to add, 1 to change, 0 to destroy. Applied by {author}.",
+            {"author": author, "workspace": "gcp-storage-iam"},
+        )
+        d0 = rng.uniform(0.52, 0.7)
+        w.host_res.setdefault(host, {})["disk"] = [
+            d0 if clock.ts(i) < t0 else min(1.0, d0 + (1 - d0) * (clock.ts(i) - t0) / lead)
+            for i in range(clock.n)
+        ]
+        w.stream(db, t0 + 60, plan.end, 1.0, archive_failure(db, rng))
+        level = rng.uniform(0.3, 0.6)
+        err = clock.ramp(onset, onset + 60, level)
+        p.err_own = list(err)
+        w.stream(db, onset, plan.end, 2.5, disk_full_error())
+        propagate(w, plan, rng, err, clock.zeros(), "nospace")
+        plan.trigger = {
+            "kind": "infrastructure",
+            "entity": host,
+            "at": int(t0),
+            "description": f"WAL archiving from {host} failed after an IAM change; pg_wal filled the disk",
+        }
+        plan.aliases += [host, f"{host}:/var/lib/postgresql"]
+        plan.evidence_for(
+            "query_metrics",
+            {"query": f"max:system.disk.in_use{{host:{host}}}", **plan.window(lead + 600)},
+            host,
+            "the data disk fills up to 100%",
+        )
+        plan.evidence_for(
+            "search_logs",
+            {"query": f'service:{db} "No space left on device"', **plan.window(600)},
+            "No space left on device",
+            "writes fail for lack of space",
+        )
+        plan.evidence_for(
+            "get_events",
+            {"query": "source:terraform", **plan.window(lead + 900)},
+            "objectAdmin",
+            "the IAM change that broke WAL archiving",
+        )
+        plan.signals |= {"metrics", "logs", "events"}
+        plan.technologies += ["postgresql", "gcp"]
+
+
+@register
+class SlowQueryMigration(Mechanism):
+    name = "slow_query_migration"
+    system_level = "data"
+    culprit_roles = ("db",)
+    min_chain = 2
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return _pg_with_callers(topo, name)
+
+    def chains(self, topo: Topo, length: int) -> list[list[str]]:
+        return [ch for ch in super().chains(topo, length) if topo.role(ch[1]) == "api"]
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        db, app = plan.chain[0], plan.chain[1]
+        p, clock = w.p[db], w.clock
+        onset = plan.onset or plan.fired_at
+        table, col = (
+            _table(db),
+            rng.choice(("customer_id", "sku", "merchant_id", "status", "external_ref")),
+        )
+        idx, num = f"idx_{table}_{col}", rng.randint(180, 420)
+        t_dep = onset - rng.randint(90, 240)
+        version = release(
+            w, plan, rng, app, t_dep, (f"Add migration V{num}__rebuild_{table}_indexes",), 150
+        )
+        w.event(
+            t_dep + 40,
+            "database",
+            f"Schema migration V{num}__rebuild_{table}_indexes applied to {db}",
+            f'Flyway: Migrating schema "public" to version "{num} - rebuild {table} indexes"\n'
+            f"DROP INDEX CONCURRENTLY {idx};\nCREATE INDEX CONCURRENTLY {idx}_v2 ON {table} ({col}, created_at);"
+            f"  -- building\nRun by {app} {version}",
+            {"service": db, "migration": f"V{num}", "app": app},
+        )
+        plan.trigger = {
+            "kind": "migration",
+            "entity": db,
+            "at": int(t_dep + 40),
+            "description": f"Migration V{num} dropped {idx} on {db}; queries by {col} scan {table}",
+        }
+        slow_res = f"SELECT * FROM {table} WHERE {col} = ?"
+        p.resources = [(p.resources[0][0], 0.6), (slow_res, 0.4)]
+        p.lat_resource = slow_res
+        p.lat_add = clock.ramp(onset, onset + 120, rng.uniform(1.5, 6.0))
+        p.res["conn"] = [
+            rng.uniform(0.3, 0.4) + 0.5 * x for x in clock.ramp(onset, onset + 240, 1.0)
+        ]
+        w.host_res.setdefault(p.hosts[0], {})["cpu"] = [
+            rng.uniform(20, 35) if clock.ts(i) < onset else rng.uniform(88, 98)
+            for i in range(clock.n)
+        ]
+        w.stream(db, onset, plan.end, 2.0, slow_query(table, col))
+        p.err_own = clock.ramp(onset + 30, onset + 180, rng.uniform(0.01, 0.03))
+        err = clock.ramp(onset + 60, onset + 240, rng.uniform(0.1, 0.3))
+        lat = clock.ramp(onset, onset + 120, rng.uniform(1.0, 3.0))
+        propagate(w, plan, rng, err, lat, "timeout")
+        plan.aliases += [f"V{num}", idx, f"{db}/{table}"]
+        plan.partial.append(
+            {"entity": app, "credit": 0.5, "why": f"{app}'s deploy carried the migration"}
+        )
+        plan.evidence_for(
+            "get_events",
+            {"query": f"source:database service:{db}", **plan.window()},
+            idx,
+            "the migration that dropped the index",
+        )
+        plan.evidence_for(
+            "search_logs",
+            {"query": f'service:{db} "duration"', **plan.window(600)},
+            col,
+            "slow query log names the unindexed column",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"avg:trace.postgres.query.duration{{service:{db}}} by {{resource_name}}",
+                **plan.window(3600),
+            },
+            col,
+            "one query shape got slow",
+        )
+        plan.signals |= {"metrics", "logs", "events"}
+        plan.technologies += ["postgresql", "flyway"]
+
+
+@register
+class LatencyRegression(Mechanism):
+    name = "latency_regression"
+    culprit_roles = ("api",)
+    monitor_kind = "latency"
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return not name.endswith("-bff") and any(
+            topo.entries[d].language == "postgres" for d in topo.calls.get(name, [])
+        )
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        db = rng.choice([d for d in w.topo.calls[c] if w.topo.entries[d].language == "postgres"])
+        onset = plan.onset or plan.fired_at
+        rollout = rng.randint(180, 300)
+        t_dep = onset - rng.randint(20, 60)
+        new = release(w, plan, rng, c, t_dep, N1_COMMITS, rollout)
+        share = [p.share(clock.ts(i) + 30).get(new, 0.0) for i in range(clock.n)]
+        lat = [s * rng.uniform(0.5, 1.4) for s in share]
+        err = [s * rng.uniform(0.01, 0.03) for s in share]
+        p.lat_add, p.err_own = list(lat), list(err)
+        q = w.p[db]
+        k = rng.uniform(3, 7)
+        add(q.traffic, share, k - 1)
+        q.res["conn"] = [rng.uniform(0.3, 0.4) + 0.25 * s for s in share]
+        w.stream(c, onset, plan.end, 1.5, n_plus_one(p))
+        propagate(w, plan, rng, err, lat, "timeout")
+        plan.partial.append(
+            {
+                "entity": db,
+                "credit": 0.2,
+                "why": f"{db} is busy serving the new per-row queries (a victim)",
+            }
+        )
+        plan.protect.add(db)
+        plan.evidence_for(
+            "query_metrics",
+            {"query": f"sum:trace.postgres.query.hits{{service:{db}}}", **plan.window(3600)},
+            db,
+            "query count per request jumped after the deploy",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"avg:trace.{p.op}.duration{{service:{c}}} by {{version}}",
+                **plan.window(3600),
+            },
+            new,
+            "latency is up on the new version",
+        )
+        plan.signals |= {"metrics", "events", "traces"}
+        plan.technologies += [p.language, "postgresql"]

@@ -1,0 +1,303 @@
+"""Noise: what makes a snapshot an exam rather than an open book.
+
+Background (``normal``/``high``): services with chronic errors (large counts, older than the
+incident), short error or latency spikes well before it, routine deploys, cron runs and
+autoscaling. Deliberate red herrings (``recipe.red_herrings``): a coincident deploy of an
+innocent service of the culprit's team, an unrelated error burst bigger than the culprit's
+during the incident, a look-alike name with a warning, a busy but healthy dependency of the
+paged service. Everything that could be blamed is recorded in ``plan.herrings`` (must not
+blame); ``noise="off"`` skips this module entirely.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .baseline import bump
+from .catalog import AUTHORS, ROUTINE_COMMITS
+from .mechanisms.base import Plan
+from .telemetry import MIN, LogMaker, World, add
+
+SUSPICIOUS_COMMITS = (
+    "Tune HTTP client timeouts",
+    "Bump base image to distroless 2024-06",
+    "Upgrade driver to 42.7.3",
+    "Raise worker concurrency to 16",
+    "Refactor retry helper",
+    "Switch JSON library to orjson",
+)
+BURST_MESSAGES = (
+    ("429", "Received 429 Too Many Requests from upstream partner; retry-after=30s"),
+    (
+        "validation",
+        "Rejected request: schema validation failed for field 'items[0].quantity' (must be >= 1)",
+    ),
+    ("auth", "JWT validation failed: token is expired (exp=1772460000, now={now})"),
+)
+
+
+def _pool(w: World, plan: Plan, roles: tuple[str, ...] = ("api", "worker")) -> list[str]:
+    taken = set(plan.chain) | plan.protect | {h["entity"] for h in plan.herrings}
+    if plan.monitor_service:
+        taken.add(plan.monitor_service)
+    return [
+        n for n in sorted(w.p) if w.p[n].role in roles and n not in taken and not n.endswith("-bff")
+    ]
+
+
+def _stream_of(msg: str, kind: str) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+        return "error", msg.replace("{now}", str(int(ts))), {"error.kind": kind}
+
+    return make
+
+
+def apply_noise(w: World, plan: Plan, rng: random.Random) -> None:
+    if w.noise == "off":
+        return
+    high = w.noise == "high"
+    clock = w.clock
+    anchor = plan.onset or plan.symptom_start
+    # Chronic errors: big counts in the baseline and the incident alike.
+    for name in rng.sample(_pool(w, plan), k=min(3 if high else 1, len(_pool(w, plan)))):
+        p = w.p[name]
+        p.base_err = rng.uniform(0.03, 0.09)
+        p.rps *= 1.5
+        plan.herrings.append(
+            {"entity": name, "why": "chronic errors that predate the incident (large error count)"}
+        )
+        w.chronic.append(name)
+    # Short spikes long before the incident.
+    for _ in range(rng.randint(3, 5) if high else rng.randint(1, 2)):
+        pool = _pool(w, plan, ("api", "worker", "gateway", "db"))
+        if not pool or anchor - 40 * MIN <= clock.start + 15 * MIN:
+            break
+        name = rng.choice(pool)
+        t0 = rng.uniform(clock.start + 10 * MIN, anchor - 40 * MIN)
+        dur = rng.randint(4, 12) * MIN
+        p = w.p[name]
+        if rng.random() < 0.5:
+            add(
+                p.err_own,
+                clock.ramp(t0, t0 + 60, rng.uniform(0.05, 0.25), until=t0 + dur, decay_s=120),
+            )
+        else:
+            add(
+                p.lat_add,
+                clock.ramp(
+                    t0, t0 + 60, p.base_lat * rng.uniform(2, 6), until=t0 + dur, decay_s=120
+                ),
+            )
+    add_herrings(w, plan, rng, plan.recipe.red_herrings)
+    # Routine changes, away from the onset; at most one per service so versions stay monotonic.
+    in_window = {n for n in w.p if any(d.ts >= clock.start for d in w.p[n].deploys)}
+    pool = [
+        n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "gateway") and n not in in_window
+    ]
+    picks = rng.sample(pool, k=min(len(pool), rng.randint(6, 10) if high else rng.randint(3, 6)))
+    times = sorted(rng.uniform(clock.start + 5 * MIN, clock.end - 5 * MIN) for _ in picks)
+    for name, t in zip(picks, times, strict=True):
+        if abs(t - anchor) < 25 * MIN:
+            continue
+        w.deploy(
+            name,
+            t,
+            bump(w.p[name].version, rng),
+            rng.choice(AUTHORS),
+            rng.choice(ROUTINE_COMMITS),
+            rollout_s=rng.randint(90, 300),
+            pipeline=rng.choice(("argo-cd", "github-actions", "spinnaker")),
+        )
+    for name in sorted(n for n in w.p if w.p[n].role == "cron"):
+        for t in range(clock.start + rng.randint(5, 55) * MIN, clock.end - 5 * MIN, 3600):
+            took = rng.randint(40, 900)
+            w.event(
+                t,
+                "cron",
+                f"Job {name} started",
+                f"CronJob {w.p[name].namespace}/{name} started job {name}-{t // 60}",
+                {"service": name, "kube_namespace": w.p[name].namespace},
+            )
+            w.log(t + 2, name, "info", f"Job {name} started", rng=rng)
+            w.log(
+                t + took,
+                name,
+                "info",
+                f"Job {name} finished in {took}s; processed {rng.randint(1000, 90000)} rows",
+                rng=rng,
+            )
+    for _ in range(rng.randint(2, 5)):
+        name = rng.choice([n for n in sorted(w.p) if w.p[n].role in ("api", "gateway")])
+        n0 = len(next(iter(w.p[name].pods.values()), [1, 1]))
+        t = rng.uniform(clock.start, clock.end - MIN)
+        w.event(
+            t,
+            "autoscaling",
+            f"HorizontalPodAutoscaler {w.p[name].namespace}/{name} scaled",
+            f"New size: {max(2, n0 + rng.choice((-1, 1, 2)))}; reason: cpu resource utilization (percentage of request) "
+            f"{rng.choice(('above', 'below'))} target",
+            {"service": name, "kube_namespace": w.p[name].namespace},
+        )
+
+
+def add_herrings(w: World, plan: Plan, rng: random.Random, n: int) -> None:
+    kinds = ["error_burst", "coincident_deploy", "similar_name", "busy_dependency"]
+    rng.shuffle(kinds)
+    made, k = 0, 0
+    while made < n and k < 3 * len(kinds):
+        kind = kinds[k % len(kinds)]
+        k += 1
+        if HERRINGS[kind](w, plan, rng):
+            made += 1
+
+
+def _error_burst(w: World, plan: Plan, rng: random.Random) -> bool:
+    related = set()
+    for c in plan.chain:
+        related |= w.topo.ancestors(c)
+    if plan.symptom:
+        related |= w.topo.descendants(plan.symptom)
+    pool = [n for n in _pool(w, plan) if n not in related] or _pool(w, plan)
+    if not pool:
+        return False
+    pool.sort(key=lambda n: -w.p[n].rps)
+    name = rng.choice(pool[:4])
+    p, clock = w.p[name], w.clock
+    t0 = (plan.onset or plan.symptom_start) + rng.randint(-300, 120)
+    level = rng.uniform(0.55, 0.9)
+    add(p.err_own, clock.ramp(t0, t0 + 90, level))
+    add(p.traffic, clock.ramp(t0, t0 + 90, rng.uniform(0.5, 1.2)))
+    tag, msg = rng.choice(BURST_MESSAGES)
+    make = _stream_of(msg, tag)
+    if p.own_error is None:
+        p.own_error = make
+    w.burst[name] = t0
+    plan.herrings.append(
+        {
+            "entity": name,
+            "why": "unrelated error burst, larger than the culprit's, during the incident",
+        }
+    )
+    return True
+
+
+def _coincident_deploy(w: World, plan: Plan, rng: random.Random) -> bool:
+    team = w.p[plan.chain[0]].team if plan.chain else ""
+    # Innocent and unaffected: a deploy on a service that also shows the incident's symptoms would
+    # be a double trap (a change and an anomaly), which no evidence could tell from the culprit.
+    affected = w.topo.ancestors(plan.chain[0]) if plan.chain else set()
+    pool = [
+        n
+        for n in _pool(w, plan, ("api", "worker", "gateway"))
+        if n not in affected and not any(d.ts >= w.clock.start for d in w.p[n].deploys)
+    ]
+    same = [n for n in pool if w.p[n].team == team] or pool
+    if not same:
+        return False
+    name = rng.choice(same)
+    anchor = plan.onset or plan.symptom_start
+    t = anchor + rng.randint(-600, 90)
+    w.deploy(
+        name,
+        t,
+        bump(w.p[name].version, rng),
+        rng.choice(AUTHORS),
+        rng.choice(SUSPICIOUS_COMMITS),
+        rollout_s=rng.randint(90, 240),
+    )
+    why = "deployed minutes before the page" + (
+        f", same team ({team}) as the culprit" if w.p[name].team == team and team else ""
+    )
+    plan.herrings.append({"entity": name, "why": why})
+    return True
+
+
+def _similar_name(w: World, plan: Plan, rng: random.Random) -> bool:
+    target = plan.chain[0] if plan.chain else plan.monitor_service
+    if not target:
+        return False
+    stem = target.split("-")[0].rstrip("s")
+    pool = [
+        n
+        for n in _pool(w, plan, ("api", "worker", "db", "redis"))
+        if n.split("-")[0].rstrip("s") == stem
+    ]
+    if not pool:
+        return False
+    name = rng.choice(pool)
+    p = w.p[name]
+    anchor = plan.onset or plan.symptom_start
+    if p.role in ("api", "worker"):
+        add(p.lat_add, w.clock.ramp(anchor + 120, anchor + 300, p.base_lat * rng.uniform(1.0, 2.0)))
+        w.stream(
+            name,
+            anchor + 120,
+            plan.end,
+            0.6,
+            lambda r, ts: (
+                "warn",
+                f"Slow request: {r.randint(1200, 4000)}ms exceeds threshold of 1000ms",
+                {},
+            ),
+        )
+    else:
+        w.stream(
+            name, anchor + 60, plan.end, 0.5, lambda r, ts: ("warn", "slow operation detected", {})
+        )
+    w.warned[name] = anchor + rng.randint(150, 400)
+    plan.herrings.append(
+        {
+            "entity": name,
+            "why": f"name resembles {target} and it raised warnings during the incident",
+        }
+    )
+    return True
+
+
+def _busy_dependency(w: World, plan: Plan, rng: random.Random) -> bool:
+    if not plan.symptom:
+        return False
+    taken = set(plan.chain) | plan.protect | {h["entity"] for h in plan.herrings}
+    pool = sorted(
+        d
+        for d in w.topo.descendants(plan.symptom)
+        if d not in taken and w.p[d].role in ("db", "api", "worker")
+    )
+    if not pool:
+        return False
+    name = rng.choice(pool)
+    p = w.p[name]
+    anchor = (plan.onset or plan.symptom_start) + rng.randint(150, 420)
+    if p.role == "db" and p.hosts:
+        host = p.hosts[0]
+        w.host_res.setdefault(host, {})["cpu"] = [
+            rng.uniform(20, 30) if w.clock.ts(i) < anchor else rng.uniform(72, 88)
+            for i in range(w.clock.n)
+        ]
+        w.event(
+            anchor - 30,
+            "cron",
+            f"Job pg-backup-{name} started",
+            f"pg_basebackup of {name} from {host} (daily)",
+            {"service": name, "host": host},
+        )
+        why = "CPU busy with a scheduled backup during the incident, but healthy"
+    else:
+        gc = p.res.setdefault("gc", [rng.uniform(3, 15) for _ in range(w.clock.n)])
+        p.res["cpu"] = [
+            rng.uniform(0.2, 0.3) if w.clock.ts(i) < anchor else rng.uniform(0.75, 0.92)
+            for i in range(w.clock.n)
+        ]
+        for i in range(w.clock.idx(anchor), w.clock.n):
+            gc[i] = rng.uniform(80, 220)
+        why = "CPU and GC up during the incident, but it serves without errors"
+    plan.herrings.append({"entity": name, "why": why})
+    return True
+
+
+HERRINGS = {
+    "error_burst": _error_burst,
+    "coincident_deploy": _coincident_deploy,
+    "similar_name": _similar_name,
+    "busy_dependency": _busy_dependency,
+}

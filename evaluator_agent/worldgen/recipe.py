@@ -1,0 +1,98 @@
+"""Recipes: the few knobs that fully determine one synthetic incident world and its label.
+
+A recipe plus its seed is the whole input of :func:`evaluator_agent.worldgen.generate`;
+the same recipe always yields byte-identical snapshots and the same label. Recipe files
+live in ``environments/recipes/<set>.json``::
+
+    {"name": "smoke", "description": "...", "recipes": [{"mechanism": "bad_release", "seed": 7, ...}]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..vocab import MECHANISM_INFO
+
+Noise = Literal["off", "normal", "high"]
+
+
+class Recipe(BaseModel):
+    """One synthetic incident: mechanism, seed, size, noise and difficulty knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mechanism: str = Field(
+        description="Failure mechanism from the closed vocabulary (no_fault for a benign page)"
+    )
+    seed: int = Field(
+        ge=0, description="Seed of every random choice; same recipe and seed, same world"
+    )
+    n_services: int = Field(
+        25, ge=20, le=150, description="Entities in the service catalog of the world"
+    )
+    noise: Noise = Field(
+        "normal",
+        description="off: only the incident; normal/high: unrelated errors, spikes, routine changes",
+    )
+    chain_length: int = Field(
+        2, ge=1, le=5, description="Entities from the culprit to the service whose monitor paged"
+    )
+    red_herrings: int = Field(
+        1,
+        ge=0,
+        le=6,
+        description="Deliberate decoys: coincident deploys, look-alike names, error bursts",
+    )
+    time_offset_s: int = Field(
+        0, ge=0, le=7200, description="How long the triggering change precedes the first failure"
+    )
+    fired_at: datetime = Field(
+        datetime(2026, 3, 2, 14, 7, 0, tzinfo=UTC),
+        description="When the paging monitor fired (UTC)",
+    )
+    window_hours: float = Field(3.0, ge=2.0, le=4.0, description="Telemetry retained before 'now'")
+    split: Literal["public", "heldout"] = "public"
+
+    @field_validator("mechanism")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in MECHANISM_INFO:
+            raise ValueError(f"unknown mechanism {v!r}")
+        return v
+
+    @field_validator("fired_at")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    def canonical(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()
+
+    def label_id(self) -> str:
+        """Opaque label id: a hash of the whole recipe, never the mechanism in clear."""
+        return "lbl_" + hashlib.sha256(b"label\0" + self.canonical().encode()).hexdigest()[:10]
+
+    def world_id(self) -> str:
+        return "w_" + hashlib.sha256(b"world\0" + self.canonical().encode()).hexdigest()[:12]
+
+
+class RecipeFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    version: str = "1"
+    recipes: list[Recipe]
+
+
+def load_recipes(path: Path) -> RecipeFile:
+    return RecipeFile.model_validate_json(Path(path).read_bytes())

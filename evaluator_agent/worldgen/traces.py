@@ -1,0 +1,189 @@
+"""Sampled APM traces through the call graph, with error logs that carry their trace ids.
+
+A trace starts at an entry point (the gateway, a BFF, a partner API or a Kafka consumer) and
+walks down ``calls``; during the incident most sampled traces follow the incident's path, so
+``get_trace`` on an erroring request shows the failure where it starts (the deepest error)
+and how it surfaces in every caller above it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from . import messages
+from .telemetry import Profile, World, hexid
+
+MAX_SPANS = 16
+
+
+def _roots(w: World) -> list[str]:
+    out = []
+    for name in sorted(w.p):
+        p = w.p[name]
+        if (
+            p.role == "gateway"
+            or p.role == "worker"
+            or (p.role == "api" and not w.topo.callers.get(name))
+        ):
+            out.append(name)
+    return out
+
+
+def _path_to_root(w: World, top: str, rng: random.Random) -> list[str]:
+    path = [top]
+    while len(path) < 6:
+        ups = [
+            u
+            for u in w.topo.callers.get(path[0], [])
+            if w.p[u].role in ("api", "gateway") and u not in path
+        ]
+        if not ups:
+            break
+        path.insert(0, rng.choice(ups))
+    return path
+
+
+class _Trace:
+    def __init__(self, w: World, rng: random.Random):
+        self.w, self.rng = w, rng
+        self.trace_id = hexid(rng, 32)
+        self.spans: list[dict[str, Any]] = []
+        self.logs: list[tuple[float, str, tuple[str, str, dict], str]] = []
+
+    def span(
+        self, svc: str, parent: str | None, start: float, forced: list[str], depth: int
+    ) -> tuple[float, bool, str]:
+        """Emit the span of ``svc`` and its children; returns (duration, error, error style for the caller)."""
+        w, rng = self.w, self.rng
+        p = w.p[svc]
+        i = min(w.clock.n - 1, w.clock.idx(start))
+        span_id = hexid(rng, 16)
+        version = p.version_at(start, rng) if p.deploys else ""
+        resource = (
+            (
+                p.err_resource
+                if p.err_resource and rng.random() < 0.5
+                else rng.choices([r for r, _ in p.resources], [wt for _, wt in p.resources])[0]
+            )
+            if p.resources
+            else svc
+        )
+        record: dict[str, Any] = {
+            "trace_id": self.trace_id,
+            "span_id": span_id,
+            "parent_id": parent,
+            "service": svc,
+            "name": p.op or "http.request",
+            "resource": resource,
+            "start": round(start, 4),
+        }
+        self.spans.append(record)
+        own = p.base_lat * rng.lognormvariate(0, 0.35) * 0.5
+        t = start + own * 0.3
+        child_err: tuple[str, str] | None = None
+        kids = [c for c in w.topo.calls.get(svc, []) if w.p[c].role not in ("topic", "cron")]
+        nxt = forced[0] if forced and forced[0] in kids else None
+        picked = [
+            c
+            for c in kids
+            if c == nxt or rng.random() < (0.8 if w.p[c].role in ("db", "redis") else 0.3)
+        ][:4]
+        for c in picked:
+            if len(self.spans) >= MAX_SPANS or depth >= 6:
+                break
+            cp = w.p[c]
+            unreachable = cp.res.get("unreachable")
+            if unreachable and rng.random() < unreachable[i]:
+                child_err = child_err or (c, _style(p, c, "refused"))
+                t += 0.003
+                continue
+            d, err, _ = self.span(c, span_id, t, forced[1:] if c == nxt else [], depth + 1)
+            t += d
+            if err and child_err is None and rng.random() < 0.9:
+                child_err = (c, _style(p, c, "5xx"))
+        total = (t - start) + own * 0.7
+        total = max(total, (p.base_lat + p.lat_add[i]) * rng.uniform(0.7, 1.3))
+        own_p = p.base_err + (
+            p.err_own[i]
+            if p.err_version in (None, version) and p.err_resource in (None, resource)
+            else 0
+        )
+        error, line = False, None
+        if rng.random() < own_p:
+            error = True
+            line = (
+                p.own_error(rng, start + total)
+                if p.own_error and own_p > p.base_err
+                else messages.background_error(p, rng)
+            )
+        elif child_err is not None:
+            error = True
+            line = messages.upstream_error(p, w.p[child_err[0]], child_err[1], rng)
+        tags = {
+            "env": "prod",
+            "span.kind": "server" if p.role in ("api", "gateway", "worker") else "client",
+        }
+        if version:
+            tags["version"] = version
+        if p.op == "http.request":
+            tags["http.status_code"] = "200"
+        if p.role == "db":
+            tags["db.system"] = {"postgres": "postgresql"}.get(p.language, p.language)
+        if error and line is not None:
+            status, msg, attrs = line
+            tags["error.type"] = str(attrs.get("error.kind") or "Error")
+            tags["error.message"] = msg[:300]
+            if p.op == "http.request":
+                tags["http.status_code"] = str(
+                    attrs.get(
+                        "http.status_code", 504 if "timed out" in msg or "deadline" in msg else 500
+                    )
+                )
+            if rng.random() < 0.7:
+                self.logs.append((start + total, svc, line, version))
+        record.update(
+            {"duration": round(total, 5), "error": error, "tags": dict(sorted(tags.items()))}
+        )
+        return total, error, ""
+
+
+def _style(p: Profile, child: str, default: str) -> str:
+    for _, c, style in reversed(p.upstream):
+        if c == child:
+            return style
+    return default
+
+
+def render_traces(w: World, focus_start: float | None, focus: list[str] | None) -> None:
+    """Sample traces: sparse before the incident, denser from ``focus_start`` (mostly along ``focus``)."""
+    rng = w.rng("traces", w.noise)
+    roots = _roots(w)
+    weights = [
+        5.0 if w.p[r].role == "gateway" else 2.0 if r.endswith("-bff") else 1.0 for r in roots
+    ]
+    clock = w.clock
+    t = clock.start + rng.uniform(0, 60)
+    while t < clock.end - 1:
+        in_focus = focus_start is not None and t >= focus_start
+        if in_focus and focus and rng.random() < 0.65:
+            path = _path_to_root(w, focus[0], rng) + focus[1:]
+            root, forced = path[0], path[1:]
+        else:
+            root, forced = rng.choices(roots, weights)[0], []
+        tr = _Trace(w, rng)
+        dur, _, _ = tr.span(root, None, t, forced, 0)
+        t += rng.uniform(25, 55) if in_focus else rng.uniform(110, 190)
+        if tr.spans[0]["start"] + dur > clock.end:
+            continue  # a request still in flight at "now" has no span yet
+        w.spans.extend(tr.spans)
+        for ts, svc, (status, msg, attrs), version in tr.logs:
+            w.log(
+                ts,
+                svc,
+                status,
+                msg,
+                {**attrs, **({"version": version} if version else {})},
+                trace_id=tr.trace_id,
+                rng=rng,
+            )

@@ -1,0 +1,257 @@
+"""The world generator: determinism, valid snapshots and labels, exploitable structure, noise ablation."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+
+import pytest
+
+from evaluator_agent.labels import Label, dump_label, load_labelset, snapshots_dir
+from evaluator_agent.world import WorldSnapshot, canonical_bytes, content_hash, read_snapshot_bytes
+from evaluator_agent.worldgen import (
+    MECHANISMS_IMPLEMENTED,
+    Recipe,
+    build_labelset,
+    build_world,
+    generate,
+)
+from evaluator_agent.worldgen.labeling import make_label
+from evaluator_agent.worldgen.recipe import load_recipes
+
+CORE = (
+    "bad_release",
+    "oom_killed",
+    "connection_pool_exhaustion",
+    "certificate_expiry",
+    "cache_stampede",
+    "consumer_lag",
+    "no_fault",
+)
+TOKENS = (
+    "oom",
+    "pool",
+    "release",
+    "cert",
+    "tls",
+    "cache",
+    "stampede",
+    "consumer",
+    "lag",
+    "fault",
+    "disk",
+    "dns",
+    "retry",
+    "storm",
+    "flag",
+    "migration",
+    "leak",
+    "throttl",
+    "evict",
+    "rebalance",
+    "outage",
+    "slow",
+)
+
+
+def _recipe(mechanism: str, **kw: object) -> Recipe:
+    base: dict[str, object] = {
+        "mechanism": mechanism,
+        "seed": 17,
+        "n_services": 22,
+        "chain_length": 3,
+        "red_herrings": 2,
+    }
+    base.update(kw)
+    return Recipe.model_validate(base)
+
+
+@cache
+def _built(mechanism: str, noise: str = "normal"):  # noqa: ANN202 - (snapshot, plan, world state, page)
+    return build_world(_recipe(mechanism, noise=noise))
+
+
+@cache
+def _gen(mechanism: str) -> tuple[dict, Label]:
+    """What ``generate`` returns, from the cached builds (the noise-free hash only where it is built anyway)."""
+    world, plan, w, page = _built(mechanism)
+    label = make_label(plan.recipe, plan, w, page, content_hash(canonical_bytes(world)), None)
+    return world, label
+
+
+ALL = MECHANISMS_IMPLEMENTED
+
+
+def test_core_mechanisms_are_implemented() -> None:
+    assert set(CORE) <= set(MECHANISMS_IMPLEMENTED)
+
+
+def test_recipe_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        Recipe(mechanism="gremlins", seed=1)
+    with pytest.raises(ValueError):
+        Recipe(mechanism="bad_release", seed=1, n_services=5)
+
+
+def test_same_recipe_same_bytes_other_seed_other_world() -> None:
+    world, label = generate(_recipe("bad_release"))
+    assert canonical_bytes(world) == canonical_bytes(_built("bad_release")[0])
+    assert dump_label(label) == dump_label(
+        _gen("bad_release")[1].model_copy(update={"world": label.world})
+    )
+    other = build_world(_recipe("bad_release", seed=18))
+    assert content_hash(canonical_bytes(other[0])) != label.world.snapshot
+    assert _recipe("bad_release", seed=18).label_id() != label.id
+
+
+@pytest.mark.parametrize("mechanism", ALL)
+def test_snapshot_and_label_are_consistent(mechanism: str) -> None:
+    world, label = _gen(mechanism)
+    WorldSnapshot.model_validate(world)
+    Label.model_validate(json.loads(dump_label(label)))
+    assert label.world.snapshot == content_hash(canonical_bytes(world))
+    assert re.fullmatch(r"lbl_[0-9a-f]{10}", label.id) and re.fullmatch(
+        r"w_[0-9a-f]{12}", world["world_id"]
+    )
+    start, end = world["start"], world["end"]
+    n = (end - start) // 60
+    assert all(s["start"] == start and len(s["values"]) == n for s in world["metrics"])
+    assert all(start <= r["ts"] < end for r in world["logs"])
+    assert all(start <= e["ts"] < end for e in world["events"])
+    assert all(start <= s["start"] and s["start"] + s["duration"] <= end for s in world["spans"])
+    assert all(t["ts"] <= end for m in world["monitors"] for t in m["transitions"])
+    fired = label.task.trigger.fired_at.timestamp()
+    assert end - 600 <= fired < end
+
+    names = {s["name"] for s in world["topology"]["services"]}
+    assert not any(tok in name for name in names for tok in TOKENS), (
+        "service names must not give the answer away"
+    )
+    gt = label.ground_truth
+    for entity in [
+        *(r.entity for r in gt.root_causes),
+        *gt.causal_chain,
+        *(p.entity for p in gt.partial_credit),
+        *(h.entity for h in gt.must_not_blame),
+    ]:
+        assert entity in names
+    blamed = {h.entity for h in gt.must_not_blame}
+    assert not blamed & (set(gt.causal_chain) | {p.entity for p in gt.partial_credit})
+
+    # The paging monitor watches the symptom and fired at fired_at.
+    page = next(m for m in world["monitors"] if m["id"] == label.task.trigger.monitor_id)
+    assert page["state"] == "Alert" and page["name"] == label.task.trigger.title
+    assert page["transitions"][-1]["to"] == "Alert" and page["transitions"][-1]["ts"] == fired
+    assert page["tags"]["service"] == gt.first_symptom
+    if gt.no_fault:
+        assert not gt.causal_chain and gt.first_symptom in blamed
+        return
+    # The culprit is reachable from the symptom by following downstream dependencies.
+    deps = {(d["source"], d["target"]) for d in world["topology"]["dependencies"]}
+    chain = gt.causal_chain
+    assert gt.root_causes[0].entity == chain[0] and page["tags"]["service"] == chain[-1]
+    assert all((chain[k + 1], chain[k]) in deps for k in range(len(chain) - 1))
+    assert gt.onset is not None and gt.onset.timestamp() < fired
+    if gt.triggering_change and gt.triggering_change.at:
+        assert gt.triggering_change.at.timestamp() <= gt.onset.timestamp() + 60
+    assert len(gt.key_evidence) >= 2
+
+
+@pytest.mark.parametrize("mechanism", [m for m in ALL if m != "no_fault"])
+def test_culprit_anomaly_starts_first(mechanism: str) -> None:
+    _, plan, w, _ = _built(mechanism)
+
+    def first(name: str) -> int:
+        p = w.p[name]
+        curves = [
+            p.err_own,
+            p.err_prop,
+            p.lat_add,
+            [abs(1 - t) for t in p.traffic],
+            *p.res.values(),
+        ]
+        return min(
+            (
+                i
+                for c in curves
+                for i, v in enumerate(c)
+                if v > 1e-9 and w.clock.ts(i) >= plan.onset - 1800
+            ),
+            default=w.clock.n,
+        )
+
+    onsets = [first(c) for c in plan.chain]
+    assert onsets[0] == min(onsets), (plan.chain, onsets)
+    assert onsets == sorted(onsets)
+
+
+@pytest.mark.parametrize("mechanism", ["bad_release", "cache_stampede", "no_fault"])
+def test_noise_off_is_the_same_incident_without_decoys(mechanism: str) -> None:
+    noisy, plan, w, page = _built(mechanism)
+    clean, plan0, w0, page0 = _built(mechanism, "off")
+    assert (plan0.chain, plan0.onset, plan0.trigger, page0["id"]) == (
+        plan.chain,
+        plan.onset,
+        plan.trigger,
+        page["id"],
+    )
+    intrinsic = {h["entity"] for h in plan0.herrings}
+    assert mechanism == "no_fault" or not intrinsic
+    decoys = {h["entity"] for h in plan.herrings} - intrinsic
+    assert decoys
+    errors = [sum(r["status"] == "error" for r in world["logs"]) for world in (noisy, clean)]
+    assert errors[1] < errors[0]
+    deploys = {e["tags"].get("service") for e in clean["events"] if e["source"] == "deploy"}
+    assert deploys <= set(plan.chain)
+    alerting = {m["tags"].get("service") for m in clean["monitors"] if m["state"] != "OK"}
+    assert not alerting & decoys
+    if mechanism == "bad_release":
+        _, label = generate(_recipe(mechanism))
+        assert label.world.snapshot_noise_free == content_hash(canonical_bytes(clean))
+
+
+def test_key_evidence_is_returned_by_the_tools() -> None:
+    tools = pytest.importorskip("evaluator_agent.tools")
+    index = pytest.importorskip("evaluator_agent.index")
+    for mechanism in ALL:
+        world, label = _gen(mechanism)
+        box = tools.Toolbox(index.WorldIndex.from_dict(world), world["end"])
+        for ev in label.ground_truth.key_evidence:
+            out = box.call(ev.tool, ev.arguments)
+            assert out.ok, (mechanism, ev.tool, out.error)
+            assert ev.expect.lower() in json.dumps(out.content).lower(), (
+                mechanism,
+                ev.tool,
+                ev.arguments,
+            )
+
+
+def test_build_labelset_writes_a_loadable_set(tmp_path) -> None:
+    recipes = [_recipe("consumer_lag", chain_length=1, red_herrings=1)]
+    labels = build_labelset("tiny", recipes, tmp_path, description="test")
+    loaded = load_labelset("tiny", root=tmp_path / "labelsets")
+    assert [lb.id for lb in loaded.labels] == [lb.id for lb in labels]
+    snaps = tmp_path / "environments" / "snapshots"
+    read_snapshot_bytes(labels[0].world.snapshot, snaps)
+    read_snapshot_bytes(labels[0].world.snapshot_noise_free or "", snaps)
+
+
+def test_smoke_set_is_current() -> None:
+    smoke = load_labelset("smoke")
+    assert smoke.info.name == "smoke" and len(smoke.labels) == 8
+    mechanisms = {lb.ground_truth.mechanism for lb in smoke.labels}
+    assert len(mechanisms) >= 5 and "no_fault" in mechanisms
+    assert len({lb.difficulty.tier for lb in smoke.labels}) >= 2
+    for lb in smoke.labels:
+        assert (snapshots_dir() / f"{lb.world.snapshot}.json.gz").stat().st_size < 300_000
+    # The committed files are what the code generates today.
+    from evaluator_agent.labels import project_root
+
+    recipe = load_recipes(project_root() / "environments" / "recipes" / "smoke.json").recipes[0]
+    world, label = generate(recipe)
+    assert dump_label(smoke.get(label.id)) == dump_label(label)
+    assert (
+        content_hash(read_snapshot_bytes(label.world.snapshot, snapshots_dir()))
+        == label.world.snapshot
+    )
