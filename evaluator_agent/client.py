@@ -61,7 +61,7 @@ async def call_proctor(
         for art in reversed(artifacts):
             for p in art.parts:
                 if p.HasField("data"):
-                    return MessageToDict(p.data)
+                    return normalise_numbers(MessageToDict(p.data))
         raise ProctorTaskFailed(f"no result artifact (state {TaskState.Name(final_state) if final_state else 'unknown'})")
     finally:
         if own:

@@ -66,8 +66,12 @@ async def _demo(agents: list[str], labelset: str, db: str, attempts: int) -> int
 
             def progress(p: dict[str, Any], name: str = name) -> None:
                 if "done" in p and "total" in p:
-                    sys.stderr.write(f"\r  {name:15s} {int(p['done'])}/{int(p['total'])} done, {int(p.get('passed', 0))} passed ")
-                    sys.stderr.flush()
+                    line = f"  {name:15s} {int(p['done'])}/{int(p['total'])} done, {int(p.get('passed', 0))} passed"
+                    if sys.stderr.isatty():
+                        sys.stderr.write("\r" + line)
+                        sys.stderr.flush()
+                    elif p["done"] == p["total"]:
+                        print(line, file=sys.stderr)
 
             try:
                 result = await call_proctor(proctor_base, {"target": card, "labelset": labelset, "attempts": attempts},
@@ -75,7 +79,8 @@ async def _demo(agents: list[str], labelset: str, db: str, attempts: int) -> int
             except ProctorTaskFailed as e:
                 print(f"\nproctor demo: evaluation of {name} failed: {e}", file=sys.stderr)
                 return 1
-            sys.stderr.write("\n")
+            if sys.stderr.isatty():
+                sys.stderr.write("\n")
             print(result_text(result) + "\n")
             s = result["summary"]
             summaries.append([name, f"{s['pass_rate']:.0%}", f"{s['mean_score']:.3f}", int(s["n"]), int(s["errors"]),
