@@ -1,0 +1,375 @@
+"""Offline policy models: ADK ``BaseLlm`` subclasses that play an SRE agent without a network.
+
+A policy is stateless. Each turn it rebuilds the investigation from ``llm_request.contents``
+(:mod:`mock_agents.conversation`), works out which tool calls it still wants given what it
+knows, and either asks for them or writes its diagnosis. Tool call ids are derived from the
+call itself, so the answer to any earlier call can be found again in the history.
+
+Policies, from weakest to strongest:
+
+* ``random_guess``   - lists the services, blames one at random (seeded by the incident).
+* ``alert_blamer``   - blames the service of the monitor that paged.
+* ``greedy_anomaly`` - blames the service whose errors grew most (falls for noisy neighbours).
+* ``methodical``     - follows dependencies from the symptom to the earliest anomaly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from .conversation import Conversation, iso, parse_time
+from .signals import as_dict, as_list, best_mechanism, call, monitor_service, service_names, total
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MECHANISMS = (
+    "oom_killed", "crashloop_bad_config", "cpu_throttling", "node_pressure_eviction", "consumer_lag",
+    "rebalance_storm", "bad_release", "latency_regression", "feature_flag", "connection_pool_exhaustion",
+    "slow_query_migration", "lock_contention", "replica_lag", "certificate_expiry", "dns_failure",
+    "zone_outage", "cache_stampede", "third_party_outage", "retry_storm", "disk_full", "memory_leak",
+    "gc_pauses", "bad_data",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- framework
+
+
+class Policy:
+    """Wanted calls given what is known; a diagnosis once nothing more is wanted or affordable."""
+
+    name = "policy"
+    description = ""
+    #: replies kept in hand: at ``remaining <= reserve`` the policy answers with what it has
+    reserve = 1
+
+    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def reply(self, conv: Conversation) -> dict[str, Any]:
+        if not conv.briefing:
+            return {
+                "diagnosis": empty_diagnosis(
+                    "No incident-proctor briefing found in this conversation."
+                )
+            }
+        if conv.remaining > self.reserve:
+            offered = conv.tool_names
+            pending = [
+                c
+                for c in self.wanted(conv)
+                if not conv.issued(c["id"]) and (not offered or c["name"] in offered)
+            ]
+            if pending:
+                return {"tool_calls": pending[: conv.max_calls]}
+        return {"diagnosis": self.diagnose(conv)}
+
+
+def empty_diagnosis(summary: str) -> dict[str, Any]:
+    return {
+        "no_fault": False,
+        "root_causes": [],
+        "causal_chain": [],
+        "evidence": [],
+        "summary": summary,
+    }
+
+
+def allowed_mechanism(conv: Conversation, mechanism: str | None) -> str | None:
+    allowed = conv.mechanisms
+    if mechanism and allowed and mechanism not in allowed:
+        return None
+    return mechanism
+
+
+def seeded_rng(conv: Conversation, salt: str) -> random.Random:
+    digest = hashlib.sha256(f"{salt}\0{conv.seed_text}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def windows(conv: Conversation, lookback: timedelta = timedelta(hours=1)) -> tuple[str, str, str]:
+    """(baseline start, incident start, end) as ISO: the incident window is the hour before
+    the page up to now, the baseline window the same length just before it."""
+    start = conv.fired_at - lookback
+    end = max(conv.now, conv.fired_at)
+    return iso(start - (end - start)), iso(start), iso(end)
+
+
+# --------------------------------------------------------------------------- random_guess
+
+
+class RandomGuess(Policy):
+    name = "random_guess"
+    description = (
+        "Lists the services and blames one at random with a random mechanism (chance baseline)."
+    )
+
+    def _list(self) -> dict[str, Any]:
+        return call("list_services", {"limit": 500}, "services")
+
+    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+        return [self._list()]
+
+    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+        names = service_names(conv.content(self._list()["id"]))
+        if not names:
+            names = [monitor_service(conv.monitor) or "unknown"]
+        rng = seeded_rng(conv, self.name)
+        mechanisms = [m for m in (conv.mechanisms or DEFAULT_MECHANISMS) if m != "no_fault"]
+        entity = rng.choice(names)
+        mechanism = rng.choice(mechanisms) if mechanisms else None
+        return {
+            "no_fault": False,
+            "root_causes": [
+                {
+                    "entity": entity,
+                    "mechanism": mechanism,
+                    "confidence": round(rng.uniform(0.05, 0.5), 3),
+                }
+            ],
+            "causal_chain": [],
+            "onset": iso(conv.fired_at),
+            "evidence": [],
+            "summary": f"Guessing {entity} ({mechanism}) at random among {len(names)} services.",
+        }
+
+
+# --------------------------------------------------------------------------- alert_blamer
+
+_MONITOR_MECHANISMS: list[tuple[tuple[str, ...], str]] = [
+    (("oom", "memory"), "oom_killed"),
+    (("crashloop", "restart", "replicas", "pod"), "crashloop_bad_config"),
+    (("cpu", "throttl"), "cpu_throttling"),
+    (("lag", "backlog", "queue"), "consumer_lag"),
+    (("connection", "pool"), "connection_pool_exhaustion"),
+    (("disk", "volume"), "disk_full"),
+    (("certificate", "ssl", "tls", "cert"), "certificate_expiry"),
+    (("replica", "replication"), "replica_lag"),
+    (("latency", "duration", "p99", "p95", "slow", "response time"), "latency_regression"),
+    (("error", "5xx", "fail", "exception", "availability"), "bad_release"),
+]
+
+
+def mechanism_from_monitor(monitor: dict[str, Any]) -> str:
+    text = " ".join(str(monitor.get(k) or "") for k in ("name", "query", "type")).lower()
+    for words, mechanism in _MONITOR_MECHANISMS:
+        if any(w in text for w in words):
+            return mechanism
+    return best_mechanism([text]) or "bad_release"
+
+
+def paging_monitor(conv: Conversation, monitors: list[Any]) -> dict[str, Any] | None:
+    """The monitor that paged: the briefing's, else the alerting one that fired closest to the page."""
+    if conv.monitor and monitor_service(conv.monitor):
+        return conv.monitor
+    alerting = [
+        m for m in monitors if isinstance(m, dict) and str(m.get("state", "")).lower() == "alert"
+    ]
+    if not alerting:
+        return conv.monitor
+    title = str(conv.problem.get("title") or "").lower()
+    fired = conv.fired_at.timestamp()
+
+    def key(m: dict[str, Any]) -> tuple[int, float, str]:
+        named = 0 if m.get("name") and str(m["name"]).lower() in title else 1
+        times = [
+            abs(t.timestamp() - fired)
+            for tr in as_list(m.get("transitions"))
+            if isinstance(tr, dict)
+            and str(tr.get("to", "")).lower() == "alert"
+            and (t := parse_time(tr.get("ts") or tr.get("timestamp"))) is not None
+        ]
+        return named, min(times, default=float("inf")), str(m.get("id"))
+
+    return min(alerting, key=key)
+
+
+def alert_onset(monitor: dict[str, Any] | None, default: str) -> str:
+    for tr in as_list((monitor or {}).get("transitions")):
+        if isinstance(tr, dict) and str(tr.get("to", "")).lower() == "alert":
+            t = parse_time(tr.get("ts") or tr.get("timestamp"))
+            if t:
+                return iso(t)
+    return default
+
+
+class AlertBlamer(Policy):
+    name = "alert_blamer"
+    description = "Blames the service of the monitor that paged, mechanism guessed from the monitor (symptom baseline)."
+
+    def _monitors(self) -> dict[str, Any]:
+        return call("get_monitors", {"query": "status:alert"}, "monitors")
+
+    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+        return [self._monitors()]
+
+    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+        mon_call = self._monitors()
+        monitors = as_list(as_dict(conv.content(mon_call["id"])).get("monitors"))
+        monitor = paging_monitor(conv, monitors)
+        entity = monitor_service(monitor) or "unknown"
+        mechanism = allowed_mechanism(conv, mechanism_from_monitor(monitor or {}))
+        evidence = []
+        if conv.issued(mon_call["id"]):
+            evidence.append(
+                {
+                    "tool_call_id": mon_call["id"],
+                    "description": f"monitor {(monitor or {}).get('name')!r} is alerting on {entity}",
+                }
+            )
+        return {
+            "no_fault": False,
+            "root_causes": [{"entity": entity, "mechanism": mechanism, "confidence": 0.5}],
+            "causal_chain": [],
+            "onset": alert_onset(monitor, iso(conv.fired_at)),
+            "evidence": evidence,
+            "summary": f"The page came from {(monitor or {}).get('name') or 'a monitor'} on {entity}; blaming {entity}.",
+        }
+
+
+# --------------------------------------------------------------------------- greedy_anomaly
+
+
+class GreedyAnomaly(Policy):
+    name = "greedy_anomaly"
+    description = "Blames the service whose errors grew the most around the page (misled by noisy neighbours)."
+
+    def _calls(self, conv: Conversation) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        b0, i0, end = windows(conv)
+        agg = {"query": "status:error", "group_by": ["service"], "limit": 500}
+        return (
+            call("aggregate_logs", {**agg, "from": i0, "to": end}, "errors.incident"),
+            call("aggregate_logs", {**agg, "from": b0, "to": i0}, "errors.baseline"),
+            call(
+                "query_metrics",
+                {"query": "sum:trace.http.request.errors{*} by {service}", "from": b0, "to": end},
+                "apm.errors",
+            ),
+        )
+
+    def _logs(self, conv: Conversation, service: str) -> dict[str, Any]:
+        _, i0, end = windows(conv)
+        return call(
+            "search_logs",
+            {"query": f"service:{service} status:error", "from": i0, "to": end, "limit": 50},
+            f"logs.{service}",
+        )
+
+    def increases(self, conv: Conversation) -> tuple[dict[str, float], str | None]:
+        """Growth of error counts per service, and the call that showed it."""
+        inc_call, base_call, met_call = self._calls(conv)
+        counts: dict[str, dict[str, float]] = {"inc": {}, "base": {}}
+        for key, c in (("inc", inc_call), ("base", base_call)):
+            for b in as_list(as_dict(conv.content(c["id"])).get("buckets")):
+                svc = as_dict(as_dict(b).get("by")).get("service")
+                if svc:
+                    counts[key][str(svc)] = counts[key].get(str(svc), 0.0) + float(
+                        as_dict(b).get("count") or 0
+                    )
+        growth = {s: n - counts["base"].get(s, 0.0) for s, n in counts["inc"].items()}
+        if any(v > 0 for v in growth.values()):
+            return growth, inc_call["id"]
+        _, i0, _ = windows(conv)
+        split = (parse_time(i0) or conv.fired_at).timestamp()
+        growth = {}
+        for s in as_list(as_dict(conv.content(met_call["id"])).get("series")):
+            svc = (as_dict(as_dict(s).get("tags")).get("service")) or _scope_service(
+                as_dict(s).get("scope")
+            )
+            if svc:
+                pts = as_dict(s).get("pointlist")
+                growth[str(svc)] = total(pts, start=split) - total(pts, end=split)
+        return growth, met_call["id"] if growth else None
+
+    def top(self, conv: Conversation) -> str | None:
+        growth, _ = self.increases(conv)
+        if not growth:
+            return None
+        return max(sorted(growth), key=lambda s: growth[s])
+
+    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+        calls = list(self._calls(conv))
+        if all(conv.issued(c["id"]) for c in calls):
+            top = self.top(conv)
+            if top:
+                calls.append(self._logs(conv, top))
+        return calls
+
+    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+        growth, source = self.increases(conv)
+        top = self.top(conv) or monitor_service(conv.monitor) or "unknown"
+        logs_call = self._logs(conv, top)
+        logs = as_list(as_dict(conv.content(logs_call["id"])).get("logs"))
+        messages = [str(as_dict(entry).get("message") or "") for entry in logs]
+        mechanism = allowed_mechanism(conv, best_mechanism(messages) or "bad_release")
+        evidence = []
+        if source:
+            evidence.append(
+                {
+                    "tool_call_id": source,
+                    "description": f"{top} error count grew by {growth.get(top, 0):.0f}, the largest increase",
+                }
+            )
+        if logs:
+            evidence.append(
+                {
+                    "tool_call_id": logs_call["id"],
+                    "description": f"{top} error log: {messages[0][:200]}",
+                }
+            )
+        return {
+            "no_fault": False,
+            "root_causes": [{"entity": top, "mechanism": mechanism, "confidence": 0.6}],
+            "causal_chain": [],
+            "onset": iso(conv.fired_at),
+            "evidence": evidence,
+            "summary": f"{top} shows the largest growth in errors around the page; its logs suggest {mechanism}.",
+        }
+
+
+def _scope_service(scope: Any) -> str | None:
+    for part in str(scope or "").split(","):
+        if part.strip().startswith("service:"):
+            return part.strip()[len("service:") :]
+    return None
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@lru_cache(maxsize=1)
+def _policies() -> dict[str, Policy]:
+    from .methodical import Methodical
+
+    return {p.name: p for p in (RandomGuess(), AlertBlamer(), GreedyAnomaly(), Methodical())}
+
+
+POLICY_NAMES: tuple[str, ...] = ("random_guess", "alert_blamer", "greedy_anomaly", "methodical")
+
+
+def get_policy(name: str) -> Policy:
+    try:
+        return _policies()[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown policy {name!r}; expected one of {', '.join(POLICY_NAMES)}"
+        ) from None
+
+
+def decide(policy: Policy, contents: list[Any]) -> dict[str, Any]:
+    """One reply of a policy to the conversation so far; never raises."""
+    conv = Conversation.from_contents(contents)
+    try:
+        return policy.reply(conv)
+    except Exception as e:  # a mock agent must answer, even when its own logic trips
+        logger.exception("policy %s failed", policy.name)
+        return {
+            "diagnosis": empty_diagnosis(f"policy {policy.name} failed: {type(e).__name__}: {e}")
+        }
