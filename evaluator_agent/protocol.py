@@ -17,9 +17,11 @@ as JSON Schema for people who make their agents evaluable.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -222,11 +224,17 @@ def _short_validation_error(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def reply_schemas() -> dict[str, Any]:
+@lru_cache(maxsize=1)
+def _reply_schemas() -> dict[str, Any]:
     return {
         "tool_calls": ToolCallsReply.model_json_schema(),
         "diagnosis": DiagnosisReply.model_json_schema(),
     }
+
+
+def reply_schemas() -> dict[str, Any]:
+    """JSON Schemas of the two replies (a fresh copy; computed once)."""
+    return copy.deepcopy(_reply_schemas())
 
 
 def protocol_schema() -> dict[str, Any]:

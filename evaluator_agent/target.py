@@ -225,6 +225,22 @@ class Target:
         return None
 
 
+def data_part(data: dict[str, Any]) -> Any:
+    """A DataPart built with Struct.update: about twice as fast as json_format.ParseDict
+    (what a2a.helpers.new_data_part uses), which matters for large tool results."""
+    from a2a.types import Part
+    from google.protobuf import struct_pb2
+
+    value = struct_pb2.Value()
+    try:
+        value.struct_value.update(data)
+    except (TypeError, ValueError):
+        from a2a.helpers import new_data_part
+
+        return new_data_part(json.loads(json.dumps(data, default=str)))
+    return Part(data=value)
+
+
 def _part_payload(part: Any) -> tuple[dict[str, Any] | None, str]:
     from google.protobuf.json_format import MessageToDict
 
@@ -259,11 +275,11 @@ class Conversation:
             raise classify(e) from e
 
     async def _send(self, data: dict[str, Any], text: str) -> Reply:
-        from a2a.helpers import new_data_part, new_message, new_text_part
+        from a2a.helpers import new_message, new_text_part
         from a2a.types import Role, SendMessageRequest, TaskState
 
         msg = new_message(
-            [new_data_part(data), new_text_part(text)],
+            [data_part(data), new_text_part(text)],
             context_id=self.context_id,
             task_id=self._task_id,
             role=Role.ROLE_USER,

@@ -43,10 +43,12 @@ class FnExecutor(AgentExecutor):
     def __init__(self, fn: Callable[[int, dict[str, Any]], Any]):
         self.fn = fn
         self.turns: dict[str, int] = defaultdict(int)
+        # A script that ignores what it is sent need not pay for decoding it.
+        self.reads_message = not getattr(fn, "ignores_message", False)
 
     async def execute(self, context: Any, event_queue: Any) -> None:
         self.turns[context.context_id] += 1
-        reply = self.fn(self.turns[context.context_id], incoming(context))
+        reply = self.fn(self.turns[context.context_id], incoming(context) if self.reads_message else {})
         if asyncio.iscoroutine(reply):
             reply = await reply
         if reply == "__fail__":
@@ -70,6 +72,7 @@ def script_fn(replies: list[dict[str, Any]]) -> Callable[[int, dict[str, Any]], 
     def fn(turn: int, _msg: dict[str, Any]) -> dict[str, Any]:
         return replies[min(turn, len(replies)) - 1]
 
+    fn.ignores_message = True  # type: ignore[attr-defined]
     return fn
 
 

@@ -62,7 +62,11 @@ def _serve_targets(port: int, turns: int, ready: Any) -> None:
     from tests.targets import build_targets_app, echo_fn, script_fn
 
     base = f"http://127.0.0.1:{port}"
-    app = build_targets_app(base, {"scripted": (script_fn(scripted_replies(turns)), False), "echo": (echo_fn, False)})
+    app = build_targets_app(base, {
+        "scripted": (script_fn(scripted_replies(turns)), False),
+        "echo": (echo_fn, False),
+        "sink": (script_fn([{"ok": True}]), False),  # replies at once, like the scripted target
+    })
     ready.set()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
 
@@ -98,19 +102,49 @@ def _start(target: Any, *args: Any) -> tuple[mp.Process, int]:
     return p, port
 
 
-async def echo_round_trips(base: str, n: int, concurrency: int) -> float:
+def proctor_payloads() -> list[dict[str, Any]]:
+    """The tool_results messages the proctor sends for SCRIPT_CALLS on the first smoke label."""
+    from evaluator_agent.investigation import WorldCache
+    from evaluator_agent.labels import load_labelset
+    from evaluator_agent.protocol import ToolResult, ToolResultsMessage
+    from evaluator_agent.tools import Toolbox
+
+    label = load_labelset("smoke").labels[0]
+    index, header = asyncio.run(WorldCache().get(label.world.snapshot))
+    tb = Toolbox(index, now=float(header["end"]))
+    out = []
+    for i, (name, args) in enumerate(SCRIPT_CALLS):
+        o = tb.call(name, args)
+        msg = ToolResultsMessage(tool_results=[ToolResult(id=f"c{i}", ok=o.ok, content=o.content, error=o.error)], turn=i, remaining_turns=5)
+        out.append(msg.model_dump(mode="json", exclude_none=True))
+    return out
+
+
+async def echo_round_trips(base: str, n: int, concurrency: int, payloads: list[dict[str, Any]] | None = None) -> float:
     import httpx
     from a2a.client import ClientConfig, ClientFactory
     from a2a.helpers import new_data_part, new_message
     from a2a.types import Role, SendMessageRequest
 
     async with httpx.AsyncClient() as http:
-        client = await ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create_from_url(f"{base}/echo")
+        path = "sink" if payloads else "echo"
+        client = await ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create_from_url(f"{base}/{path}")
         sem = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> None:
             async with sem:
-                msg = new_message([new_data_part({"n": i})], role=Role.ROLE_USER, context_id=f"ctx-{i % concurrency}")
+                if payloads:
+                    import json
+
+                    from a2a.helpers import new_text_part
+
+                    from evaluator_agent.target import data_part
+
+                    p = payloads[i % len(payloads)]
+                    parts = [data_part(p), new_text_part(json.dumps(p))]
+                else:
+                    parts = [new_data_part({"n": i})]
+                msg = new_message(parts, role=Role.ROLE_USER, context_id=f"ctx-{i % concurrency}")
                 async for _ in client.send_message(SendMessageRequest(message=msg)):
                     pass
 
@@ -170,6 +204,7 @@ def main() -> None:
         try:
             echo_seq = asyncio.run(echo_round_trips(base, a.echo, 1))
             echo_c8 = asyncio.run(echo_round_trips(base, a.echo, 8))
+            echo_payload = asyncio.run(echo_round_trips(base, a.echo // 2, 1, proctor_payloads()))
             seq = asyncio.run(proctor_run(f"{base}/scripted/.well-known/agent-card.json", a.investigations, 1, f"{tmp}/seq.db"))
             c8 = asyncio.run(proctor_run(f"{base}/scripted/.well-known/agent-card.json", a.investigations, 8, f"{tmp}/c8.db"))
         finally:
@@ -177,12 +212,14 @@ def main() -> None:
         rows += [
             ("bare a2a-sdk echo, sequential", f"{echo_seq:.0f} round trips/s"),
             ("bare a2a-sdk echo, concurrency 8", f"{echo_c8:.0f} round trips/s"),
+            ("bare a2a-sdk echo of the proctor's own payloads, sequential", f"{echo_payload:.0f} round trips/s"),
             ("proctor vs scripted target, concurrency 1",
              f"{seq['inv_per_s']:.2f} inv/s, {seq['turns_per_s']:.0f} turns/s ({seq['n']} inv, {seq['turns']} turns, {seq['errors']} errors)"),
             ("proctor vs scripted target, concurrency 8",
              f"{c8['inv_per_s']:.2f} inv/s, {c8['turns_per_s']:.0f} turns/s ({c8['n']} inv, {c8['turns']} turns, {c8['errors']} errors)"),
             ("ratio proctor turns/s : echo round trips/s (sequential)", f"{seq['turns_per_s'] / echo_seq:.2f}"),
             ("ratio proctor turns/s : echo round trips/s (concurrency 8)", f"{c8['turns_per_s'] / echo_c8:.2f}"),
+            ("ratio proctor turns/s : same-payload echo (sequential)", f"{seq['turns_per_s'] / echo_payload:.2f}"),
         ]
         if not a.skip_adk:
             mproc, mport = _start(_serve_mock_agents)
