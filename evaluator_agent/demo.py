@@ -18,7 +18,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 
-def _bind() -> socket.socket:
+def loopback_socket() -> socket.socket:
+    """A socket bound to a free 127.0.0.1 port (not listening yet: uvicorn does that)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", 0))
@@ -40,7 +41,10 @@ async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
         yield
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 15)
+        try:
+            await asyncio.wait_for(task, 15)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
 
 
 async def _demo(agents: list[str], labelset: str, db: str, attempts: int) -> int:
@@ -52,7 +56,7 @@ async def _demo(agents: list[str], labelset: str, db: str, attempts: int) -> int
     from .server import create_app
 
     quiet_logs()
-    mock_sock, proctor_sock = _bind(), _bind()
+    mock_sock, proctor_sock = loopback_socket(), loopback_socket()
     mock_base = f"http://127.0.0.1:{mock_sock.getsockname()[1]}"
     proctor_base = f"http://127.0.0.1:{proctor_sock.getsockname()[1]}"
     mock_app = await create_mock_app(agents=agents, base_url=mock_base)

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from evaluator_agent.demo import loopback_socket, serving
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -27,36 +29,19 @@ def anyio_backend() -> str:
 
 
 def bound_socket() -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    return s
+    return loopback_socket()
 
 
 @asynccontextmanager
 async def serve_app(make_app: Callable[[str], Any]) -> AsyncIterator[str]:
-    """Start ``make_app(base_url)`` on uvicorn on a fresh loopback port; yields the base URL."""
-    import uvicorn
-
-    sock = bound_socket()
+    """Start ``make_app(base_url)`` (sync or async) on uvicorn on a fresh loopback port; yields the base URL."""
+    sock = loopback_socket()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = make_app(base)
     if asyncio.iscoroutine(app):
         app = await app
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started:
-            break
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
     try:
-        yield base
+        async with serving(app, sock):
+            yield base
     finally:
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(task, 10)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
         sock.close()
