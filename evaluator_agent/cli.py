@@ -191,6 +191,44 @@ def cmd_labels(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_env(a: argparse.Namespace) -> int:
+    """World generation: a whole label set from a recipe file, or one world from flags."""
+    from pydantic import ValidationError
+
+    from .labels import dump_label, snapshots_dir
+    from .world import write_snapshot
+    from .worldgen.build import build_from_file, generate_pair
+    from .worldgen.recipe import Recipe
+
+    if a.recipes:
+        try:
+            labels = build_from_file(Path(a.recipes))
+        except (OSError, ValidationError, ValueError) as e:
+            print(f"proctor env generate: {a.recipes}: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        for lb in labels:
+            print(f"{lb.id}  {lb.taxonomy.segment:15s} {lb.difficulty.tier:6s} {lb.ground_truth.mechanism:28s} {lb.world.snapshot}")
+        return EXIT_OK
+    if not a.mechanism:
+        print("proctor env generate: give --recipes FILE, or --mechanism and --seed", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        recipe = Recipe(mechanism=a.mechanism, seed=a.seed, n_services=a.services, noise=a.noise,
+                        chain_length=a.chain, red_herrings=a.herrings, time_offset_s=a.offset)
+    except ValidationError as e:
+        print(f"proctor env generate: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    world, quiet_world, label = generate_pair(recipe)
+    out = Path(a.out) if a.out else snapshots_dir()
+    digest, quiet = write_snapshot(world, out), write_snapshot(quiet_world, out)
+    if a.label:
+        Path(a.label).write_text(dump_label(label))
+    print(json.dumps({"label_id": label.id, "snapshot": digest, "snapshot_noise_free": quiet, "directory": str(out),
+                      "tier": label.difficulty.tier, "services": len(world["topology"]["services"]),
+                      "logs": len(world["logs"]), "metric_series": len(world["metrics"]), "spans": len(world["spans"])}, indent=2))
+    return EXIT_OK
+
+
 def cmd_protocol(a: argparse.Namespace) -> int:
     from .protocol import protocol_schema
 
@@ -257,6 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
     lsub.add_parser("schema", help="label JSON Schema")
     lb.set_defaults(fn=cmd_labels)
 
+    env = sub.add_parser("env", help="world snapshots: generate synthetic incident worlds")
+    esub = env.add_subparsers(dest="env_cmd", required=True)
+    g = esub.add_parser("generate", help="same recipe and seed, same bytes")
+    g.add_argument("--recipes", help="recipe file (environments/recipes/*.json): build its whole label set")
+    g.add_argument("--mechanism", help="one world: failure mechanism from the closed vocabulary")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--services", type=int, default=40)
+    g.add_argument("--noise", choices=["off", "normal", "high"], default="normal")
+    g.add_argument("--chain", type=int, default=2, help="entities from culprit to the paged service")
+    g.add_argument("--herrings", type=int, default=1, help="deliberate red herrings")
+    g.add_argument("--offset", type=int, default=0, help="seconds the change precedes the first failure")
+    g.add_argument("--out", help="snapshot directory (default environments/snapshots)")
+    g.add_argument("--label", help="also write the label JSON here")
+    env.set_defaults(fn=cmd_env)
+
     pr = sub.add_parser("protocol", help="print the investigation protocol as JSON Schema")
     pr.add_argument("what", choices=["schema"])
     pr.set_defaults(fn=cmd_protocol)
@@ -279,7 +332,13 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.fn(args) or 0)
+    try:
+        return int(args.fn(args) or 0)
+    except BrokenPipeError:
+        # `proctor ... | head`: the reader left; that is not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class InvestigationResult:
     attempt: int
     context_id: str
     started_at: float
+    world: str = ""  # content hash of the snapshot investigated (noisy or noise-free)
     finished_at: float = 0.0
     end_reason: str = "harness_error"
     error_kind: str | None = None
@@ -234,6 +235,7 @@ async def investigate(
             if not label.world.snapshot_noise_free:
                 raise LookupError(f"label {label.id} has no noise-free world")
             digest = label.world.snapshot_noise_free
+        res.world = digest
         index, header = await worlds.get(digest)
         from .tools import Toolbox
 

@@ -69,7 +69,7 @@ class Store:
             self.db["investigations"].create(
                 {
                     "id": str, "run_id": str, "label_id": str, "attempt": int, "investigation_id": str,
-                    "context_id": str, "started_at": float, "finished_at": float, "duration_s": float,
+                    "context_id": str, "world": str, "started_at": float, "finished_at": float, "duration_s": float,
                     "end_reason": str, "error_kind": str, "error": str, "score": float, "passed": int,
                     "subscores": str, "explanation": str, "score_details": str, "diagnosis": str,
                     "turns": int, "tool_calls": int, "invalid_calls": int, "red_herrings_chased": int,
@@ -106,7 +106,7 @@ class Store:
             "options": _j(manifest.get("options", {})), "manifest": _j(manifest), "summary": None, "error": None,
         }
         with self._lock, self.db.atomic():
-            self.db["runs"].upsert(row, pk="run_id")
+            self.db["runs"].upsert(row, pk="run_id", alter=True)
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any] | None, error: str | None = None) -> None:
         with self._lock, self.db.atomic():
@@ -118,7 +118,7 @@ class Store:
         key = f"{run_id}/{r.label_id}/{r.attempt}"
         row = {
             "id": key, "run_id": run_id, "label_id": r.label_id, "attempt": r.attempt,
-            "investigation_id": r.investigation_id, "context_id": r.context_id,
+            "investigation_id": r.investigation_id, "context_id": r.context_id, "world": r.world,
             "started_at": r.started_at, "finished_at": r.finished_at, "duration_s": r.duration_s,
             "end_reason": r.end_reason, "error_kind": r.error_kind, "error": r.error, "score": r.score,
             "passed": int(r.passed), "subscores": _j(r.subscores), "explanation": r.explanation,
@@ -129,7 +129,7 @@ class Store:
         with self._lock, self.db.atomic():
             self.db.execute("DELETE FROM turns WHERE investigation_id = ?", [key])
             self.db.execute("DELETE FROM tool_calls WHERE investigation_id = ?", [key])
-            self.db["investigations"].upsert(row, pk="id")
+            self.db["investigations"].upsert(row, pk="id", alter=True)
             if r.turn_records:
                 self.db["turns"].insert_all(
                     ({"investigation_id": key, "idx": t.idx, "kind": t.kind, "reply_size": t.reply_size,
