@@ -8,13 +8,18 @@ fault (garbage, silence) from the network's or our own.
      ├── TargetUnavailable   card unreachable, connection refused, DNS ...   (kind "network")
      ├── TargetTimeout       no reply within the turn deadline              (kind "timeout")
      ├── ReplyTooLarge       reply body over the cap                         (kind "too_large")
+     ├── TargetBlocked       destination refused by the SSRF guard           (kind "blocked")
      └── TargetProtocolError a reply we cannot use: failed task, no parts... (kind "protocol")
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import os
+import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,14 +71,59 @@ class _CappedStream(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
-class CappedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport whose responses may not exceed ``cap`` bytes."""
+class TargetBlocked(TargetError):
+    """The target URL points where the proctor must not go (SSRF guard)."""
 
-    def __init__(self, cap: int, inner: httpx.AsyncBaseTransport | None = None):
+    kind = "blocked"
+
+
+def _ip_verdict(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool) -> str | None:
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        # Cloud metadata servers live here (169.254.169.254); no agent under test does.
+        return f"{ip} is a link-local/reserved address"
+    if not allow_private and (ip.is_private or ip.is_loopback):
+        return f"{ip} is a private or loopback address (private targets are not allowed on this proctor)"
+    return None
+
+
+async def check_destination(host: str, port: int, allow_private: bool) -> None:
+    """Refuse hosts that resolve to addresses a target may not have. Raises TargetBlocked."""
+    try:
+        ips = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            raise TargetUnavailable(f"cannot resolve {host}: {e}") from e
+        ips = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for ip in ips:
+        why = _ip_verdict(ip, allow_private)
+        if why:
+            raise TargetBlocked(f"refusing to contact {host}: {why}")
+
+
+def private_targets_allowed() -> bool:
+    """Laptops evaluate agents on loopback; a public deployment sets PROCTOR_ALLOW_PRIVATE_TARGETS=0."""
+    return os.environ.get("PROCTOR_ALLOW_PRIVATE_TARGETS", "1").lower() not in ("0", "false", "no")
+
+
+class CappedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport whose responses may not exceed ``cap`` bytes, and which refuses
+    destinations a target may not have (link-local always, private unless allowed)."""
+
+    def __init__(self, cap: int, inner: httpx.AsyncBaseTransport | None = None, allow_private: bool | None = None):
         self._cap = cap
         self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
+        self._allow_private = private_targets_allowed() if allow_private is None else allow_private
+        self._checked: dict[tuple[str, int], float] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.host, request.url.port or (443 if request.url.scheme == "https" else 80))
+        # Re-check a host at most every 30 s: resolution is cheap but not free on the hot path.
+        now = time.monotonic()
+        if now - self._checked.get(key, -1e9) > 30:
+            await check_destination(key[0], key[1], self._allow_private)
+            self._checked[key] = now
         response = await self._inner.handle_async_request(request)
         length = response.headers.get("content-length")
         if length and length.isdigit() and int(length) > self._cap:
@@ -87,10 +137,14 @@ class CappedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def make_http_client(max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def make_http_client(
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    transport: httpx.AsyncBaseTransport | None = None,
+    allow_private: bool | None = None,
+) -> httpx.AsyncClient:
     """One pooled client for all conversations with targets."""
     return httpx.AsyncClient(
-        transport=CappedTransport(max_reply_bytes, transport),
+        transport=CappedTransport(max_reply_bytes, transport, allow_private),
         timeout=httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
         follow_redirects=False,
@@ -190,6 +244,8 @@ class Target:
             if isinstance(e, asyncio.CancelledError):
                 raise
             err = classify(e)
+            if isinstance(err, TargetBlocked):
+                raise err from None
             raise TargetUnavailable(f"agent card {card_url} unreachable: {err}") from e
         if resp.status_code != 200:
             raise TargetUnavailable(f"agent card {card_url} answered HTTP {resp.status_code}")

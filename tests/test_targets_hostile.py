@@ -127,3 +127,26 @@ async def test_unreachable_or_broken_card_is_a_request_error(tmp_path) -> None:
         with pytest.raises(RequestError, match="HTTP 404"):
             await run_request(parse_request({"target": f"{base}/nobody/.well-known/agent-card.json"}), db)
     assert db.list_runs() == []
+
+
+async def test_ssrf_guard_refuses_metadata_and_optionally_private_addresses(tmp_path) -> None:
+    from evaluator_agent.orchestrator import prepare
+    from evaluator_agent.target import TargetBlocked, check_destination
+
+    # Link-local (cloud metadata) is refused always, before any connection is attempted.
+    with pytest.raises(TargetBlocked, match="link-local"):
+        await check_destination("169.254.169.254", 80, allow_private=True)
+    http = make_http_client()
+    with pytest.raises(RequestError, match="refusing to contact 169.254.169.254"):
+        await prepare(parse_request({"target": "http://169.254.169.254/latest/.well-known/agent-card.json"}), http)
+    await http.aclose()
+    # A public deployment can refuse private and loopback targets too.
+    async with serve_app(lambda base: build_targets_app(base, TARGETS)) as base:
+        strict = make_http_client(allow_private=False)
+        with pytest.raises(RequestError, match="private or loopback"):
+            await prepare(parse_request({"target": f"{base}/bad_calls/.well-known/agent-card.json"}), strict)
+        await strict.aclose()
+        relaxed = make_http_client(allow_private=True)
+        prep = await prepare(parse_request({"target": f"{base}/bad_calls/.well-known/agent-card.json"}), relaxed)
+        assert prep.target.info.name == "bad_calls"
+        await relaxed.aclose()
