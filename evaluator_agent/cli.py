@@ -165,6 +165,24 @@ def cmd_show(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_history(a: argparse.Namespace) -> int:
+    from .render import table
+    from .store import Store
+
+    rows = Store(a.db).label_history(a.label)
+    if a.json:
+        _write_json("-", rows)
+        return EXIT_OK
+    if not rows:
+        print(f"no investigations of {a.label} in {a.db}")
+        return EXIT_OK
+    print(table(["run", "created", "target", "try", "result", "score", "end", "turns"],
+                [[r["run_id"], time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
+                  f"{r['target_name']} {r['target_version']}".strip(), r["attempt"], "PASS" if r["passed"] else "fail",
+                  f"{r['score']:.2f}", r["end_reason"], r["turns"]] for r in rows]))
+    return EXIT_OK
+
+
 def cmd_labels(a: argparse.Namespace) -> int:
     from .labels import LabelError, label_json_schema, load_labelset
 
@@ -286,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--db", default=default_db())
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(fn=cmd_show)
+
+    hi = sub.add_parser("history", help="outcomes of one label across runs and targets")
+    hi.add_argument("label")
+    hi.add_argument("--db", default=default_db())
+    hi.add_argument("--json", action="store_true")
+    hi.set_defaults(fn=cmd_history)
 
     lb = sub.add_parser("labels", help="label sets: list, schema")
     lsub = lb.add_subparsers(dest="labels_cmd", required=True)

@@ -187,6 +187,29 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def label_outcomes(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """Per label: passed when most of its scored attempts passed (infra errors left out)."""
+    votes: dict[str, list[bool]] = {}
+    for r in rows:
+        if r.get("error_kind") in ("network", "harness"):
+            continue
+        votes.setdefault(r["label_id"], []).append(bool(r["passed"]))
+    return {k: sum(v) * 2 > len(v) for k, v in votes.items()}
+
+
+def changes_vs_previous(store: Store, run_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    prev = store.previous_run(run_id)
+    if prev is None:
+        return {"previous_run": None, "newly_failing": [], "newly_passing": []}
+    now, before = label_outcomes(rows), label_outcomes(store.investigations(prev["run_id"]))
+    shared = sorted(set(now) & set(before))
+    return {
+        "previous_run": prev["run_id"],
+        "newly_failing": [k for k in shared if before[k] and not now[k]],
+        "newly_passing": [k for k in shared if now[k] and not before[k]],
+    }
+
+
 def build_result(store: Store, run_id: str) -> dict[str, Any]:
     """The canonical result shape, from what is stored."""
     run = store.get_run(run_id)
@@ -211,6 +234,6 @@ def build_result(store: Store, run_id: str) -> dict[str, Any]:
         "target": {"name": target.get("name", ""), "version": target.get("version", ""), "url": target.get("url", "")},
         "labelset": {"name": run["labelset"], "hash": run["labelset_hash"]},
         "proctor": {"version": run["proctor_version"], "git_rev": run["git_rev"]},
-        "summary": summarize(rows),
+        "summary": summarize(rows) | changes_vs_previous(store, run_id, rows),
         "investigations": inv,
     }

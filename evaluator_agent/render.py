@@ -21,6 +21,10 @@ def result_text(result: dict[str, Any], per_investigation: bool = True) -> str:
         f"pass rate {s['pass_rate']:.1%} ({s['passed']}/{s['scored']})  mean score {s['mean_score']:.3f}  "
         f"infra errors {s['errors']}  ({s['n']} investigations)"
     )
+    if s.get("previous_run"):
+        head += (f"\nvs previous run {s['previous_run']}: {len(s['newly_failing'])} newly failing"
+                 f"{' (' + ', '.join(s['newly_failing'][:8]) + ')' if s['newly_failing'] else ''}, "
+                 f"{len(s['newly_passing'])} newly passing")
     if not per_investigation:
         return head
     rows = [

@@ -184,6 +184,32 @@ class Store:
             r["ok"] = bool(r["ok"])
         return rows
 
+    def label_history(self, label_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """Outcomes of one label across runs and targets, newest first."""
+        with self._lock:
+            rows = list(self.db.query(
+                "SELECT r.run_id, r.created_at, r.target_name, r.target_version, r.labelset, i.attempt, i.passed,"
+                " i.score, i.end_reason, i.error_kind, i.turns, i.tool_calls, i.duration_s"
+                " FROM investigations i JOIN runs r ON r.run_id = i.run_id WHERE i.label_id = ?"
+                " ORDER BY r.created_at DESC, i.attempt LIMIT ?",
+                [label_id, limit],
+            ))
+        for r in rows:
+            r["passed"] = bool(r["passed"])
+        return rows
+
+    def previous_run(self, run_id: str) -> dict[str, Any] | None:
+        """The latest completed run before ``run_id`` of the same target on the same label set."""
+        run = self.get_run(run_id)
+        if run is None:
+            return None
+        with self._lock:
+            rows = list(self.db["runs"].rows_where(
+                "target_name = ? AND labelset = ? AND status = 'completed' AND created_at < ? AND run_id != ?",
+                [run["target_name"], run["labelset"], run["created_at"], run_id], order_by="created_at desc", limit=1,
+            ))
+        return _decode_run(rows[0]) if rows else None
+
     def counts(self, run_id: str) -> dict[str, int]:
         with self._lock:
             row = self.db.execute(
