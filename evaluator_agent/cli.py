@@ -1,4 +1,4 @@
-"""``proctor`` command line. Exit codes: 0 ok, 1 error, 2 usage, 3 regression (compare gates)."""
+"""``proctor`` command line. Exit codes: 0 ok, 1 error, 2 usage, 3 regression (``--fail-on regression``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REGRESSION = 0, 1, 2, 3
 
 
 def default_db() -> str:
@@ -123,6 +123,84 @@ def cmd_run(a: argparse.Namespace) -> int:
         _write_json(a.json, result)
     if not a.quiet or not a.json:
         print(result_text(result, per_investigation=not a.brief))
+    if a.baseline:
+        return _gate(a.db, a.baseline, result["run_id"], a.fail_on, a.margin, as_json=False)
+    return EXIT_OK
+
+
+def _gate(db: str, base: str, new: str, fail_on: str | None, margin: float, as_json: bool) -> int:
+    from .analysis import AnalysisError, compare_stored
+    from .report import render_compare_markdown
+    from .store import Store
+
+    store = Store(db)
+    try:
+        cmp = compare_stored(store, base, new, margin=margin)
+    except AnalysisError as e:
+        print(f"proctor compare: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    if as_json:
+        _write_json("-", cmp)
+    else:
+        base_r = {"target": {"name": cmp["base"]["target"], "version": cmp["base"]["version"]}}
+        new_r = {"target": {"name": cmp["new"]["target"], "version": cmp["new"]["version"]}}
+        print(render_compare_markdown(cmp, base_r, new_r))
+    if fail_on == "regression" and cmp["verdict"] == "regression":
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    return _gate(a.db, a.base, a.new, a.fail_on, a.margin, as_json=a.json)
+
+
+def cmd_difficulty(a: argparse.Namespace) -> int:
+    from .analysis import AnalysisError, fit_difficulty
+    from .render import table
+    from .store import Store
+
+    try:
+        fit = fit_difficulty(Store(a.db))
+    except AnalysisError as e:
+        print(f"proctor difficulty: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    if a.json:
+        _write_json("-", fit["labels"])
+        return EXIT_OK
+    print(table(["label", "difficulty", "se", "n", "passed", "tier", "flag"],
+                [[x["label_id"], f"{x['difficulty']:+.2f}", f"{x['se']:.2f}", x["n"], x["passed"], x["tier"] or "",
+                  f"{x['flag']} (suggest {x['suggested_tier']})" if x["flag"] else ""] for x in fit["labels"]]))
+    print()
+    print(table(["target", "ability", "se"], [[t["target"], f"{t['ability']:+.2f}", f"{t['se']:.2f}"] for t in fit["targets"]]))
+    print(f"\n{fit['observations']} observations; {len(fit['flagged'])} label(s) disagree with their tier")
+    return EXIT_OK
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .analysis import AnalysisError, compare_stored, report_inputs
+    from .report import render_compare_html, render_compare_markdown, render_html, render_markdown
+    from .scoring import PASS_THRESHOLD
+    from .store import Store
+
+    store = Store(a.db)
+    try:
+        if a.compare:
+            cmp = compare_stored(store, a.run, a.compare)
+            base, new = report_inputs(store, a.run)[0], report_inputs(store, a.compare)[0]
+            if a.html:
+                Path(a.html).write_text(render_compare_html(cmp, base, new))
+            if a.markdown or not a.html:
+                print(render_compare_markdown(cmp, base, new))
+            return EXIT_OK
+        result, stats, details, labels, difficulty = report_inputs(store, a.run)
+    except AnalysisError as e:
+        print(f"proctor report: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    if a.html:
+        Path(a.html).write_text(render_html(result, stats, details, labels, difficulty or None, PASS_THRESHOLD))
+        print(f"wrote {a.html}", file=sys.stderr)
+    if a.markdown or not a.html:
+        print(render_markdown(result, stats))
     return EXIT_OK
 
 
@@ -291,7 +369,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", metavar="FILE", help="write the result (same shape as the A2A result artifact); - for stdout")
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--brief", action="store_true", help="summary only, no per-investigation table")
+    r.add_argument("--baseline", metavar="RUN", help="compare with this stored run when done")
+    r.add_argument("--fail-on", choices=["regression"], help="with --baseline: exit 3 on a regression verdict")
+    r.add_argument("--margin", type=float, default=0.05, help="practical margin of the verdict (pass-rate points)")
     r.set_defaults(fn=cmd_run)
+
+    c = sub.add_parser("compare", help="paired comparison of two stored runs")
+    c.add_argument("base")
+    c.add_argument("new")
+    c.add_argument("--db", default=default_db())
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--fail-on", choices=["regression"], help="exit 3 on a regression verdict")
+    c.add_argument("--margin", type=float, default=0.05)
+    c.set_defaults(fn=cmd_compare)
+
+    df = sub.add_parser("difficulty", help="empirical label difficulty and target ability (Rasch IRT over stored runs)")
+    df.add_argument("--db", default=default_db())
+    df.add_argument("--json", action="store_true")
+    df.set_defaults(fn=cmd_difficulty)
+
+    rp = sub.add_parser("report", help="HTML or Markdown report of a run, or of a comparison")
+    rp.add_argument("run")
+    rp.add_argument("--db", default=default_db())
+    rp.add_argument("--html", metavar="FILE", help="write one self-contained HTML page")
+    rp.add_argument("--markdown", action="store_true", help="print a Markdown summary (default without --html)")
+    rp.add_argument("--compare", metavar="NEW", help="report the comparison of RUN (base) with NEW")
+    rp.set_defaults(fn=cmd_report)
 
     rs = sub.add_parser("runs", help="list stored runs")
     rs.add_argument("--db", default=default_db())

@@ -12,7 +12,6 @@ import logging
 import os
 import subprocess
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +24,7 @@ from . import __version__
 from .investigation import InvestigationResult, Limits, WorldCache, investigate
 from .labels import LabelError, LabelSet, load_labelset
 from .request import EvaluationRequest, RequestError
+from .stats import label_meta_of
 from .store import Store
 from .target import Target, TargetError, make_http_client
 
@@ -110,6 +110,7 @@ async def execute(
         "label_ids": [lb.id for lb in prep.labels],
     }
     store.create_run(run_id, manifest)
+    meta = label_meta_of(prep.labelset.labels)
     work = [(lb, a) for a in range(1, req.attempts + 1) for lb in prep.labels]
     total, done, passed = len(work), 0, 0
     sem = asyncio.Semaphore(req.concurrency)
@@ -137,10 +138,10 @@ async def execute(
         await asyncio.gather(*(one(lb, a) for lb, a in work))
     except BaseException as e:
         store.finish_run(run_id, "interrupted" if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else "failed",
-                         summarize(store.investigations(run_id)), error=f"{type(e).__name__}: {e}"[:500])
+                         summarize(store.investigations(run_id), meta), error=f"{type(e).__name__}: {e}"[:500])
         raise
-    store.finish_run(run_id, "completed", summarize(store.investigations(run_id)))
-    return build_result(store, run_id)
+    store.finish_run(run_id, "completed", summarize(store.investigations(run_id), meta))
+    return build_result(store, run_id, meta)
 
 
 async def run_request(
@@ -162,29 +163,22 @@ async def run_request(
             await http.aclose()
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Summary of stored investigations. Infra errors (network, harness) are counted apart
-    and left out of pass_rate and mean_score: they say nothing about the agent."""
-    n = len(rows)
-    infra = [r for r in rows if r.get("error_kind") in ("network", "harness")]
-    scored = [r for r in rows if r.get("error_kind") not in ("network", "harness")]
-    passed = sum(1 for r in scored if r["passed"])
-    mean = sum(r["score"] for r in scored) / len(scored) if scored else 0.0
-    return {
-        "n": n,
-        "scored": len(scored),
-        "passed": passed,
-        "pass_rate": round(passed / len(scored), 4) if scored else 0.0,
-        "mean_score": round(mean, 4),
-        "errors": len(infra),
-        "errors_by_kind": dict(Counter(r["error_kind"] for r in infra)),
-        "end_reasons": dict(sorted(Counter(r["end_reason"] for r in rows).items())),
-        "mean_turns": round(sum(r["turns"] for r in rows) / n, 2) if n else 0.0,
-        "mean_tool_calls": round(sum(r["tool_calls"] for r in rows) / n, 2) if n else 0.0,
-        "invalid_calls": sum(r["invalid_calls"] for r in rows),
-        "red_herrings_chased": sum(r.get("red_herrings_chased") or 0 for r in rows),
-        "duration_s": round(sum(r["duration_s"] for r in rows), 3),
-    }
+def labelset_meta(name: str) -> dict[str, dict[str, Any]]:
+    """Taxonomy and tier of each label of a set, for breakdowns; empty when the set is gone."""
+    from .stats import label_meta_of
+
+    try:
+        return label_meta_of(load_labelset(name).labels)
+    except LabelError:
+        return {}
+
+
+def summarize(rows: list[dict[str, Any]], label_meta: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Statistics of stored investigations (see stats.run_statistics). Infra errors (network,
+    harness) are counted apart and left out of pass rates: they say nothing about the agent."""
+    from .stats import run_statistics
+
+    return run_statistics(rows, label_meta or {})
 
 
 def label_outcomes(rows: list[dict[str, Any]]) -> dict[str, bool]:
@@ -210,11 +204,13 @@ def changes_vs_previous(store: Store, run_id: str, rows: list[dict[str, Any]]) -
     }
 
 
-def build_result(store: Store, run_id: str) -> dict[str, Any]:
+def build_result(store: Store, run_id: str, label_meta: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The canonical result shape, from what is stored."""
     run = store.get_run(run_id)
     if run is None:
         raise KeyError(run_id)
+    if label_meta is None:
+        label_meta = labelset_meta(run["labelset"])
     rows = store.investigations(run_id)
     manifest = run["manifest"] or {}
     target = manifest.get("target", {})
@@ -234,6 +230,6 @@ def build_result(store: Store, run_id: str) -> dict[str, Any]:
         "target": {"name": target.get("name", ""), "version": target.get("version", ""), "url": target.get("url", "")},
         "labelset": {"name": run["labelset"], "hash": run["labelset_hash"]},
         "proctor": {"version": run["proctor_version"], "git_rev": run["git_rev"]},
-        "summary": summarize(rows) | changes_vs_previous(store, run_id, rows),
+        "summary": summarize(rows, label_meta) | changes_vs_previous(store, run_id, rows),
         "investigations": inv,
     }

@@ -40,7 +40,7 @@ def _pct(x: float | None) -> str:
 
 def bar_chart(rows: list[tuple[str, float, tuple[float, float] | None, int]], title: str, width: int = 520) -> str:
     """Horizontal bars of rates in [0,1] with optional CI whiskers. rows: (name, rate, ci, n)."""
-    bar_h, gap, left, right = 18, 8, 150, 60
+    bar_h, gap, left, right = 18, 8, 150, 92
     height = 30 + len(rows) * (bar_h + gap)
     scale = width - left - right
     out = [f'<svg class="chart" role="img" aria-label="{esc(title)}" width="{width}" height="{height}" '
@@ -120,7 +120,8 @@ def difficulty_map(points: list[tuple[str, float, float, bool]], title: str, x_l
 
 def _breakdown_rows(stats: dict[str, Any], dim: str) -> list[tuple[str, float, tuple[float, float] | None, int]]:
     rows = []
-    for name, b in sorted((stats.get("breakdown", {}).get(dim) or {}).items()):
+    order = {"easy": 0, "medium": 1, "hard": 2}
+    for name, b in sorted((stats.get("breakdown", {}).get(dim) or {}).items(), key=lambda kv: (order.get(kv[0], 9), kv[0])):
         ci = b.get("ci95")
         rows.append((name, float(b.get("pass_rate", 0.0)), tuple(ci) if ci else None, int(b.get("n", 0))))
     return rows

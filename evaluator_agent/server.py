@@ -7,6 +7,7 @@ Skills, chosen by the request object's ``action`` (default ``evaluate``):
                     ends with one artifact named "result" (TextPart summary + DataPart result)
     list_labelsets  {"action": "list_labelsets"}
     get_run         {"action": "get_run", "run_id": "run_..."}
+    compare         {"action": "compare", "base": "run_...", "new": "run_...", "margin": 0.05}
 
 A bad request ends its task as failed with a message naming the problem; the server stays up.
 """
@@ -65,6 +66,13 @@ def build_card(public_url: str) -> Any:
                 id="list_labelsets", name="List label sets",
                 description="Label sets this proctor can evaluate against, with label counts and content hashes.",
                 tags=["labels"], examples=[json.dumps({"action": "list_labelsets"})],
+            ),
+            AgentSkill(
+                id="compare_runs", name="Compare two runs",
+                description="Paired comparison of two stored runs on their shared labels: delta with 95% CI, exact McNemar "
+                "test, verdict regression | improvement | inconclusive, flipped labels, regressed segments.",
+                tags=["results", "regression"],
+                examples=[json.dumps({"action": "compare", "base": "run_0123456789ab", "new": "run_ba9876543210"})],
             ),
             AgentSkill(
                 id="get_run", name="Get a run",
@@ -140,8 +148,11 @@ class ProctorExecutor:
         if action == "get_run":
             await self._get_run(obj, up, fail)
             return
+        if action == "compare":
+            await self._compare(obj, up, fail)
+            return
         if action != "evaluate":
-            await fail(f"unknown action {action!r}; expected evaluate, list_labelsets or get_run")
+            await fail(f"unknown action {action!r}; expected evaluate, list_labelsets, get_run or compare")
             return
         await self._evaluate(obj, up, fail)
 
@@ -158,6 +169,30 @@ class ProctorExecutor:
             return
         result = build_result(self.store, run["run_id"])
         await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result")
+        await up.complete()
+
+    async def _compare(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
+        from a2a.helpers import new_data_part, new_text_part
+
+        from .analysis import AnalysisError, compare_stored
+        from .report import render_compare_markdown
+
+        base, new = obj.get("base"), obj.get("new")
+        if not (isinstance(base, str) and isinstance(new, str)):
+            await fail('compare needs "base" and "new" run ids')
+            return
+        margin = obj.get("margin", 0.05)
+        if not isinstance(margin, int | float) or not 0 <= margin < 1:
+            await fail("margin must be a number in [0, 1)")
+            return
+        try:
+            cmp = compare_stored(self.store, base, new, margin=float(margin))
+        except AnalysisError as e:
+            await fail(str(e))
+            return
+        text = render_compare_markdown(cmp, {"target": {"name": cmp["base"]["target"], "version": cmp["base"]["version"]}},
+                                       {"target": {"name": cmp["new"]["target"], "version": cmp["new"]["version"]}})
+        await up.add_artifact([new_text_part(text), new_data_part(cmp)], name="comparison")
         await up.complete()
 
     async def _evaluate(self, obj: dict[str, Any], up: Any, fail: Any) -> None:

@@ -210,6 +210,32 @@ class Store:
             ))
         return _decode_run(rows[0]) if rows else None
 
+    def all_outcomes(self) -> list[dict[str, Any]]:
+        """(target, label, passed) of every scored investigation of completed runs, for IRT."""
+        with self._lock:
+            return list(self.db.query(
+                "SELECT r.target_name, r.target_version, i.label_id, i.passed FROM investigations i"
+                " JOIN runs r ON r.run_id = i.run_id"
+                " WHERE r.status = 'completed' AND (i.error_kind IS NULL OR i.error_kind NOT IN ('network', 'harness'))"
+            ))
+
+    def save_difficulty(self, labels: list[dict[str, Any]], targets: list[dict[str, Any]], fitted_at: float) -> None:
+        with self._lock, self.db.atomic():
+            # A fit replaces the previous one whole.
+            for table in ("label_difficulty", "target_ability"):
+                if self.db[table].exists():
+                    self.db.execute(f"DELETE FROM {table}")
+            self.db["label_difficulty"].insert_all(
+                ({**x, "fitted_at": fitted_at} for x in labels), pk="label_id", replace=True, alter=True)
+            self.db["target_ability"].insert_all(
+                ({**x, "fitted_at": fitted_at} for x in targets), pk="target", replace=True, alter=True)
+
+    def get_difficulty(self) -> list[dict[str, Any]]:
+        with self._lock:
+            if not self.db["label_difficulty"].exists():
+                return []
+            return list(self.db["label_difficulty"].rows_where(order_by="difficulty desc"))
+
     def counts(self, run_id: str) -> dict[str, int]:
         with self._lock:
             row = self.db.execute(

@@ -44,7 +44,7 @@ def _core(result: dict[str, Any]) -> list[dict[str, Any]]:
 async def test_card_health_and_skills(tmp_path) -> None:
     async with serve_app(_proctor_app(tmp_path / "p.db")) as base, httpx.AsyncClient() as http:
         card = (await http.get(f"{base}/.well-known/agent-card.json")).json()
-        assert {s["id"] for s in card["skills"]} == {"evaluate_agent", "list_labelsets", "get_run"}
+        assert {s["id"] for s in card["skills"]} == {"evaluate_agent", "list_labelsets", "get_run", "compare_runs"}
         bindings = {i["protocolBinding"] for i in card["supportedInterfaces"]}
         assert bindings == {"JSONRPC", "HTTP+JSON"}
         assert card["capabilities"]["streaming"] is True
