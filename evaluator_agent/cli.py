@@ -267,6 +267,15 @@ def cmd_labels(a: argparse.Namespace) -> int:
     if a.labels_cmd == "schema":
         _write_json("-", label_json_schema())
         return EXIT_OK
+    if a.labels_cmd == "lint":
+        from .lint import lint_labelset
+
+        report = lint_labelset(a.set)
+        if a.json:
+            _write_json("-", report.to_dict())
+        else:
+            print(report.render())
+        return EXIT_OK if report.ok else EXIT_ERROR
     try:
         ls = load_labelset(a.set)
     except LabelError as e:
@@ -420,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     ll.add_argument("set")
     ll.add_argument("--json", action="store_true")
     lsub.add_parser("schema", help="label JSON Schema")
+    lt = lsub.add_parser("lint", help="check a label set: schema, leaks, hashes, entities, key evidence, red herrings")
+    lt.add_argument("set", help="label set name, or a path to its folder")
+    lt.add_argument("--json", action="store_true")
     lb.set_defaults(fn=cmd_labels)
 
     env = sub.add_parser("env", help="world snapshots: generate synthetic incident worlds")
