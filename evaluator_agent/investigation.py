@@ -287,6 +287,7 @@ async def _converse(
             return None
         res.turns = turn
         elapsed = time.monotonic() - t0
+        _add_usage(res, reply.obj)
         try:
             if reply.obj is None:
                 raise ReplyError('no JSON object with "tool_calls" or "diagnosis" found in the reply')
@@ -321,6 +322,24 @@ async def _converse(
         data, text = msg.model_dump(mode="json", exclude_none=True), tool_results_text(msg)
     res.end_reason = "max_turns"
     return None
+
+
+_USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
+
+
+def _add_usage(res: InvestigationResult, obj: dict[str, Any] | None) -> None:
+    """Accumulate the optional ``usage`` a target may report beside its reply:
+    ``{"usage": {"input_tokens": 812, "output_tokens": 95, "cost_usd": 0.0031}}``."""
+    usage = obj.get("usage") if isinstance(obj, dict) else None
+    if not isinstance(usage, dict):
+        return
+    acc = res.tokens if res.tokens is not None else {}
+    for key in (*_USAGE_KEYS, "cost_usd"):
+        v = usage.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1e12:
+            acc[key] = acc.get(key, 0) + (float(v) if key == "cost_usd" else int(v))
+    if acc:
+        res.tokens = acc
 
 
 def _run_tools(

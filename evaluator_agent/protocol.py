@@ -164,11 +164,33 @@ class Diagnosis(_Model):
         return v
 
 
-class ToolCallsReply(_Model):
+class Usage(_Model):
+    """Optional, beside either reply: what this reply cost the agent. Summed per investigation."""
+
+    input_tokens: int | None = Field(None, ge=0)
+    output_tokens: int | None = Field(None, ge=0)
+    total_tokens: int | None = Field(None, ge=0)
+    cost_usd: float | None = Field(None, ge=0)
+
+
+class _Reply(_Model):
+    usage: Usage | None = None
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _lenient_usage(cls, v: Any) -> Any:
+        # Usage is bookkeeping: a malformed one is dropped, it never makes the reply unusable.
+        try:
+            return Usage.model_validate(v) if v is not None else None
+        except ValidationError:
+            return None
+
+
+class ToolCallsReply(_Reply):
     tool_calls: list[ToolCall] = Field(min_length=1)
 
 
-class DiagnosisReply(_Model):
+class DiagnosisReply(_Reply):
     diagnosis: Diagnosis
 
 

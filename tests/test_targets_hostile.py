@@ -150,3 +150,22 @@ async def test_ssrf_guard_refuses_metadata_and_optionally_private_addresses(tmp_
         prep = await prepare(parse_request({"target": f"{base}/bad_calls/.well-known/agent-card.json"}), relaxed)
         assert prep.target.info.name == "bad_calls"
         await relaxed.aclose()
+
+
+def _reports_usage(turn: int, _msg: dict[str, Any]) -> dict[str, Any]:
+    usage = {"input_tokens": 1000, "output_tokens": 50, "cost_usd": 0.002}
+    if turn == 1:
+        return {"tool_calls": [{"id": "c1", "name": "list_services", "arguments": {}}], "usage": usage}
+    if turn == 2:  # malformed usage is dropped, the reply still counts
+        return {"tool_calls": [{"id": "c2", "name": "get_monitors", "arguments": {}}], "usage": {"input_tokens": -3}}
+    return {"diagnosis": {"no_fault": True}, "usage": usage}
+
+
+async def test_reported_usage_is_summed_per_investigation(tmp_path) -> None:
+    db = Store(tmp_path / "p.db")
+    async with serve_app(lambda base: build_targets_app(base, {"usage": (_reports_usage, False)})) as base:
+        r = await _run(base, "usage", db)
+    inv = db.investigations(r["run_id"])[0]
+    assert inv["end_reason"] == "diagnosis" and inv["turns"] == 3
+    assert inv["tokens"] == {"input_tokens": 2000, "output_tokens": 100, "cost_usd": pytest.approx(0.004)}
+    assert r["summary"]["trajectory"]["tokens"]["input_tokens"] == 2000
