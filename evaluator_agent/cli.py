@@ -65,8 +65,10 @@ def _write_json(path: str, obj: Any) -> None:
 def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
+    from . import observability
     from .server import create_app
 
+    observability.configure(dry_run=a.datadog_dry_run)
     public = a.public_url or os.environ.get("PROCTOR_PUBLIC_URL") or f"http://{'127.0.0.1' if a.host in ('0.0.0.0', '::') else a.host}:{a.port}"
     app = create_app(a.db, public_url=public)
     uvicorn.run(app, host=a.host, port=a.port, log_level=a.log_level, timeout_graceful_shutdown=30)
@@ -87,12 +89,14 @@ def _request_from_args(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    from . import observability
     from .orchestrator import execute, prepare
     from .render import result_text
     from .request import RequestError, parse_request
     from .store import Store
     from .target import make_http_client
 
+    observability.configure(dry_run=a.datadog_dry_run)
     try:
         req = parse_request(_request_from_args(a))
     except RequestError as e:
@@ -119,6 +123,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         return EXIT_ERROR
     finally:
         store.close()
+        observability.shutdown()
     if a.json:
         _write_json(a.json, result)
     if not a.quiet or not a.json:
@@ -341,6 +346,23 @@ def cmd_protocol(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_datadog(a: argparse.Namespace) -> int:
+    from .dd_setup import SetupError, setup
+
+    try:
+        out = setup(dry_run=a.dry_run, directory=Path(a.dir) if a.dir else None)
+    except SetupError as e:
+        print(f"proctor datadog setup: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 - an API error: say what, no traceback
+        print(f"proctor datadog setup: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+        return EXIT_ERROR
+    for kind in ("dashboards", "monitors"):
+        for x in out[kind]:
+            print(f"{x['action']:8s} {kind[:-1]:9s} {x['id'] or '-':>14}  {x['name']}")
+    return EXIT_OK
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -361,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", default=default_db())
     s.add_argument("--public-url", default=None, help="URL the agent card advertises (default $PROCTOR_PUBLIC_URL or http://HOST:PORT)")
     s.add_argument("--log-level", default="warning")
+    s.add_argument("--datadog-dry-run", metavar="FILE", help="write every Datadog payload to FILE (JSON lines) instead of sending")
     s.set_defaults(fn=cmd_serve)
 
     r = sub.add_parser("run", help="evaluate a target without a server")
@@ -381,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--baseline", metavar="RUN", help="compare with this stored run when done")
     r.add_argument("--fail-on", choices=["regression"], help="with --baseline: exit 3 on a regression verdict")
     r.add_argument("--margin", type=float, default=0.05, help="practical margin of the verdict (pass-rate points)")
+    r.add_argument("--datadog-dry-run", metavar="FILE", help="write every Datadog payload to FILE (JSON lines) instead of sending")
     r.set_defaults(fn=cmd_run)
 
     c = sub.add_parser("compare", help="paired comparison of two stored runs")
@@ -452,6 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("protocol", help="print the investigation protocol as JSON Schema")
     pr.add_argument("what", choices=["schema"])
     pr.set_defaults(fn=cmd_protocol)
+
+    dd = sub.add_parser("datadog", help="Datadog: create or update dashboards and monitors")
+    ddsub = dd.add_subparsers(dest="datadog_cmd", required=True)
+    dds = ddsub.add_parser("setup", help="create or update the dashboards and monitors in evaluator_agent/datadog_assets/ (idempotent)")
+    dds.add_argument("--dry-run", metavar="FILE", help="write the payloads to FILE (JSON lines) instead of calling the API")
+    dds.add_argument("--dir", help="folder with dashboards/*.json and monitors/*.json (default: the packaged evaluator_agent/datadog_assets/)")
+    dd.set_defaults(fn=cmd_datadog)
 
     d = sub.add_parser("demo", help="start mock agents and the proctor on loopback, evaluate over A2A, print results")
     d.add_argument("--agents", default="methodical,random_guess", help="comma-separated mock agents to evaluate")

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import observability
 from .labels import Label, snapshots_dir
 from .protocol import (
     Briefing,
@@ -229,6 +230,7 @@ async def investigate(
     res = InvestigationResult(
         investigation_id=inv_id, label_id=label.id, attempt=attempt, context_id=conv.context_id, started_at=time.time()
     )
+    trace = observability.get().investigation(label, attempt, target.info, res)
     try:
         digest = label.world.snapshot
         if noise == "off":
@@ -242,9 +244,11 @@ async def investigate(
         toolbox = Toolbox(index, now=float(header["end"]))
         budget = _effective_budget(label, limits)
         briefing = build_briefing(label, header, budget, inv_id)
+        trace.briefing(briefing)
         viewed: list[tuple[str, dict[str, Any], bool, str]] = []
         diagnosis = await _converse(conv, briefing, toolbox, budget, res, viewed)
-        _score(label, diagnosis, res, viewed)
+        with trace.scoring():
+            _score(label, diagnosis, res, viewed)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # noqa: BLE001 - our own failure must end only this investigation
@@ -253,6 +257,7 @@ async def investigate(
         res.error_kind = "harness"
         res.error = f"{type(e).__name__}: {e}"[:1000]
     res.finished_at = time.time()
+    trace.finish()
     return res
 
 
@@ -362,6 +367,7 @@ def _run_tools(
         res.call_records.append(
             ToolCallRecord(turn, call_id, call.name, call.arguments, outcome.ok, outcome.error, len(body), round(dt, 3), body[:RESULT_PREVIEW_CHARS])
         )
+        observability.get().tool_call(res.call_records[-1])
         viewed.append((call.name, call.arguments, outcome.ok, body))
         if outcome.ok:
             out.append(ToolResult(id=call_id, ok=True, content=outcome.content))

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from . import __version__
+from . import __version__, observability
 from .investigation import InvestigationResult, Limits, WorldCache, investigate
 from .labels import LabelError, LabelSet, load_labelset
 from .request import EvaluationRequest, RequestError
@@ -134,14 +134,17 @@ async def execute(
                 if asyncio.iscoroutine(maybe):
                     await maybe
 
-    try:
-        await asyncio.gather(*(one(lb, a) for lb, a in work))
-    except BaseException as e:
-        store.finish_run(run_id, "interrupted" if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else "failed",
-                         summarize(store.investigations(run_id), meta), error=f"{type(e).__name__}: {e}"[:500])
-        raise
-    store.finish_run(run_id, "completed", summarize(store.investigations(run_id), meta))
-    return build_result(store, run_id, meta)
+    async with observability.get().run(run_id, manifest, meta) as obs_run:
+        try:
+            await asyncio.gather(*(one(lb, a) for lb, a in work))
+        except BaseException as e:
+            store.finish_run(run_id, "interrupted" if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else "failed",
+                             summarize(store.investigations(run_id), meta), error=f"{type(e).__name__}: {e}"[:500])
+            raise
+        store.finish_run(run_id, "completed", summarize(store.investigations(run_id), meta))
+        result = build_result(store, run_id, meta)
+        obs_run.done(result, store)
+    return result
 
 
 async def run_request(

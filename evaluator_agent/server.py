@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import __version__
+from . import __version__, observability
 from .labels import LabelError, available_labelsets, load_labelset
 from .protocol import extract_json_object
 from .request import RequestError, parse_request
@@ -272,6 +272,7 @@ def create_app(db_path: str = "proctor.db", public_url: str | None = None) -> St
     @asynccontextmanager
     async def lifespan(_: Starlette):
         yield
+        await observability.aclose()
         await state["http"].aclose()
         store.close()
 
