@@ -255,3 +255,82 @@ def test_smoke_set_is_current() -> None:
         content_hash(read_snapshot_bytes(label.world.snapshot, snapshots_dir()))
         == label.world.snapshot
     )
+
+
+# ---------------------------------------------------------------- the core label set
+
+
+@cache
+def _core():  # noqa: ANN202 - LabelSet
+    return load_labelset("core")
+
+
+def test_core_set_size_and_coverage() -> None:
+    from evaluator_agent.vocab import SEGMENTS
+
+    labels = _core().labels
+    assert len(labels) >= 150
+    cells = {(lb.taxonomy.segment, lb.difficulty.tier) for lb in labels}
+    segments = {s for s, _ in cells}
+    assert len(segments) >= 8 and segments <= set(SEGMENTS)
+    for seg in segments:
+        assert {t for s, t in cells if s == seg} == {"easy", "medium", "hard"}, seg
+    no_fault = [lb for lb in labels if lb.ground_truth.no_fault]
+    assert len(no_fault) >= 0.1 * len(labels)
+    assert all(lb.taxonomy.segment in SEGMENTS for lb in no_fault)
+    postmortems = [lb for lb in labels if lb.provenance.postmortem and lb.difficulty.tier == "hard"]
+    assert len(postmortems) >= 10
+    assert len({lb.ground_truth.mechanism for lb in labels}) >= 18
+    services = [lb.difficulty.factors.services for lb in labels]
+    assert 40 <= sum(services) / len(services) <= 60
+
+
+def test_core_recipes_are_current_and_files_fit() -> None:
+    from evaluator_agent.labels import project_root
+    from evaluator_agent.worldgen.core_recipes import core_recipes
+
+    root = project_root()
+    rf = load_recipes(root / "environments" / "recipes" / "core.json")
+    assert [r.model_dump(mode="json", exclude_defaults=True) for r in rf.recipes] == [
+        Recipe.model_validate(r).model_dump(mode="json", exclude_defaults=True)
+        for r in core_recipes()
+    ]
+    assert {r.label_id() for r in rf.recipes} == {lb.id for lb in _core().labels}
+    for lb in _core().labels:
+        assert (snapshots_dir() / f"{lb.world.snapshot}.json.gz").exists()
+        assert lb.world.snapshot_noise_free is not None
+        assert (snapshots_dir() / f"{lb.world.snapshot_noise_free}.json.gz").exists()
+    total = sum(
+        f.stat().st_size
+        for d in ("labelsets", "environments")
+        for f in (root / d).rglob("*")
+        if f.is_file()
+    )
+    assert total < 50 * 2**20, f"{total / 2**20:.1f} MiB"
+
+
+def test_opt_in_recipe_knobs_keep_old_ids() -> None:
+    r = _recipe("bad_release")
+    assert (
+        r.label_id()
+        == Recipe.model_validate(
+            {**r.model_dump(), "early_herrings": 0, "quiet_culprit": False, "postmortem": None}
+        ).label_id()
+    )
+    assert r.label_id() != r.model_copy(update={"early_herrings": 1}).label_id()
+
+
+def test_early_herring_changes_and_degrades_before_the_culprit() -> None:
+    recipe = _recipe("bad_release", early_herrings=1, quiet_culprit=True, n_services=40)
+    world, plan, w, _ = build_world(recipe)
+    early = [h["entity"] for h in plan.herrings if "BEFORE" in h["why"]]
+    assert early
+    dep = next(
+        e for e in world["events"] if e["source"] == "deploy" and e["tags"]["service"] == early[0]
+    )
+    assert dep["ts"] < plan.onset - 15 * 60
+    assert early[0] not in plan.chain
+    culprit_logs = [r for r in world["logs"] if r["service"] == plan.culprit]
+    assert len(culprit_logs) < 0.2 * max(
+        1, len([r for r in world["logs"] if r["service"] == plan.chain[-1]])
+    )

@@ -2,7 +2,9 @@
 
 ``generate(recipe) -> (snapshot dict, Label)``; ``build_labelset(name, recipes, root)`` writes a
 label set and its snapshots; ``python -m evaluator_agent.worldgen build-smoke`` regenerates the
-smoke set from ``environments/recipes/smoke.json``. See ``build.py`` for the pipeline:
+smoke set from ``environments/recipes/smoke.json`` and ``build-core`` the core set from
+``environments/recipes/core.json`` (written by ``core_recipes.py``); ``calibrate <set> [--noise
+off]`` runs the mock policies over a set (``calibrate.py``). See ``build.py`` for the pipeline:
 topology -> baseline -> mechanism -> noise -> render (metrics, logs, traces) -> monitors -> label.
 """
 

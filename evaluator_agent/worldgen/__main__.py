@@ -1,4 +1,4 @@
-"""``python -m evaluator_agent.worldgen build-smoke | build <recipes.json> | show <recipes.json> <i> | gc``."""
+"""``python -m evaluator_agent.worldgen build-smoke | build-core | build <recipes.json> | show <recipes.json> <i> | calibrate <set> [--noise off] | gc``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import gzip
 import sys
 from pathlib import Path
 
-from ..labels import snapshots_dir
+from ..labels import project_root, snapshots_dir
 from .build import build_from_file, build_smoke, gc_snapshots, generate
 from .recipe import load_recipes
 
@@ -20,6 +20,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     b = sub.add_parser("build", help="build the label set described by a recipe file")
     b.add_argument("recipes", type=Path)
+    bc = sub.add_parser(
+        "build-core", help="regenerate labelsets/core from environments/recipes/core.json"
+    )
+    bc.add_argument(
+        "--rewrite-recipes",
+        action="store_true",
+        help="first rewrite core.json from evaluator_agent/worldgen/core_recipes.py",
+    )
+    bc.add_argument("--jobs", type=int, default=2)
+    c = sub.add_parser("calibrate", help="pass rates of the mock policies on a label set")
+    c.add_argument("labelset")
+    c.add_argument("--noise", choices=("on", "off"), default="on")
+    c.add_argument("--jobs", type=int, default=2)
+    c.add_argument("--detail", action="store_true", help="one line per label")
     sub.add_parser("gc", help="delete snapshots no label set points at")
     s = sub.add_parser("show", help="print the label of one recipe of a file (no files written)")
     s.add_argument("recipes", type=Path)
@@ -29,11 +43,26 @@ def main(argv: list[str] | None = None) -> int:
         world, label = generate(load_recipes(args.recipes).recipes[args.index])
         print(label.model_dump_json(indent=2))
         return 0
+    if args.cmd == "calibrate":
+        from .calibrate import main as calibrate_main
+
+        return calibrate_main(args.labelset, args.noise, args.jobs, args.detail)
     if args.cmd == "gc":
         for p in gc_snapshots():
             print(f"removed {p.name}")
         return 0
-    labels = build_smoke() if args.cmd == "build-smoke" else build_from_file(args.recipes)
+    if args.cmd == "build-smoke":
+        labels = build_smoke()
+    elif args.cmd == "build-core":
+        if args.rewrite_recipes:
+            from .core_recipes import write_core_recipes
+
+            write_core_recipes()
+        labels = build_from_file(
+            project_root() / "environments" / "recipes" / "core.json", jobs=args.jobs
+        )
+    else:
+        labels = build_from_file(args.recipes)
     snaps = snapshots_dir()
     for lb in labels:
         size = (snaps / f"{lb.world.snapshot}.json.gz").stat().st_size

@@ -44,6 +44,20 @@ def _topology(recipe: Recipe) -> tuple[Topo, list[str]]:
     raise GenerationError(f"no topology of {recipe.n_services} services fits {recipe.mechanism}")
 
 
+def _sample_away(w: World, plan: Plan) -> None:
+    """Incomplete telemetry: keep about one in twelve of the culprit's logs (log sampling)."""
+    c = plan.culprit
+    rng = random.Random(f"{plan.recipe.seed}|sampled")
+    w.logs = [r for r in w.logs if r["service"] != c or rng.random() < 1 / 12]
+    plan.evidence = [
+        e
+        for e in plan.evidence
+        if not (
+            e["tool"] == "search_logs" and f"service:{c} " in e["arguments"].get("query", "") + " "
+        )
+    ]
+
+
 def build_world(recipe: Recipe) -> tuple[dict[str, Any], Plan, World, dict[str, Any]]:
     """Generate one variant (``recipe.noise`` decides which); returns (snapshot, plan, world state, paging monitor)."""
     topo, chain = _topology(recipe)
@@ -68,6 +82,8 @@ def build_world(recipe: Recipe) -> tuple[dict[str, Any], Plan, World, dict[str, 
     apply_noise(w, plan, random.Random(f"{recipe.seed}|noise"))
     totals = render_metrics(w)
     render_logs(w, totals)
+    if recipe.quiet_culprit and plan.culprit:
+        _sample_away(w, plan)
     focus = list(reversed(plan.chain)) or ([plan.monitor_service] if plan.monitor_service else [])
     focus_start = (plan.onset or plan.symptom_start) - 5 * MIN
     render_traces(w, focus_start, focus)
@@ -121,6 +137,7 @@ def build_labelset(
     description: str = "",
     version: str = "1",
     validate: bool = True,
+    jobs: int = 1,
 ) -> list[Label]:
     """Write ``labelsets/<name>/`` (labelset.json + one file per label) and the snapshots under ``root``."""
     root = Path(root) if root is not None else project_root()
@@ -128,8 +145,14 @@ def build_labelset(
     snaps = root / "environments" / "snapshots"
     folder.mkdir(parents=True, exist_ok=True)
     labels: list[Label] = []
-    for recipe in recipes:
-        world, clean, label = generate_pair(recipe)
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs) as ex:
+            pairs = list(ex.map(generate_pair, recipes, chunksize=2))
+    else:
+        pairs = map(generate_pair, recipes)
+    for world, clean, label in pairs:
         if validate:
             WorldSnapshot.model_validate(world)
         assert write_snapshot(world, snaps) == label.world.snapshot
@@ -146,9 +169,9 @@ def build_labelset(
     return labels
 
 
-def build_from_file(path: Path, root: Path | None = None) -> list[Label]:
+def build_from_file(path: Path, root: Path | None = None, jobs: int = 1) -> list[Label]:
     rf = load_recipes(path)
-    return build_labelset(rf.name, rf.recipes, root, rf.description, rf.version)
+    return build_labelset(rf.name, rf.recipes, root, rf.description, rf.version, jobs=jobs)
 
 
 def build_smoke(root: Path | None = None) -> list[Label]:

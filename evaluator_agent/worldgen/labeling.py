@@ -19,15 +19,37 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(int(ts), UTC)
 
 
-def tier(chain: int, herrings: int, services: int, kinds: int, offset: int) -> str:
+def tier(
+    chain: int, herrings: int, services: int, kinds: int, offset: int, extra: float = 0
+) -> str:
     points = (
-        max(0, chain - 1)
+        extra
+        + max(0, chain - 1)
         + 0.5 * herrings
         + (1 if offset >= 1800 else 0)
         + (0.5 if services >= 60 else 0)
         + (0.5 if kinds >= 5 else 0)
     )
     return "easy" if points < 2 else "medium" if points < 3.5 else "hard"
+
+
+def _segment(recipe: Recipe, segment: str, w: World, plan: Plan) -> str:
+    """The mechanism's segment; a no-fault control takes the paged service's technology when
+    its recipe asks for ``segment: auto`` (older sets keep ``business_logic``)."""
+    if recipe.segment and recipe.segment != "auto":
+        return recipe.segment
+    if segment in SEGMENTS:
+        return segment
+    if recipe.segment == "auto" and plan.symptom:
+        p = w.p[plan.symptom]
+        return {
+            "gateway": "network",
+            "worker": "kafka",
+            "db": "database",
+            "redis": "cache",
+            "external": "dependency",
+        }.get(p.role, "kubernetes")
+    return "business_logic"
 
 
 def make_label(
@@ -102,21 +124,39 @@ def make_label(
     data = {
         "id": recipe.label_id(),
         "status": "validated",
-        "provenance": {"kind": "synthetic", "source": f"{GENERATOR}, seed {recipe.seed}"},
+        "provenance": {
+            "kind": "synthetic",
+            "source": f"{GENERATOR}, seed {recipe.seed}",
+            **({"postmortem": recipe.postmortem} if recipe.postmortem else {}),
+        },
         "split": recipe.split,
         "family": f"synthetic/{recipe.mechanism}",
         "taxonomy": {
-            "segment": segment if segment in SEGMENTS else "business_logic",
+            "segment": _segment(recipe, segment, w, plan),
             "technologies": sorted(set(plan.technologies)),
             "problem_category": category,
             "mechanism": recipe.mechanism,
             "system_level": REGISTRY[recipe.mechanism].system_level,
             "failure_pattern": pattern,
             "monitor_type": monitor["type"],
-            "tags": [f"noise:{recipe.noise}", f"chain:{len(chain)}"],
+            "tags": [f"noise:{recipe.noise}", f"chain:{len(chain)}"]
+            + (["telemetry:sampled-logs"] if recipe.quiet_culprit else [])
+            + (["herring:earlier-change"] if recipe.early_herrings else [])
+            + (["postmortem"] if recipe.postmortem else [])
+            + list(recipe.tags),
         },
         "difficulty": {
-            "tier": tier(len(chain), len(herrings), len(w.topo.services), len(signals), offset),
+            "tier": tier(
+                len(chain),
+                len(herrings),
+                len(w.topo.services),
+                len(signals),
+                offset,
+                # a blip that recovered long before the page is noise, not a difficulty point
+                recipe.early_herrings
+                + (1 if recipe.quiet_culprit else 0)
+                - (0.5 * recipe.transient_bursts if recipe.noise != "off" else 0),
+            ),
             "factors": {
                 "chain_length": len(chain),
                 "red_herrings": len(herrings),

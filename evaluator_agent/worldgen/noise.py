@@ -89,6 +89,14 @@ def apply_noise(w: World, plan: Plan, rng: random.Random) -> None:
                 ),
             )
     add_herrings(w, plan, rng, plan.recipe.red_herrings)
+    if plan.recipe.transient_bursts:
+        add_transient_bursts(
+            w, plan, random.Random(f"{plan.recipe.seed}|bursts"), plan.recipe.transient_bursts
+        )
+    if plan.recipe.early_herrings:
+        add_early_herrings(
+            w, plan, random.Random(f"{plan.recipe.seed}|early"), plan.recipe.early_herrings
+        )
     # Routine changes, away from the onset; at most one per service so versions stay monotonic.
     in_window = {n for n in w.p if any(d.ts >= clock.start for d in w.p[n].deploys)}
     pool = [
@@ -301,3 +309,134 @@ HERRINGS = {
     "similar_name": _similar_name,
     "busy_dependency": _busy_dependency,
 }
+
+
+EARLY_COMMITS = (
+    "Enable synchronous audit logging on the write path",
+    "Switch session store client to the new SDK",
+    "Add request body validation middleware",
+    "Move feature evaluation to the request path",
+    "Upgrade ORM to 6.2 (lazy loading defaults changed)",
+)
+
+
+def add_early_herrings(w: World, plan: Plan, rng: random.Random, n: int) -> None:
+    """Decoys that changed and degraded BEFORE the incident (opt-in: ``recipe.early_herrings``).
+
+    A dependency of the paged service, off the causal chain and not calling the culprit, gets a
+    deploy 18-40 minutes before the onset, followed within minutes by a sustained latency rise
+    and a trickle of timeouts that is still going on at the page. It is a real regression, but
+    it did not cause the page: the paged service's errors come from the culprit. "Earliest
+    change with an anomaly" heuristics blame it.
+    """
+    if not plan.symptom or not plan.chain:
+        return
+    affected = set(plan.chain)
+    for c in plan.chain:
+        affected |= w.topo.ancestors(c)
+    taken = affected | plan.protect | {h["entity"] for h in plan.herrings}
+    pool = sorted(
+        d
+        for d in w.topo.descendants(plan.symptom)
+        if d not in taken
+        and w.p[d].role in ("api", "worker")
+        and not d.endswith("-bff")
+        and not any(dp.ts >= w.clock.start for dp in w.p[d].deploys)
+    )
+    rng.shuffle(pool)
+    anchor = plan.onset or plan.symptom_start
+    first = min(anchor, (plan.trigger or {}).get("at") or anchor)
+    for name in pool[:n]:
+        p, clock = w.p[name], w.clock
+        t_dep = first - rng.randint(18, 40) * MIN
+        if t_dep < clock.start + 50 * MIN:
+            t_dep = clock.start + 50 * MIN
+        w.deploy(
+            name,
+            t_dep,
+            bump(p.version, rng),
+            rng.choice(AUTHORS),
+            rng.choice(EARLY_COMMITS),
+            rollout_s=rng.randint(90, 240),
+        )
+        t0 = t_dep + rng.randint(60, 180)
+        add(p.lat_add, clock.ramp(t0, t0 + 240, p.base_lat * rng.uniform(3.0, 6.0)))
+        add(p.err_own, clock.ramp(t0, t0 + 240, rng.uniform(0.03, 0.08)))
+        if p.own_error is None:
+            p.own_error = _stream_of(
+                "Request timed out after 5000ms waiting for response body", "timeout"
+            )
+        w.stream(
+            name,
+            t0 + 60,
+            plan.end,
+            0.8,
+            lambda r, ts: (
+                "warn",
+                f"Slow request: {r.randint(1500, 6000)}ms exceeds threshold of 1000ms",
+                {},
+            ),
+        )
+        w.warned[name] = t0 + 120
+        plan.herrings.append(
+            {
+                "entity": name,
+                "why": "deployed and degraded (latency, a few timeouts) BEFORE the incident started, "
+                "but it does not explain the page",
+            }
+        )
+
+
+DRAIN_MESSAGES = (
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+    "Error: connect ECONNREFUSED (pod terminating during node drain)",
+    "io.grpc.StatusRuntimeException: UNAVAILABLE: io exception (connection reset by peer)",
+)
+
+
+def add_transient_bursts(w: World, plan: Plan, rng: random.Random, n: int) -> None:
+    """Resolved blips in the hour before the page (opt-in: ``recipe.transient_bursts``).
+
+    A busy service off the incident's path throws errors for a few minutes while its node is
+    drained for patching, 30-55 minutes before the page, and recovers well before it. The
+    biggest error growth of the last hour, and nothing to do with the page.
+    """
+    affected = set(plan.chain) | ({plan.symptom} if plan.symptom else set())
+    for c in plan.chain:
+        affected |= w.topo.ancestors(c)
+    taken = affected | plan.protect | {h["entity"] for h in plan.herrings}
+    pool = [
+        s
+        for s in sorted(w.p)
+        if w.p[s].role in ("api", "gateway", "worker") and s not in taken and s not in w.burst
+    ]
+    pool.sort(key=lambda s: -w.p[s].rps)
+    pool = pool[:4]
+    rng.shuffle(pool)
+    for name in pool[:n]:
+        p, clock = w.p[name], w.clock
+        t0 = plan.fired_at - rng.randint(40, 58) * MIN
+        dur = rng.randint(12, 18) * MIN
+        add(
+            p.err_own,
+            clock.ramp(t0, t0 + 60, rng.uniform(0.7, 0.95), until=t0 + dur, decay_s=120),
+        )
+        add(p.traffic, clock.ramp(t0, t0 + 60, rng.uniform(0.5, 1.0), until=t0 + dur, decay_s=120))
+        if p.own_error is None:
+            p.own_error = _stream_of(rng.choice(DRAIN_MESSAGES), "unavailable")
+        node = p.hosts[0] if p.hosts else f"ip-10-{rng.randint(4, 15)}-{rng.randint(0, 255)}"
+        w.event(
+            t0 - 40,
+            "kubernetes",
+            f"Node {node} cordoned and drained",
+            f"kubectl drain {node} --ignore-daemonsets (kernel patching, change CHG-{rng.randint(10000, 99999)}); "
+            f"pods of {name} evicted and rescheduled",
+            {"service": name, "host": node},
+        )
+        plan.herrings.append(
+            {
+                "entity": name,
+                "why": "error burst during a node drain in the hour before the page; recovered "
+                "long before the page",
+            }
+        )

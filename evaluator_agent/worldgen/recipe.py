@@ -58,6 +58,36 @@ class Recipe(BaseModel):
     )
     window_hours: float = Field(3.0, ge=2.0, le=4.0, description="Telemetry retained before 'now'")
     split: Literal["public", "heldout"] = "public"
+    # Opt-in knobs (left out of the canonical form at their defaults, so older recipe files such
+    # as smoke keep their label ids, world ids and byte-identical snapshots).
+    early_herrings: int = Field(
+        0,
+        ge=0,
+        le=3,
+        description="Decoys that changed and degraded BEFORE the culprit: a deploy on a dependency of "
+        "the paged service followed by a sustained latency rise that starts earlier than the incident",
+    )
+    transient_bursts: int = Field(
+        0,
+        ge=0,
+        le=3,
+        description="Noise: busy services that threw errors for minutes during a node drain in the "
+        "hour before the page and recovered long before it",
+    )
+    quiet_culprit: bool = Field(
+        False,
+        description="Incomplete telemetry: the culprit's logs are sampled away (errors only show in "
+        "its callers' logs and its metrics)",
+    )
+    postmortem: str | None = Field(
+        None, description="Public postmortem this recipe adapts (goes to the label's provenance)"
+    )
+    segment: str | None = Field(
+        None,
+        description="Taxonomy segment override; 'auto' for a no-fault control takes the paged "
+        "service's technology",
+    )
+    tags: list[str] = Field(default_factory=list, description="Extra taxonomy tags")
 
     @field_validator("mechanism")
     @classmethod
@@ -72,7 +102,11 @@ class Recipe(BaseModel):
         return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
     def canonical(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        d = self.model_dump(mode="json")
+        for k, default in _OPT_IN.items():
+            if d.get(k) == default:
+                d.pop(k, None)
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical().encode()).hexdigest()
@@ -83,6 +117,16 @@ class Recipe(BaseModel):
 
     def world_id(self) -> str:
         return "w_" + hashlib.sha256(b"world\0" + self.canonical().encode()).hexdigest()[:12]
+
+
+_OPT_IN: dict[str, object] = {
+    "early_herrings": 0,
+    "transient_bursts": 0,
+    "quiet_culprit": False,
+    "postmortem": None,
+    "segment": None,
+    "tags": [],
+}
 
 
 class RecipeFile(BaseModel):

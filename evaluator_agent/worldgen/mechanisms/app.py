@@ -430,9 +430,14 @@ class FeatureFlag(Mechanism):
         p.err_resource = res
         p.err_own = [level * f for f in frac]
         make, exc = stack_trace(p, rng, res)
-        p.own_error = lambda r, ts: (lambda s, m, a: (s, m, {**a, "feature_flag": flag}))(
-            *make(r, ts)
-        )
+        # structured error logs carry the flag evaluation context of the request
+        p.own_error = lambda r, ts: (
+            lambda s, m, a: (
+                s,
+                f"{m}\n[feature flag {flag} enabled for this request]",
+                {**a, "feature_flag": flag},
+            )
+        )(*make(r, ts))
         propagate(w, plan, rng, [level * f * wgt for f in frac], clock.zeros(), "5xx")
         plan.trigger = {
             "kind": "flag",

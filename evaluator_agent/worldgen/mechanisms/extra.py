@@ -1,0 +1,491 @@
+"""Mechanisms added for the core set: an endpoint whose DNS record went empty, malformed data
+that a healthy producer hands to its consumers, a container throttled at its CPU limit, a
+Kafka consumer group stuck rebalancing, and row-lock contention from a long transaction.
+
+Each is modelled on what the public postmortems describe: the culprit itself often looks
+healthy (the DNS target answers nobody because nobody reaches it; the producer of bad data
+serves 200s), and only the callers' logs name it.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .. import messages
+from ..catalog import AUTHORS
+from ..render import _k8s_tags
+from ..telemetry import MIN, Profile, World, sig  # noqa: F401
+from ..topology import CHAIN_ROLES, Topo
+from .base import Mechanism, Plan, propagate, register, release
+
+# -- DNS ---------------------------------------------------------------------------------------
+
+_RESOLVER = "10.96.0.10:53"
+
+
+def _dns_error(p: Profile, child: Profile, style: str, rng: random.Random):  # noqa: ANN202
+    host = messages.dns(child)
+    lang = "envoy" if p.role == "gateway" else p.language
+    attrs = {"error.kind": "dns", "peer.service": child.name, "peer.hostname": host}
+    if lang == "java":
+        msg = f"java.net.UnknownHostException: {host}: Name or service not known"
+    elif lang == "python":
+        msg = f"socket.gaierror: [Errno -2] Name or service not known ({host})"
+    elif lang == "node":
+        msg = f"Error: getaddrinfo ENOTFOUND {host}"
+    elif lang == "envoy":
+        msg = f"upstream connect error or disconnect/reset before headers. reset reason: connection failure ({host}: DNS resolution failed)"
+    else:
+        msg = f"dial tcp: lookup {host} on {_RESOLVER}: no such host"
+    return "error", msg, attrs
+
+
+messages.STYLE_HOOKS["dns"] = _dns_error
+
+
+@register
+class DnsFailure(Mechanism):
+    """An endpoint's DNS record is emptied by automation; every client fails to resolve it."""
+
+    name = "dns_failure"
+    system_level = "network"
+    culprit_roles = ("db", "redis")  # records of our own internal zone
+    min_chain = 2
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return any(topo.role(c) in CHAIN_ROLES for c in topo.callers.get(name, []))
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        host = messages.dns(p)
+        t_change = onset - rng.randint(20, 60)
+        level = rng.uniform(0.55, 0.95)
+        err = clock.ramp(onset, onset + 60, level)
+        # Nobody reaches the endpoint any more: its own request rate collapses, it logs nothing wrong.
+        p.traffic = [max(0.05, t * (1 - e)) for t, e in zip(p.traffic, err, strict=True)]
+        propagate(w, plan, rng, err, clock.zeros(), "dns")
+        plan_id = rng.randint(100000, 999999)
+        w.event(
+            t_change,
+            "terraform",
+            f"DNS automation applied plan {plan_id} to zone internal",
+            f"dns-enactor applied plan {plan_id}: record set {host} (A) updated, 0 records "
+            "(stale plan cleanup)",
+            {"service": c, "record": host, "author": "dns-automation"},
+        )
+        plan.trigger = {
+            "kind": "infrastructure",
+            "entity": host,
+            "at": int(t_change),
+            "description": f"DNS automation left an empty record set for {host}; clients cannot resolve it",
+        }
+        plan.aliases += [host, f"dns:{host}"]
+        caller = plan.chain[1]
+        plan.evidence_for(
+            "search_logs",
+            {"query": f"service:{caller} status:error", **plan.window(600)},
+            host,
+            f"{caller} cannot resolve {host}",
+        )
+        plan.evidence_for(
+            "get_events",
+            {"query": "source:terraform", **plan.window()},
+            host,
+            "the DNS automation change that emptied the record",
+        )
+        plan.signals |= {"logs", "events", "metrics"}
+        plan.technologies += ["dns", w.p[caller].language]
+        plan.onset_tolerance_s = 300
+
+
+# -- bad data ----------------------------------------------------------------------------------
+
+_FIELDS = ("features", "rules", "fields", "columns", "entries")
+
+
+def _parse_error(p: Profile, child: Profile, style: str, rng: random.Random):  # noqa: ANN202
+    _, field_name, limit, got = style.split(":")
+    attrs = {"error.kind": "parse", "peer.service": child.name}
+    lang = p.language
+    what = f"{child.name} {field_name} file"
+    if lang == "java":
+        msg = f"java.lang.IllegalStateException: {what} has {got} {field_name}, limit is {limit}"
+    elif lang == "python":
+        msg = f"ValueError: {what}: expected at most {limit} {field_name}, got {got}"
+    elif lang == "node":
+        msg = f"RangeError: {what} exceeds {limit} {field_name} (got {got})"
+    else:
+        msg = f"panic: load {what}: too many {field_name}: {got} > {limit}"
+    return "error", msg, attrs
+
+
+messages.STYLE_HOOKS["baddata"] = _parse_error
+
+
+@register
+class BadData(Mechanism):
+    """A healthy producer publishes a malformed file/record set; its consumers crash parsing it."""
+
+    name = "bad_data"
+    system_level = "data"
+    culprit_roles = ("api",)
+    min_chain = 2
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return not name.endswith("-bff")
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        field_name = rng.choice(_FIELDS)
+        limit = rng.choice((60, 128, 200, 256))
+        got = limit * 2 + rng.randint(2, 40)
+        lead = max(plan.recipe.time_offset_s, rng.randint(60, 240))
+        t_change = onset - lead
+        if rng.random() < 0.5:
+            author = rng.choice(AUTHORS)
+            w.event(
+                t_change,
+                "database",
+                f"Permissions change on {c} metadata database",
+                f"GRANT SELECT ON ALL TABLES IN SCHEMA r0 TO {c}_ro; applied by {author}. "
+                f"The {field_name} generator query now also sees the r0 schema.",
+                {"service": c, "author": author},
+            )
+            plan.trigger = {
+                "kind": "config",
+                "entity": c,
+                "at": int(t_change),
+                "description": f"a database permission change made {c} emit every {field_name[:-1]} twice",
+            }
+        else:
+            release(
+                w,
+                plan,
+                rng,
+                c,
+                t_change,
+                (
+                    "Add new {noun} template type to the content update",
+                    "Ship content update with extra input field",
+                    "Generate {noun} export from the new query",
+                ),
+                rng.randint(60, 180),
+            )
+        # The producer stays healthy; consumers reload the data every few minutes and fail.
+        err = clock.ramp(onset, onset + 120, rng.uniform(0.5, 0.9))
+        propagate(w, plan, rng, err, clock.zeros(), f"baddata:{field_name}:{limit}:{got}")
+        # the only sign on the producer: the generated file doubled at the change
+        p.res["bad_output"] = [1.0 if clock.ts(i) >= t_change + 60 else 0.0 for i in range(clock.n)]
+        w.series(
+            f"{c.replace('-', '_')}.generated_{field_name}.size_kb",
+            {"service": c, "env": "prod"},
+            [
+                sig(rng.uniform(0.95, 1.05) * (1 + 1.1 * b) * limit * 1.3)
+                for b in p.res["bad_output"]
+            ],
+        )
+        plan.aliases += [f"{c}:{field_name}-file", f"deployment/{c}"]
+        caller = plan.chain[1]
+        plan.evidence_for(
+            "search_logs",
+            {"query": f"service:{caller} status:error", **plan.window(600)},
+            str(got),
+            f"{caller} fails to load {c}'s {field_name} file ({got} > {limit})",
+        )
+        plan.signals |= {"logs", "events", "metrics"}
+        plan.technologies += [p.language, w.p[caller].language]
+
+
+# -- CPU throttling ----------------------------------------------------------------------------
+
+
+@register
+class CpuThrottling(Mechanism):
+    """CPU demand exceeds the container limit (a lowered limit or an expensive new rule);
+    CFS throttles it and latency climbs without errors at first."""
+
+    name = "cpu_throttling"
+    system_level = "platform"
+    culprit_roles = ("api",)
+    monitor_kind = "latency"
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return not name.endswith("-bff")
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        t_cfg = onset - rng.randint(40, 150)
+        author = rng.choice(AUTHORS)
+        if rng.random() < 0.5:
+            old, new = rng.choice((("2", "500m"), ("1500m", "400m"), ("4", "1")))
+            text = f"resources.limits.cpu: {old} -> {new} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
+            desc = f"CPU limit of {c} lowered {old} -> {new}"
+        else:
+            rule = rng.randint(100000, 999999)
+            text = f"rules/{rule}.yaml: new request-inspection rule with pattern (?:(?:\\\"|'|\\]|\\}}|\\\\|\\d|(?:nan|infinity|true|false|null|undefined|symbol|math)|`|\\-|\\+)+[)]*;?((?:\\s|-|~|!|{{}}|\\|\\||\\+)*.*(?:.*=.*)))"
+            desc = f"new inspection rule {rule} with a backtracking regex made {c} CPU bound"
+        w.event(
+            t_cfg,
+            "config",
+            f"ConfigMap {p.namespace}/{c}-config updated",
+            f"{text}\nApplied by {author} (argo-cd sync, app {c})",
+            {
+                "service": c,
+                "author": author,
+                "config": f"{c}-config",
+                "kube_namespace": p.namespace,
+            },
+        )
+        sat = clock.ramp(onset, onset + 180, 1.0)
+        p.res["cpu"] = [0.25 + 0.73 * s + rng.uniform(-0.01, 0.01) * s for s in sat]
+        throttled = [sig(max(0.0, s * rng.uniform(18, 40) + rng.uniform(0, 0.4))) for s in sat]
+        w.series("kubernetes.cpu.cfs.throttled.seconds", _k8s_tags(p), throttled, "rate")
+        lat = [s * p.base_lat * rng.uniform(4, 9) for s in sat]
+        p.lat_add = list(lat)
+        err = [s * rng.uniform(0.02, 0.06) for s in sat]
+        p.err_own = list(err)
+        p.own_error = lambda r, ts: (
+            "warn",
+            f"Request took {r.randint(2500, 9000)}ms (handler starved: cpu throttled)",
+            {},
+        )
+        propagate(w, plan, rng, [e * 6 for e in err], lat, "timeout")
+        plan.trigger = {
+            "kind": "config",
+            "entity": f"{c}-config",
+            "at": int(t_cfg),
+            "description": desc,
+        }
+        plan.aliases += [f"{c}-config", f"deployment/{c}"]
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"sum:kubernetes.cpu.cfs.throttled.seconds{{service:{c}}}",
+                **plan.window(3600),
+            },
+            c,
+            "CFS throttling climbs from the config change",
+        )
+        plan.evidence_for(
+            "get_events",
+            {"query": f"source:config service:{c}", **plan.window()},
+            c,
+            "the config change",
+        )
+        plan.signals |= {"metrics", "events"}
+        plan.technologies += ["kubernetes", p.language]
+
+
+# -- Kafka rebalance storm ---------------------------------------------------------------------
+
+
+@register
+class RebalanceStorm(Mechanism):
+    """A consumer group that cannot stay stable: a session timeout set below the poll loop's
+    pauses makes members drop out and rejoin; every rebalance stops consumption and lag grows."""
+
+    name = "rebalance_storm"
+    system_level = "application"
+    culprit_roles = ("worker",)
+    max_chain = 1
+    monitor_kind = "lag"
+
+    def schedule(self, plan: Plan, rng: random.Random) -> None:
+        plan.hop_delays = []
+        plan.symptom_start = plan.fired_at - rng.randint(60, 180)
+        plan.onset = plan.symptom_start - max(plan.recipe.time_offset_s, rng.randint(12, 25) * MIN)
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        from .signatures import kafka_revoke
+
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        topic = w.topo.calls[c][0]
+        t_cfg = onset - rng.randint(40, 120)
+        author = rng.choice(AUTHORS)
+        old_to, new_to = rng.choice(((45000, 6000), (30000, 3000), (45000, 8000)))
+        w.event(
+            t_cfg,
+            "config",
+            f"ConfigMap {p.namespace}/{c}-config updated",
+            f"kafka.consumer.session.timeout.ms: {old_to} -> {new_to}\nApplied by {author} "
+            f"(argo-cd sync, app {c}); pods restarted by the checksum/config annotation",
+            {
+                "service": c,
+                "author": author,
+                "config": f"{c}-config",
+                "kube_namespace": p.namespace,
+            },
+        )
+        cap = rng.uniform(0.15, 0.4)
+        stall = clock.ramp(onset, onset + 120, 1.0)
+        p.traffic = [1 - (1 - cap) * s for s in stall]
+        p.err_own = [s * rng.uniform(0.01, 0.03) for s in stall]
+
+        def commit_failed(r: random.Random, ts: float):  # noqa: ANN202
+            gen = 40 + int((ts - onset) // 20)
+            return (
+                "error",
+                f"[Consumer clientId=consumer-{c}-1, groupId={c}] Offset commit failed on partition "
+                f"{topic}-{r.randint(0, 5)}: CommitFailedException: Commit cannot be completed since the "
+                f"group has already rebalanced and assigned the partitions to another member "
+                f"(generation {gen})",
+                {"topic": topic},
+            )
+
+        p.own_error = commit_failed
+        deficit = p.rps * (1 - cap) * MIN
+        p.res["lag"] = [
+            rng.uniform(30, 200)
+            + max(0.0, (clock.ts(i) + 30 - onset) / MIN) * deficit * rng.uniform(0.9, 1.1)
+            for i in range(clock.n)
+        ]
+        w.stream(
+            c,
+            onset,
+            plan.end,
+            3.0,
+            lambda r, ts: (
+                "warn",
+                f"[Consumer clientId=consumer-{c}-1, groupId={c}] Attempt to heartbeat failed since "
+                "group is rebalancing",
+                {"topic": topic},
+            ),
+        )
+        t = onset
+        k = 0
+        while t < plan.end and k < 40:
+            for j, line in enumerate(kafka_revoke(p, c, topic)):
+                w.log(t + j, c, "info", line, {}, rng=rng)
+            t += rng.randint(25, 70)
+            k += 1
+        plan.trigger = {
+            "kind": "config",
+            "entity": f"{c}-config",
+            "at": int(t_cfg),
+            "description": f"session.timeout.ms of consumer group {c} lowered {old_to} -> {new_to}",
+        }
+        plan.aliases += [f"{c}-config", f"deployment/{c}", f"consumer_group:{c}"]
+        plan.evidence_for(
+            "search_logs",
+            {"query": f"service:{c} rebalancing", **plan.window(600)},
+            "rebalancing",
+            "members keep leaving and rejoining the group",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"max:kafka.consumer_lag{{consumer_group:{c}}} by {{topic}}",
+                **plan.window(3600),
+            },
+            topic,
+            "lag grows on this group",
+        )
+        plan.onset_tolerance_s = 420
+        plan.signals |= {"events", "metrics", "logs"}
+        plan.technologies += ["kafka", p.language]
+
+
+# -- lock contention ---------------------------------------------------------------------------
+
+LOCK_COMMITS = (
+    "Wrap nightly {noun} re-pricing in a single transaction",
+    "Take SELECT ... FOR UPDATE on the {noun} row before validation",
+    "Backfill {noun} status inside the request transaction",
+)
+
+
+@register
+class LockContention(Mechanism):
+    """A release holds row locks for seconds (long transaction); writers queue and time out."""
+
+    name = "lock_contention"
+    system_level = "data"
+    culprit_roles = ("api",)
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return not name.endswith("-bff") and bool(self._dbs(topo, name))
+
+    @staticmethod
+    def _dbs(topo: Topo, name: str) -> list[str]:
+        return [d for d in topo.calls.get(name, []) if topo.entries[d].language == "postgres"]
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        db = rng.choice(self._dbs(w.topo, c))
+        onset = plan.onset or plan.fired_at
+        t_dep = onset - max(plan.recipe.time_offset_s, rng.randint(60, 240))
+        release(w, plan, rng, c, t_dep, LOCK_COMMITS, rng.randint(90, 200))
+        level = rng.uniform(0.2, 0.45)
+        err = clock.ramp(onset, onset + rng.randint(120, 300), level)
+        lat = clock.ramp(onset, onset + 180, rng.uniform(2.5, 6.0))
+        p.err_own, p.lat_add = list(err), list(lat)
+        table = rng.choice(
+            ("orders", "inventory_items", "accounts", "carts", "payments", "invoices")
+        )
+        lang_msgs = {
+            "java": "org.postgresql.util.PSQLException: ERROR: canceling statement due to lock timeout",
+            "python": "psycopg2.errors.LockNotAvailable: canceling statement due to lock timeout",
+            "node": "error: canceling statement due to lock timeout",
+            "go": "pq: canceling statement due to lock timeout",
+        }
+        msg = lang_msgs.get(p.language, lang_msgs["go"])
+        p.own_error = lambda r, ts: (
+            "error",
+            f"{msg} (UPDATE {table} SET ... WHERE id = {r.randint(10000, 999999)})",
+            {"db.instance": db},
+        )
+        q = w.p[db]
+        locks = clock.ramp(onset - 60, onset + 180, 1.0)
+        base = rng.uniform(4, 12)
+        w.series(
+            "postgresql.locks",
+            {
+                "service": db,
+                "env": "prod",
+                "host": q.hosts[0] if q.hosts else db,
+                "db": db.removesuffix("-db").replace("-", "_"),
+                "lock_mode": "rowexclusivelock",
+                "granted": "false",
+            },
+            [sig(base * (1 + rng.uniform(-0.2, 0.2)) + s * rng.uniform(140, 220)) for s in locks],
+        )
+        w.stream(
+            db,
+            onset,
+            plan.end,
+            2.0,
+            lambda r, ts: (
+                "warn",
+                f"process {r.randint(1000, 60000)} still waiting for RowExclusiveLock on relation "
+                f"{r.randint(16000, 40000)} of database {db.replace('-', '_')} after 1000.0 ms",
+                {},
+            ),
+        )
+        propagate(w, plan, rng, err, lat, "5xx")
+        plan.aliases += [f"{db}:{table}"]
+        plan.evidence_for(
+            "search_logs",
+            {"query": f"service:{c} status:error", **plan.window(600)},
+            "lock timeout",
+            "statements cancelled by the lock timeout",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {"query": f"max:postgresql.locks{{service:{db}}}", **plan.window(3600)},
+            db,
+            "ungranted locks pile up on the database",
+        )
+        plan.partial.append(
+            {"entity": db, "credit": 0.3, "why": "the database where the locks pile up (symptom)"}
+        )
+        plan.signals |= {"events", "metrics", "logs"}
+        plan.technologies += ["postgresql", p.language, q.language]
