@@ -58,3 +58,17 @@ def test_run_rejects_bad_arguments(capsys, tmp_path) -> None:
     assert "not an http" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run"])
+
+
+def test_labels_lint_exit_codes(tmp_path, capsys) -> None:
+    import shutil
+
+    assert main(["labels", "lint", "smoke"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    broken = tmp_path / "broken"
+    shutil.copytree(load_labelset("smoke").path, broken)
+    victim = sorted(broken.glob("lbl_*.json"))[0]
+    victim.write_text(victim.read_text().replace('"schema_version"', '"schema_versoin"'))
+    assert main(["labels", "lint", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "label.schema" in out and victim.stem in out

@@ -313,7 +313,8 @@ class ConsumerLag(Mechanism):
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
-        topic = w.topo.calls[c][0]
+        # The consumed topic, not whatever the worker happens to call first (an external API, say).
+        topic = next((t for t in w.topo.calls[c] if w.p[t].role == "topic"), w.topo.calls[c][0])
         new = release(
             w, plan, rng, c, onset - rng.randint(20, 60), LAG_COMMITS, rng.randint(60, 150)
         )

@@ -307,7 +307,7 @@ class RebalanceStorm(Mechanism):
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
-        topic = w.topo.calls[c][0]
+        topic = next((t for t in w.topo.calls[c] if w.p[t].role == "topic"), w.topo.calls[c][0])
         t_cfg = onset - rng.randint(40, 120)
         author = rng.choice(AUTHORS)
         old_to, new_to = rng.choice(((45000, 6000), (30000, 3000), (45000, 8000)))
