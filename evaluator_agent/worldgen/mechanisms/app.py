@@ -177,8 +177,7 @@ class BadRelease(Mechanism):
     name = "bad_release"
     culprit_roles = ("api",)
 
-    def accept(self, topo: Topo, name: str) -> bool:
-        return not name.endswith("-bff")
+    excludes_bff = True
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         c = plan.chain[0]
@@ -393,8 +392,7 @@ class FeatureFlag(Mechanism):
     name = "feature_flag"
     culprit_roles = ("api",)
 
-    def accept(self, topo: Topo, name: str) -> bool:
-        return not name.endswith("-bff")
+    excludes_bff = True
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         c = plan.chain[0]

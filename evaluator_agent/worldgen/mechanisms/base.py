@@ -67,9 +67,11 @@ class Mechanism:
     min_chain = 1
     monitor_kind = "errors"
     hop_range = (60, 150)  # seconds between a service failing and its caller failing
+    # Backends-for-frontends only fan out: a fault "in" a BFF would be a gateway incident.
+    excludes_bff = False
 
     def accept(self, topo: Topo, name: str) -> bool:
-        return True
+        return not (self.excludes_bff and name.endswith("-bff"))
 
     def candidates(self, topo: Topo) -> list[str]:
         return [n for n in topo.names(*self.culprit_roles) if self.accept(topo, n)]

@@ -95,8 +95,7 @@ class RetryStorm(Mechanism):
     culprit_roles = ("api",)
     min_chain = 2
 
-    def accept(self, topo: Topo, name: str) -> bool:
-        return not name.endswith("-bff")
+    excludes_bff = True
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         c = plan.chain[0]

@@ -133,8 +133,7 @@ class BadData(Mechanism):
     culprit_roles = ("api",)
     min_chain = 2
 
-    def accept(self, topo: Topo, name: str) -> bool:
-        return not name.endswith("-bff")
+    excludes_bff = True
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         c = plan.chain[0]
@@ -213,8 +212,7 @@ class CpuThrottling(Mechanism):
     culprit_roles = ("api",)
     monitor_kind = "latency"
 
-    def accept(self, topo: Topo, name: str) -> bool:
-        return not name.endswith("-bff")
+    excludes_bff = True
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         c = plan.chain[0]

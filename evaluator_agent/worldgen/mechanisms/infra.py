@@ -409,8 +409,7 @@ class CrashloopBadConfig(Mechanism):
     system_level = "platform"
     culprit_roles = ("api",)
 
-    def accept(self, topo: Topo, name: str) -> bool:
-        return not name.endswith("-bff")
+    excludes_bff = True
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         c = plan.chain[0]
