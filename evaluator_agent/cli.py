@@ -97,12 +97,20 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .target import make_http_client
 
     observability.configure(dry_run=a.datadog_dry_run)
+    store = Store(a.db)
     try:
-        req = parse_request(_request_from_args(a))
+        if a.resume:
+            from .orchestrator import resume_request
+
+            req = resume_request(store, a.resume)
+        elif not a.target:
+            raise RequestError("give --target URL (or --resume RUN_ID)")
+        else:
+            req = parse_request(_request_from_args(a))
     except RequestError as e:
         print(f"proctor run: {e}", file=sys.stderr)
+        store.close()
         return EXIT_USAGE
-    store = Store(a.db)
 
     async def main() -> dict[str, Any]:
         http = make_http_client()
@@ -387,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_serve)
 
     r = sub.add_parser("run", help="evaluate a target without a server")
-    r.add_argument("--target", required=True, help="agent card URL (or the agent's base URL)")
+    r.add_argument("--target", help="agent card URL (or the agent's base URL)")
+    r.add_argument("--resume", metavar="RUN_ID", help="finish a stored run: only investigations not yet recorded are run")
     r.add_argument("--labelset", default="smoke")
     r.add_argument("--labels", nargs="*", help="only these label ids")
     r.add_argument("--attempts", type=int, default=1)
@@ -396,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=300.0, help="wall time per investigation, seconds")
     r.add_argument("--turn-timeout", type=float, default=60.0, help="time per target reply, seconds")
     r.add_argument("--noise", choices=["on", "off"], default="on", help="off: noise-free worlds, for ablations")
-    r.add_argument("--run-id", default=None)
+    r.add_argument("--run-id", default=None, help="name the run; running the same request again adds nothing already recorded")
     r.add_argument("--db", default=default_db())
     r.add_argument("--json", metavar="FILE", help="write the result (same shape as the A2A result artifact); - for stdout")
     r.add_argument("--quiet", action="store_true")

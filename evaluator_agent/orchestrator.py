@@ -80,6 +80,26 @@ async def prepare(request: EvaluationRequest, http: httpx.AsyncClient) -> Prepar
     return Prepared(request, labelset, labels, target)
 
 
+def resume_request(store: Store, run_id: str) -> EvaluationRequest:
+    """The request a stored run was started with, to finish it (``proctor run --resume``)."""
+    run = store.find_run(run_id)
+    if run is None:
+        raise RequestError(f"no run {run_id!r} to resume in {store.path}")
+    m = run["manifest"] or {}
+    opts = dict(m.get("options") or {})
+    opts.update(target=m.get("target", {}).get("url") or run["target_url"], labelset=run["labelset"],
+                labels=m.get("label_ids") or opts.get("labels"), run_id=run["run_id"])
+    try:
+        current = load_labelset(run["labelset"]).content_hash
+    except LabelError as e:
+        raise RequestError(f"cannot resume {run['run_id']}: {e}") from None
+    if current != run["labelset_hash"]:
+        raise RequestError(f"cannot resume {run['run_id']}: label set {run['labelset']!r} changed since the run started")
+    from .request import parse_request
+
+    return parse_request(opts)
+
+
 def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex[:12]
 
@@ -111,8 +131,12 @@ async def execute(
     }
     store.create_run(run_id, manifest)
     meta = label_meta_of(prep.labelset.labels)
-    work = [(lb, a) for a in range(1, req.attempts + 1) for lb in prep.labels]
-    total, done, passed = len(work), 0, 0
+    every = [(lb, a) for a in range(1, req.attempts + 1) for lb in prep.labels]
+    # Idempotent and resumable: what this run already recorded is not run again.
+    recorded = store.recorded(run_id)
+    work = [(lb, a) for lb, a in every if (lb.id, a) not in recorded]
+    prior = [r for r in store.investigations(run_id) if (r["label_id"], r["attempt"]) in recorded]
+    total, done, passed = len(every), len(every) - len(work), sum(1 for r in prior if r["passed"])
     sem = asyncio.Semaphore(req.concurrency)
     lock = asyncio.Lock()
 

@@ -106,7 +106,21 @@ class Store:
             "options": _j(manifest.get("options", {})), "manifest": _j(manifest), "summary": None, "error": None,
         }
         with self._lock, self.db.atomic():
+            existing = list(self.db["runs"].rows_where("run_id = ?", [run_id], select="created_at"))
+            if existing:  # resuming: the run keeps its place in history
+                row["created_at"] = existing[0]["created_at"]
             self.db["runs"].upsert(row, pk="run_id", alter=True)
+
+    def recorded(self, run_id: str) -> set[tuple[str, int]]:
+        """(label, attempt) pairs of a run already recorded with a verdict about the agent;
+        infra errors are not a verdict and get another try on resume."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT label_id, attempt FROM investigations WHERE run_id = ?"
+                " AND (error_kind IS NULL OR error_kind NOT IN ('network', 'harness'))",
+                [run_id],
+            ).fetchall()
+        return {(r[0], int(r[1])) for r in rows}
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any] | None, error: str | None = None) -> None:
         with self._lock, self.db.atomic():

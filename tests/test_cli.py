@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from evaluator_agent.cli import main
 from evaluator_agent.labels import Label, load_labelset
 from evaluator_agent.world import load_snapshot
@@ -56,8 +54,10 @@ def test_schemas_and_unknown_set(capsys) -> None:
 def test_run_rejects_bad_arguments(capsys, tmp_path) -> None:
     assert main(["run", "--target", "not-a-url", "--db", str(tmp_path / "x.db")]) == 2
     assert "not an http" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["run"])
+    assert main(["run", "--db", str(tmp_path / "x.db")]) == 2
+    assert "--target" in capsys.readouterr().err
+    assert main(["run", "--resume", "run_nope", "--db", str(tmp_path / "x.db")]) == 2
+    assert "no run 'run_nope' to resume" in capsys.readouterr().err
 
 
 def test_labels_lint_exit_codes(tmp_path, capsys) -> None:

@@ -1,0 +1,63 @@
+"""Resumable, idempotent runs: an interrupted run finishes without losing or duplicating anything."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from evaluator_agent.labels import load_labelset
+from evaluator_agent.orchestrator import execute, prepare, resume_request
+from evaluator_agent.request import parse_request
+from evaluator_agent.store import Store
+from evaluator_agent.target import make_http_client
+from tests.conftest import serve_app
+from tests.targets import build_targets_app
+
+pytestmark = pytest.mark.anyio
+
+STARTED: set[str] = set()
+
+
+async def _slow(turn: int, msg: dict[str, Any]) -> dict[str, Any]:
+    if msg.get("type") == "briefing":
+        STARTED.add(msg["investigation_id"])
+    await asyncio.sleep(0.15)
+    if turn == 1:
+        return {"tool_calls": [{"id": "c1", "name": "list_services", "arguments": {}}]}
+    return {"diagnosis": {"no_fault": True}}
+
+
+async def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path) -> None:
+    db = Store(tmp_path / "r.db")
+    n = len(load_labelset("smoke").labels)
+    async with serve_app(lambda base: build_targets_app(base, {"slow": (_slow, False)})) as base:
+        req = parse_request({"target": f"{base}/slow/.well-known/agent-card.json", "run_id": "run_resume_1",
+                             "attempts": 2, "concurrency": 2})
+        http = make_http_client()
+        prep = await prepare(req, http)
+        task = asyncio.create_task(execute(prep, db))
+        while db.counts("run_resume_1")["investigations"] < 5:
+            await asyncio.sleep(0.02)
+        task.cancel()  # the process is "killed" mid-run
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        first = db.counts("run_resume_1")["investigations"]
+        assert 5 <= first < 2 * n and db.get_run("run_resume_1")["status"] == "interrupted"
+
+        STARTED.clear()
+        again = resume_request(db, "run_resume_1")
+        assert (again.attempts, again.concurrency, again.run_id) == (2, 2, "run_resume_1")
+        result = await execute(await prepare(again, http), db)
+        assert len(STARTED) == 2 * n - first, "only the missing investigations ran"
+        assert result["status"] == "completed" and result["summary"]["n"] == 2 * n
+        keys = [(i["label_id"], i["attempt"]) for i in result["investigations"]]
+        assert len(keys) == len(set(keys)) == 2 * n
+
+        # The same request once more adds nothing.
+        STARTED.clear()
+        result2 = await execute(await prepare(req, http), db)
+        assert STARTED == set() and result2["summary"]["n"] == 2 * n
+        assert db.counts("run_resume_1")["investigations"] == 2 * n
+        await http.aclose()
