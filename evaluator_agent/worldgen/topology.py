@@ -48,6 +48,11 @@ class Topo:
     def names(self, *roles: str) -> list[str]:
         return [n for n in self.services if not roles or self.entries[n].role in roles]
 
+    def consumed_topic(self, worker: str) -> str:
+        """The topic a worker consumes, not whatever it happens to call first (an external API, say)."""
+        calls = self.calls[worker]
+        return next((t for t in calls if self.role(t) == "topic"), calls[0])
+
     def descendants(self, name: str) -> set[str]:
         seen: set[str] = set()
         todo = [name]

@@ -8,7 +8,7 @@ import random
 from ..catalog import AUTHORS
 from ..telemetry import MIN, World
 from ..topology import Topo
-from .base import Mechanism, Plan, propagate, register, release
+from .base import Mechanism, Plan, lag_curve, propagate, register, release
 from .signatures import (
     crash_after_kill,
     gc_pause_line,
@@ -312,8 +312,7 @@ class ConsumerLag(Mechanism):
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
-        # The consumed topic, not whatever the worker happens to call first (an external API, say).
-        topic = next((t for t in w.topo.calls[c] if w.p[t].role == "topic"), w.topo.calls[c][0])
+        topic = w.topo.consumed_topic(c)
         new = release(
             w, plan, rng, c, onset - rng.randint(20, 60), LAG_COMMITS, rng.randint(60, 150)
         )
@@ -323,12 +322,7 @@ class ConsumerLag(Mechanism):
         p.lat_add = [s * p.base_lat * rng.uniform(6, 12) for s in slow]
         p.err_own = [s * rng.uniform(0.004, 0.012) for s in slow]
         p.own_error = kafka_poll_timeout(c, topic)
-        deficit = p.rps * (1 - cap) * MIN
-        p.res["lag"] = [
-            rng.uniform(30, 200)
-            + max(0.0, (clock.ts(i) + 30 - onset) / MIN) * deficit * rng.uniform(0.9, 1.1)
-            for i in range(clock.n)
-        ]
+        p.res["lag"] = lag_curve(w, p, onset, cap, rng)
         w.stream(c, onset, plan.end, 1.0, slow_batch_line(topic))
         for k, line in enumerate(kafka_revoke(p, c, topic)):
             w.log(onset - 30 + k, c, "info", line, {"version": new}, rng=rng)

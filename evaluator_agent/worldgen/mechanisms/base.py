@@ -178,6 +178,18 @@ def release(
     return new
 
 
+def lag_curve(w: World, p: Any, onset: float, cap: float, rng: random.Random) -> list[float]:
+    """Consumer lag of a group that keeps only ``cap`` of its throughput from ``onset`` on:
+    a small steady backlog, then linear growth by the per-minute deficit."""
+    clock = w.clock
+    deficit = p.rps * (1 - cap) * MIN
+    return [
+        rng.uniform(30, 200)
+        + max(0.0, (clock.ts(i) + 30 - onset) / MIN) * deficit * rng.uniform(0.9, 1.1)
+        for i in range(clock.n)
+    ]
+
+
 def pick_author(rng: random.Random) -> str:
     from ..catalog import AUTHORS
 

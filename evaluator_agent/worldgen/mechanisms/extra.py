@@ -16,7 +16,7 @@ from ..catalog import AUTHORS
 from ..render import _k8s_tags
 from ..telemetry import MIN, Profile, World, sig  # noqa: F401
 from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, propagate, register, release
+from .base import Mechanism, Plan, lag_curve, propagate, register, release
 
 # -- DNS ---------------------------------------------------------------------------------------
 
@@ -305,7 +305,7 @@ class RebalanceStorm(Mechanism):
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
-        topic = next((t for t in w.topo.calls[c] if w.p[t].role == "topic"), w.topo.calls[c][0])
+        topic = w.topo.consumed_topic(c)
         t_cfg = onset - rng.randint(40, 120)
         author = rng.choice(AUTHORS)
         old_to, new_to = rng.choice(((45000, 6000), (30000, 3000), (45000, 8000)))
@@ -339,12 +339,7 @@ class RebalanceStorm(Mechanism):
             )
 
         p.own_error = commit_failed
-        deficit = p.rps * (1 - cap) * MIN
-        p.res["lag"] = [
-            rng.uniform(30, 200)
-            + max(0.0, (clock.ts(i) + 30 - onset) / MIN) * deficit * rng.uniform(0.9, 1.1)
-            for i in range(clock.n)
-        ]
+        p.res["lag"] = lag_curve(w, p, onset, cap, rng)
         w.stream(
             c,
             onset,
