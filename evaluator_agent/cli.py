@@ -155,9 +155,7 @@ def _gate(db: str, base: str, new: str, fail_on: str | None, margin: float, as_j
     if as_json:
         _write_json("-", cmp)
     else:
-        base_r = {"target": {"name": cmp["base"]["target"], "version": cmp["base"]["version"]}}
-        new_r = {"target": {"name": cmp["new"]["target"], "version": cmp["new"]["version"]}}
-        print(render_compare_markdown(cmp, base_r, new_r))
+        print(render_compare_markdown(cmp))
     if fail_on == "regression" and cmp["verdict"] == "regression":
         return EXIT_REGRESSION
     return EXIT_OK
@@ -199,11 +197,10 @@ def cmd_report(a: argparse.Namespace) -> int:
     try:
         if a.compare:
             cmp = compare_stored(store, a.run, a.compare)
-            base, new = report_inputs(store, a.run)[0], report_inputs(store, a.compare)[0]
             if a.html:
-                Path(a.html).write_text(render_compare_html(cmp, base, new))
+                Path(a.html).write_text(render_compare_html(cmp))
             if a.markdown or not a.html:
-                print(render_compare_markdown(cmp, base, new))
+                print(render_compare_markdown(cmp))
             return EXIT_OK
         result, stats, details, labels, difficulty = report_inputs(store, a.run)
     except AnalysisError as e:

@@ -209,13 +209,11 @@ def summarize(rows: list[dict[str, Any]], label_meta: dict[str, dict[str, Any]] 
 
 
 def label_outcomes(rows: list[dict[str, Any]]) -> dict[str, bool]:
-    """Per label: passed when most of its scored attempts passed (infra errors left out)."""
-    votes: dict[str, list[bool]] = {}
-    for r in rows:
-        if r.get("error_kind") in ("network", "harness"):
-            continue
-        votes.setdefault(r["label_id"], []).append(bool(r["passed"]))
-    return {k: sum(v) * 2 > len(v) for k, v in votes.items()}
+    """Per label: passed by majority of its scored attempts (the comparison's own rule)."""
+    from .compare import majority_pass
+    from .stats import per_label
+
+    return {lid: majority_pass(v["rate"]) for lid, v in per_label(rows).items()}
 
 
 def changes_vs_previous(store: Store, run_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -240,11 +240,13 @@ def render_markdown(result: dict[str, Any], stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_compare_markdown(cmp: dict[str, Any], base: dict[str, Any], new: dict[str, Any]) -> str:
+def render_compare_markdown(cmp: dict[str, Any]) -> str:
+    """``cmp`` as made by analysis.compare_stored (which names both runs' targets)."""
     icon = {"regression": ":red_circle:", "improvement": ":green_circle:"}.get(cmp["verdict"], ":white_circle:")
     ci = cmp.get("ci95") or [0, 0]
+    base, new = cmp["base"], cmp["new"]
     lines = [
-        f"### {icon} {cmp['verdict']}: {new['target']['name']} {new['target']['version']} vs {base['target']['name']} {base['target']['version']}",
+        f"### {icon} {cmp['verdict']}: {new['target']} {new['version']} vs {base['target']} {base['version']}",
         "",
         f"Δ pass rate **{cmp['delta']:+.1%}** (95% CI {ci[0]:+.1%} to {ci[1]:+.1%}), exact McNemar p = {cmp.get('mcnemar_p', 1):.3g}, "
         f"{cmp.get('n_shared', 0)} shared labels",
@@ -261,12 +263,12 @@ def render_compare_markdown(cmp: dict[str, Any], base: dict[str, Any], new: dict
     return "\n".join(lines)
 
 
-def render_compare_html(cmp: dict[str, Any], base: dict[str, Any], new: dict[str, Any]) -> str:
+def render_compare_html(cmp: dict[str, Any]) -> str:
     seg_rows = []
     for name, v in sorted((cmp.get("segments") or {}).items()):
         seg_rows.append((f"{name} (base)", float(v.get("base", 0)), None, int(v.get("n", 0))))
         seg_rows.append((f"{name} (new)", float(v.get("new", 0)), None, int(v.get("n", 0))))
-    body = esc(render_compare_markdown(cmp, base, new)).replace("\n", "<br>")
+    body = esc(render_compare_markdown(cmp)).replace("\n", "<br>")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>proctor compare</title><style>{_CSS}</style></head><body><h1>Comparison: {esc(cmp['verdict'])}</h1>"

@@ -190,9 +190,7 @@ class ProctorExecutor:
         except AnalysisError as e:
             await fail(str(e))
             return
-        text = render_compare_markdown(cmp, {"target": {"name": cmp["base"]["target"], "version": cmp["base"]["version"]}},
-                                       {"target": {"name": cmp["new"]["target"], "version": cmp["new"]["version"]}})
-        await up.add_artifact([new_text_part(text), new_data_part(cmp)], name="comparison")
+        await up.add_artifact([new_text_part(render_compare_markdown(cmp)), new_data_part(cmp)], name="comparison")
         await up.complete()
 
     async def _evaluate(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
