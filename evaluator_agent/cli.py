@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -88,23 +89,87 @@ def _request_from_args(a: argparse.Namespace) -> dict[str, Any]:
     return req
 
 
+def _env_shard() -> str | None:
+    """I/N from Cloud Run Jobs' CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT, when both are set."""
+    i, n = os.environ.get("CLOUD_RUN_TASK_INDEX"), os.environ.get("CLOUD_RUN_TASK_COUNT")
+    return f"{i}/{n}" if i is not None and n is not None else None
+
+
+def _checkpoint_interval() -> float:
+    """Seconds between checkpoint copies while a run goes ($PROCTOR_CHECKPOINT_INTERVAL, default 15)."""
+    try:
+        return max(0.0, float(os.environ.get("PROCTOR_CHECKPOINT_INTERVAL", "15")))
+    except ValueError:
+        return 15.0
+
+
+def checkpoint_path(directory: str, run_id: str, shard: tuple[int, int] | None) -> str:
+    """Where a run (or one shard of it) keeps its durable copy: DIR/RUN[.shard-I-of-N].db."""
+    name = run_id + (f".shard-{shard[0]}-of-{shard[1]}" if shard else "") + ".db"
+    return str(Path(directory) / name)
+
+
+def _drain_on_sigterm(run: asyncio.Future, stop: asyncio.Event, drain_s: float | None = None) -> None:
+    """SIGTERM (Cloud Run stopping a task or instance): start nothing new, let investigations in
+    flight finish for ``drain_s`` seconds ($PROCTOR_DRAIN_S, default 8; Cloud Run allows 10), then
+    cancel. Either way what finished is recorded and checkpointed, and the run can be resumed."""
+    import signal
+
+    if drain_s is None:
+        try:
+            drain_s = float(os.environ.get("PROCTOR_DRAIN_S", "8"))
+        except ValueError:
+            drain_s = 8.0
+    loop = asyncio.get_running_loop()
+
+    def on_term() -> None:
+        if stop.is_set():
+            run.cancel()  # a second SIGTERM: stop now
+            return
+        print("proctor run: SIGTERM; finishing investigations in flight", file=sys.stderr, flush=True)
+        stop.set()
+        loop.call_later(drain_s, run.cancel)
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+        pass
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     from . import observability
-    from .orchestrator import execute, prepare
+    from .orchestrator import RunInterrupted, execute, new_run_id, parse_shard, prepare
     from .render import result_text
     from .request import RequestError, parse_request
     from .store import Store
     from .target import make_http_client
 
+    try:
+        shard = parse_shard(a.shard if a.shard is not None else _env_shard())
+    except RequestError as e:
+        print(f"proctor run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if not a.resume and not a.run_id and (a.checkpoint_dir or shard):
+        # a checkpoint and shards of one run need a name known before the run starts
+        a.run_id = new_run_id()
+    run_name = a.resume or a.run_id
+    checkpoint = checkpoint_path(a.checkpoint_dir, run_name, shard) if a.checkpoint_dir and run_name else None
     observability.configure(dry_run=a.datadog_dry_run)
-    store = Store(a.db)
+    try:
+        store = Store(a.db, checkpoint=checkpoint, checkpoint_interval_s=_checkpoint_interval())
+    except (OSError, ValueError, sqlite3.DatabaseError) as e:
+        print(f"proctor run: cannot open results ({a.db}, checkpoint {checkpoint}): {e}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         if a.resume:
             from .orchestrator import resume_request
 
             req = resume_request(store, a.resume)
+            stored_shard = (store.find_run(a.resume)["manifest"] or {}).get("shard")
+            if a.shard is None and stored_shard:
+                shard = (int(stored_shard["index"]), int(stored_shard["count"]))
         elif not a.target:
-            raise RequestError("give --target URL (or --resume RUN_ID)")
+            raise RequestError("give --target URL or set PROCTOR_TARGET (or --resume RUN_ID)")
         else:
             req = parse_request(_request_from_args(a))
     except RequestError as e:
@@ -116,8 +181,15 @@ def cmd_run(a: argparse.Namespace) -> int:
         http = make_http_client()
         try:
             prep = await prepare(req, http)
-            bar = Progress(len(prep.labels) * req.attempts, quiet=a.quiet)
-            return await execute(prep, store, on_progress=lambda d, t, p, _r: bar.update(d, p))
+            from .orchestrator import shard_slice
+
+            n = len(shard_slice([(lb, k) for k in range(1, req.attempts + 1) for lb in prep.labels], shard))
+            bar = Progress(n, quiet=a.quiet)
+            stop = asyncio.Event()
+            run = asyncio.ensure_future(execute(prep, store, shard=shard, stop=stop,
+                                                on_progress=lambda d, t, p, _r: bar.update(d, p)))
+            _drain_on_sigterm(run, stop)
+            return await run
         finally:
             await http.aclose()
 
@@ -126,8 +198,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     except RequestError as e:
         print(f"proctor run: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("\nproctor run: interrupted; finished investigations are stored", file=sys.stderr)
+    except (KeyboardInterrupt, RunInterrupted, asyncio.CancelledError):
+        print(f"\nproctor run: interrupted; finished investigations are stored. Finish with: proctor run --resume {req.run_id or run_name or 'RUN_ID'}",
+              file=sys.stderr)
         return EXIT_ERROR
     finally:
         store.close()
@@ -139,6 +212,48 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.baseline:
         return _gate(a.db, a.baseline, result["run_id"], a.fail_on, a.margin, as_json=False)
     return EXIT_OK
+
+
+def cmd_merge(a: argparse.Namespace) -> int:
+    from . import observability
+    from .merge import MergeError, merge
+    from .orchestrator import build_result, labelset_meta
+    from .render import table
+    from .store import Store
+
+    observability.configure(dry_run=a.datadog_dry_run)
+    store = Store(a.into)
+    try:
+        merged = merge(store, a.shards)
+    except MergeError as e:
+        print(f"proctor merge: {e}; nothing written", file=sys.stderr)
+        store.close()
+        return EXIT_ERROR
+
+    async def report() -> None:  # run-level metrics of sharded runs are sent once, here
+        obs = observability.get()
+        for m in merged:
+            if m["status"] != "completed" or not obs.enabled:
+                continue
+            run = store.get_run(m["run_id"])
+            meta = labelset_meta(run["labelset"])
+            async with obs.run(m["run_id"], run["manifest"] or {}, meta) as r:
+                r.done(build_result(store, m["run_id"], meta), store)
+
+    try:
+        asyncio.run(report())
+    finally:
+        store.close()
+        observability.shutdown()
+    if a.json:
+        _write_json("-", merged)
+    else:
+        print(table(["run", "status", "shards", "investigations", "expected"],
+                    [[m["run_id"], m["status"], m["shards"], m["investigations"], m["expected"]] for m in merged]))
+        for m in merged:
+            if m["missing_shards"]:
+                print(f"{m['run_id']}: missing shard(s) {', '.join(map(str, m['missing_shards']))}", file=sys.stderr)
+    return EXIT_OK if all(m["status"] == "completed" for m in merged) else EXIT_ERROR
 
 
 def _gate(db: str, base: str, new: str, fail_on: str | None, margin: float, as_json: bool) -> int:
@@ -392,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_serve)
 
     r = sub.add_parser("run", help="evaluate a target without a server")
-    r.add_argument("--target", help="agent card URL (or the agent's base URL)")
+    r.add_argument("--target", default=os.environ.get("PROCTOR_TARGET") or None,
+                   help="agent card URL (or the agent's base URL); default $PROCTOR_TARGET")
     r.add_argument("--resume", metavar="RUN_ID", help="finish a stored run: only investigations not yet recorded are run")
     r.add_argument("--labelset", default="smoke")
     r.add_argument("--labels", nargs="*", help="only these label ids")
@@ -402,7 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=300.0, help="wall time per investigation, seconds")
     r.add_argument("--turn-timeout", type=float, default=60.0, help="time per target reply, seconds")
     r.add_argument("--noise", choices=["on", "off"], default="on", help="off: noise-free worlds, for ablations")
-    r.add_argument("--run-id", default=None, help="name the run; running the same request again adds nothing already recorded")
+    r.add_argument("--run-id", default=os.environ.get("CLOUD_RUN_EXECUTION") or None,
+                   help="name the run; running the same request again adds nothing already recorded (default $CLOUD_RUN_EXECUTION)")
+    r.add_argument("--shard", default=None, metavar="I/N",
+                   help="evaluate one deterministic slice of labels x attempts (default from CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT); "
+                   "join the shards with proctor merge")
+    r.add_argument("--checkpoint-dir", default=os.environ.get("PROCTOR_CHECKPOINT_DIR") or None, metavar="DIR",
+                   help="durable directory (e.g. a Cloud Storage volume): the results database is copied to DIR/RUN[.shard-I-of-N].db "
+                   "as the run goes, and restored from there on a fresh machine (default $PROCTOR_CHECKPOINT_DIR)")
     r.add_argument("--db", default=default_db())
     r.add_argument("--json", metavar="FILE", help="write the result (same shape as the A2A result artifact); - for stdout")
     r.add_argument("--quiet", action="store_true")
@@ -446,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--db", default=default_db())
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(fn=cmd_show)
+
+    mg = sub.add_parser("merge", help="join the shard databases of sharded runs into one run")
+    mg.add_argument("--into", required=True, metavar="DB", help="destination database (created if missing)")
+    mg.add_argument("shards", nargs="+", metavar="SHARD_DB")
+    mg.add_argument("--json", action="store_true")
+    mg.add_argument("--datadog-dry-run", metavar="FILE", help="write the Datadog payloads to FILE instead of sending")
+    mg.set_defaults(fn=cmd_merge)
 
     hi = sub.add_parser("history", help="outcomes of one label across runs and targets")
     hi.add_argument("label")

@@ -104,6 +104,37 @@ def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex[:12]
 
 
+class RunInterrupted(Exception):
+    """``execute`` was asked to stop: what finished is recorded, the run is marked interrupted."""
+
+    def __init__(self, run_id: str, done: int, total: int):
+        super().__init__(f"run {run_id} interrupted after {done}/{total} investigations")
+        self.run_id, self.done, self.total = run_id, done, total
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` (0 <= I < N) as a tuple; None or "" for no sharding."""
+    if not text:
+        return None
+    try:
+        i, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise RequestError(f"shard {text!r}: expected I/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise RequestError(f"shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def shard_slice(pairs: list[tuple[Any, int]], shard: tuple[int, int] | None) -> list[tuple[Any, int]]:
+    """One deterministic slice of labels x attempts: sorted by (label id, attempt), every N-th from I.
+    Round-robin over the sorted list spreads tiers and segments evenly across shards."""
+    if shard is None:
+        return pairs
+    i, n = shard
+    ordered = sorted(pairs, key=lambda p: (p[0].id, p[1]))
+    return ordered[i::n]
+
+
 async def execute(
     prep: Prepared,
     store: Store,
@@ -111,8 +142,13 @@ async def execute(
     run_id: str | None = None,
     worlds: WorldCache | None = None,
     on_progress: ProgressFn | None = None,
+    shard: tuple[int, int] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
-    """Run every investigation of a prepared request; returns the result dict."""
+    """Run every investigation of a prepared request (or of one ``shard`` I/N of it); returns the result dict.
+
+    When ``stop`` is set no new investigation starts; those in flight finish and are recorded, then
+    the run is marked interrupted and :class:`RunInterrupted` is raised (resume with the same run id)."""
     req = prep.request
     run_id = run_id or req.run_id or new_run_id()
     worlds = worlds or WorldCache()
@@ -129,9 +165,11 @@ async def execute(
         "options": req.model_dump(mode="json", exclude={"target", "run_id"}),
         "label_ids": [lb.id for lb in prep.labels],
     }
+    if shard is not None:
+        manifest["shard"] = {"index": shard[0], "count": shard[1]}
     store.create_run(run_id, manifest)
     meta = label_meta_of(prep.labelset.labels)
-    every = [(lb, a) for a in range(1, req.attempts + 1) for lb in prep.labels]
+    every = shard_slice([(lb, a) for a in range(1, req.attempts + 1) for lb in prep.labels], shard)
     # Idempotent and resumable: what this run already recorded is not run again.
     recorded = store.recorded(run_id)
     work = [(lb, a) for lb, a in every if (lb.id, a) not in recorded]
@@ -143,6 +181,8 @@ async def execute(
     async def one(label: Any, attempt: int) -> None:
         nonlocal done, passed
         async with sem:
+            if stop is not None and stop.is_set():
+                return
             res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise)
             for _ in range(INFRA_RETRIES):
                 if res.error_kind not in ("network",):
@@ -165,9 +205,14 @@ async def execute(
             store.finish_run(run_id, "interrupted" if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else "failed",
                              summarize(store.investigations(run_id), meta), error=f"{type(e).__name__}: {e}"[:500])
             raise
+        if stop is not None and stop.is_set() and done < total:
+            store.finish_run(run_id, "interrupted", summarize(store.investigations(run_id), meta),
+                             error=f"stopped after {done}/{total} investigations")
+            raise RunInterrupted(run_id, done, total)
         store.finish_run(run_id, "completed", summarize(store.investigations(run_id), meta))
         result = build_result(store, run_id, meta)
-        obs_run.done(result, store)
+        if shard is None:  # a shard's partial figures would mislead: run metrics come from `proctor merge`
+            obs_run.done(result, store)
     return result
 
 

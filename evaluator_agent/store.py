@@ -13,11 +13,20 @@ Tables::
 
 An investigation and its turns and calls are written in one transaction when it ends, so a
 crash loses at most the investigations in flight and never leaves half of one.
+
+Durability on machines with throwaway disks (Cloud Run): give a ``checkpoint`` path on durable
+storage (a Cloud Storage volume). The database stays local and fast; a consistent copy (SQLite
+online backup) is written to the checkpoint at most every ``checkpoint_interval_s`` seconds after a
+write, and always when a run finishes and on close. A fresh instance whose local database lacks
+what the checkpoint holds imports it on open, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -29,6 +38,9 @@ import sqlite_utils
 from .investigation import InvestigationResult
 
 SCHEMA_VERSION = 1
+INFRA_ERROR_KINDS = ("network", "harness")
+
+log = logging.getLogger(__name__)
 
 
 def _j(v: Any) -> str:
@@ -38,7 +50,7 @@ def _j(v: Any) -> str:
 class Store:
     """One SQLite database. Thread-safe by a lock; callers in async code keep writes short."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, checkpoint: str | Path | None = None, checkpoint_interval_s: float = 15.0):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +62,14 @@ class Store:
             self.db.conn.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.RLock()
         self._migrate()
+        self.checkpoint = str(checkpoint) if checkpoint else None
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._ckpt_last = 0.0
+        self._ckpt_dirty = False
+        self._ckpt_thread: threading.Thread | None = None
+        self._ckpt_error: str | None = None
+        if self.checkpoint and Path(self.checkpoint).exists():
+            self.import_from(self.checkpoint, missing_only=True)
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -110,6 +130,7 @@ class Store:
             if existing:  # resuming: the run keeps its place in history
                 row["created_at"] = existing[0]["created_at"]
             self.db["runs"].upsert(row, pk="run_id", alter=True)
+        self._wrote(force=True)
 
     def recorded(self, run_id: str) -> set[tuple[str, int]]:
         """(label, attempt) pairs of a run already recorded with a verdict about the agent;
@@ -127,6 +148,7 @@ class Store:
             self.db["runs"].update(
                 run_id, {"status": status, "finished_at": time.time(), "summary": _j(summary) if summary else None, "error": error}
             )
+        self._wrote(force=True)
 
     def record_investigation(self, run_id: str, r: InvestigationResult) -> None:
         key = f"{run_id}/{r.label_id}/{r.attempt}"
@@ -157,6 +179,121 @@ class Store:
                       "duration_ms": c.duration_ms, "result_preview": c.result_preview} for i, c in enumerate(r.call_records)),
                     pk=("investigation_id", "seq"), replace=True,
                 )
+        self._wrote()
+
+    # ------------------------------------------------------------------ checkpoint, import
+
+    def _wrote(self, force: bool = False) -> None:
+        if not self.checkpoint:
+            return
+        self._ckpt_dirty = True
+        if force or time.monotonic() - self._ckpt_last >= self.checkpoint_interval_s:
+            self.checkpoint_now(wait=False)
+
+    def checkpoint_now(self, wait: bool = True) -> None:
+        """Copy a consistent snapshot to the checkpoint path: SQLite backup into a local temporary
+        file (fast, under the lock), then a copy to the durable path and an atomic rename, in a
+        background thread unless ``wait``. One copy at a time; a later request redoes it."""
+        if not self.checkpoint:
+            return
+        if self._ckpt_thread is not None and self._ckpt_thread.is_alive():
+            if not wait:
+                return  # the running copy is followed by another (still dirty)
+            self._ckpt_thread.join()
+        self._ckpt_last = time.monotonic()
+        self._ckpt_dirty = False
+        tmp = f"{self.path}.ckpt-{os.getpid()}" if self.path != ":memory:" else f"/tmp/proctor-ckpt-{os.getpid()}.db"
+        with self._lock:
+            dst = sqlite3.connect(tmp)
+            try:
+                self.db.conn.backup(dst)
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, readable anywhere
+            finally:
+                dst.close()
+        if wait:
+            self._publish(tmp)
+        else:
+            self._ckpt_thread = threading.Thread(target=self._publish, args=(tmp,), name="proctor-checkpoint", daemon=True)
+            self._ckpt_thread.start()
+
+    def _publish(self, tmp: str) -> None:
+        dest = Path(self.checkpoint or "")
+        part = dest.with_name(dest.name + f".part-{os.getpid()}")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tmp, part)
+            os.replace(part, dest)
+            self._ckpt_error = None
+        except OSError as e:  # durable storage unavailable: keep running, say so once per error
+            if self._ckpt_error != str(e):
+                log.warning("checkpoint to %s failed: %s", dest, e)
+            self._ckpt_error = str(e)
+            self._ckpt_dirty = True
+        finally:
+            for f in (tmp, part):
+                try:
+                    os.unlink(f)
+                except OSError:
+                    pass
+
+    def import_from(self, path: str | Path, run_ids: list[str] | None = None, *, missing_only: bool = False) -> list[str]:
+        """Copy runs (default: all) with their investigations, turns and tool calls from another
+        proctor database. A recorded verdict is never replaced by an infra error; otherwise the
+        imported row wins. ``missing_only`` imports only investigations not present here (restoring
+        from a checkpoint never overwrites newer local rows). Returns the run ids found."""
+        path = str(path)
+        if not Path(path).is_file():
+            raise FileNotFoundError(path)
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("ATTACH DATABASE ? AS src", [path])
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM src.sqlite_master WHERE type = 'table'")}
+                if "runs" not in tables or "investigations" not in tables:
+                    raise ValueError(f"{path} is not a proctor results database (no runs/investigations tables)")
+                ids = [r[0] for r in conn.execute("SELECT run_id FROM src.runs")]
+                if run_ids is not None:
+                    ids = [i for i in ids if i in set(run_ids)]
+                with self.db.atomic():
+                    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _imp_runs (run_id TEXT PRIMARY KEY)")
+                    conn.execute("DELETE FROM _imp_runs")
+                    conn.executemany("INSERT INTO _imp_runs VALUES (?)", [(i,) for i in ids])
+                    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _imp_inv (id TEXT PRIMARY KEY)")
+                    conn.execute("DELETE FROM _imp_inv")
+                    keep_local = "m.id = s.id" if missing_only else (
+                        "m.id = s.id AND (m.error_kind IS NULL OR m.error_kind NOT IN ('network', 'harness'))"
+                        " AND s.error_kind IN ('network', 'harness')")
+                    conn.execute(
+                        "INSERT INTO _imp_inv SELECT s.id FROM src.investigations s WHERE s.run_id IN (SELECT run_id FROM _imp_runs)"
+                        f" AND NOT EXISTS (SELECT 1 FROM main.investigations m WHERE {keep_local})"
+                    )
+                    for table, key in (("investigations", "id"), ("turns", "investigation_id"), ("tool_calls", "investigation_id")):
+                        if table not in tables:
+                            continue
+                        cols = self._shared_columns(table)
+                        conn.execute(f"DELETE FROM main.{table} WHERE {key} IN (SELECT id FROM _imp_inv)")
+                        conn.execute(
+                            f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM src.{table} WHERE {key} IN (SELECT id FROM _imp_inv)"
+                        )
+                    cols = self._shared_columns("runs")
+                    conn.execute(
+                        f"INSERT OR IGNORE INTO main.runs ({cols}) SELECT {cols} FROM src.runs WHERE run_id IN (SELECT run_id FROM _imp_runs)"
+                    )
+            finally:
+                conn.execute("DETACH DATABASE src")
+        return ids
+
+    def _shared_columns(self, table: str) -> str:
+        mine = [r[1] for r in self.db.conn.execute(f"PRAGMA main.table_info({table})")]
+        theirs = {r[1] for r in self.db.conn.execute(f"PRAGMA src.table_info({table})")}
+        return ", ".join(f'"{c}"' for c in mine if c in theirs)
+
+    def put_run_row(self, row: dict[str, Any]) -> None:
+        """Write a runs row as given (JSON fields as dicts); used by ``proctor merge``."""
+        enc = {k: (_j(v) if k in ("options", "manifest", "summary") and v is not None else v) for k, v in row.items()}
+        with self._lock, self.db.atomic():
+            self.db["runs"].upsert(enc, pk="run_id", alter=True)
+        self._wrote(force=True)
 
     # ------------------------------------------------------------------ reads
 
@@ -261,6 +398,11 @@ class Store:
         return {"investigations": row[0], "turns": row[1], "tool_calls": row[2]}
 
     def close(self) -> None:
+        if self.checkpoint:
+            if self._ckpt_thread is not None:
+                self._ckpt_thread.join()
+            if self._ckpt_dirty:
+                self.checkpoint_now(wait=True)
         with self._lock:
             self.db.conn.close()
 
