@@ -6,6 +6,14 @@ accepted too) and publishes its card at ``{base}/NAME/.well-known/agent-card.jso
 
 Cards are built eagerly (ADK's card builder is async), so the app is complete before it
 serves its first request: it works under uvicorn and in-process under ``httpx.ASGITransport``.
+
+Memory is bounded for long traffic runs: each agent keeps at most ``MOCK_AGENTS_MAX_SESSIONS``
+ADK sessions (default 256; one session per conversation, ~1 MB for a long investigation) and
+``MOCK_AGENTS_MAX_TASKS`` finished A2A tasks (default 1024). Session eviction is least
+recently used; it never touches a session whose conversation has a turn running, and spares
+sessions used in the last ``MOCK_AGENTS_SESSION_GRACE_S`` seconds (default 30: an
+investigation between two turns) until there are twice the cap. ``GET /stats`` shows the
+counts per agent.
 """
 
 from __future__ import annotations
@@ -15,6 +23,10 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("ADK_SUPPRESS_A2A_EXPERIMENTAL_FEATURE_WARNINGS", "1")
@@ -28,6 +40,216 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9100
 CARD_PATH = "/.well-known/agent-card.json"
 AGENT_VERSION = "0.1.0"
+DEFAULT_MAX_SESSIONS = 256
+DEFAULT_MAX_TASKS = 1024
+DEFAULT_SESSION_GRACE_S = 30.0
+_TERMINAL_TASK_STATES = (
+    "TASK_STATE_COMPLETED",
+    "TASK_STATE_FAILED",
+    "TASK_STATE_CANCELED",
+    "TASK_STATE_REJECTED",
+)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}")
+    return value
+
+
+def _bounded_session_service_cls() -> type:
+    from google.adk.sessions import InMemorySessionService
+
+    class BoundedSessionService(InMemorySessionService):
+        """ADK's in-memory sessions, about ``max_sessions`` of them (LRU by last use).
+
+        Use = create, get or append_event. Beyond ``max_sessions``, the least recently used
+        sessions go, but only those idle for ``grace_s`` seconds: an investigation between
+        two turns (the proctor running its tools) keeps its history even when more
+        conversations than the cap are running at once. Beyond twice the cap the grace is
+        ignored. A session whose conversation is running a turn (see :meth:`in_use`) is
+        never evicted.
+        """
+
+        def __init__(self, max_sessions: int | None = None, grace_s: float | None = None) -> None:
+            super().__init__()
+            self.max_sessions = max_sessions or _env_int(
+                "MOCK_AGENTS_MAX_SESSIONS", DEFAULT_MAX_SESSIONS
+            )
+            if grace_s is None:
+                raw = os.environ.get("MOCK_AGENTS_SESSION_GRACE_S", "").strip()
+                grace_s = float(raw) if raw else DEFAULT_SESSION_GRACE_S
+            self.grace_s = max(0.0, grace_s)
+            self._lru: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+            self._busy: Counter[tuple[str, str]] = Counter()
+            self.evicted = 0
+
+        def session_count(self) -> int:
+            return sum(len(by_id) for users in self.sessions.values() for by_id in users.values())
+
+        @contextmanager
+        def in_use(self, app_name: str, session_id: str | None) -> Iterator[None]:
+            """Pin the conversation ``session_id`` (an A2A context id) while a turn runs."""
+            key = (app_name, session_id or "")
+            self._busy[key] += 1
+            try:
+                yield
+            finally:
+                self._busy[key] -= 1
+                if self._busy[key] <= 0:
+                    del self._busy[key]
+                self._evict()
+
+        def _touch(self, app_name: str, user_id: str, session_id: str) -> None:
+            key = (app_name, user_id, session_id)
+            self._lru[key] = time.monotonic()
+            self._lru.move_to_end(key)
+
+        def _evict(self) -> None:
+            excess = len(self._lru) - self.max_sessions
+            if excess <= 0:
+                return
+            hard = len(self._lru) - 2 * self.max_sessions  # beyond this, ignore the grace
+            recent = time.monotonic() - self.grace_s
+            for key, used in list(self._lru.items()):
+                if excess <= 0:
+                    break
+                app_name, user_id, session_id = key
+                if (app_name, session_id) in self._busy:
+                    continue
+                if used > recent and hard <= 0:
+                    break  # the rest were used even more recently
+                hard -= 1
+                self._drop(app_name, user_id, session_id)
+                self.evicted += 1
+                excess -= 1
+
+        def _drop(self, app_name: str, user_id: str, session_id: str) -> None:
+            self._lru.pop((app_name, user_id, session_id), None)
+            users = self.sessions.get(app_name, {})
+            users.get(user_id, {}).pop(session_id, None)
+            if user_id in users and not users[user_id]:
+                del users[user_id]  # A2A gives each anonymous conversation its own user id
+                self.user_state.get(app_name, {}).pop(user_id, None)
+
+        async def create_session(
+            self,
+            *,
+            app_name: str,
+            user_id: str,
+            state: dict[str, Any] | None = None,
+            session_id: str | None = None,
+        ) -> Any:
+            session = await super().create_session(
+                app_name=app_name, user_id=user_id, state=state, session_id=session_id
+            )
+            self._touch(app_name, user_id, session.id)
+            self._evict()
+            return session
+
+        async def get_session(
+            self, *, app_name: str, user_id: str, session_id: str, config: Any = None
+        ) -> Any:
+            session = await super().get_session(
+                app_name=app_name, user_id=user_id, session_id=session_id, config=config
+            )
+            if session is not None:
+                self._touch(app_name, user_id, session.id)
+            return session
+
+        async def append_event(self, session: Any, event: Any) -> Any:
+            event = await super().append_event(session, event)
+            if (session.app_name, session.user_id, session.id) in self._lru:
+                self._touch(session.app_name, session.user_id, session.id)
+            return event
+
+        async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+            await super().delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+            self._drop(app_name, user_id, session_id.strip() if session_id else session_id)
+
+    return BoundedSessionService
+
+
+def bounded_session_service(max_sessions: int | None = None, grace_s: float | None = None) -> Any:
+    """An ADK ``InMemorySessionService`` keeping about ``max_sessions`` sessions (at most twice)."""
+    return _bounded_session_service_cls()(max_sessions, grace_s)
+
+
+def _bounded_task_store_cls() -> type:
+    from a2a.server.tasks import InMemoryTaskStore
+
+    class BoundedTaskStore(InMemoryTaskStore):
+        """a2a's in-memory task store keeping at most ``max_tasks`` finished tasks (oldest go first).
+
+        Tasks still in progress are kept unless there are more than four times the cap of them.
+        """
+
+        def __init__(self, max_tasks: int | None = None) -> None:
+            super().__init__()
+            self.max_tasks = max_tasks or _env_int("MOCK_AGENTS_MAX_TASKS", DEFAULT_MAX_TASKS)
+            self._order: OrderedDict[str, tuple[Any, bool]] = (
+                OrderedDict()
+            )  # task id -> (call context, finished)
+            self.evicted = 0
+
+        def task_count(self) -> int:
+            return len(self._order)
+
+        async def save(self, task: Any, context: Any) -> None:
+            from a2a.types import TaskState
+
+            await super().save(task, context)
+            finished = TaskState.Name(task.status.state) in _TERMINAL_TASK_STATES
+            self._order[task.id] = (context, finished)
+            self._order.move_to_end(task.id)
+            await self._evict()
+
+        async def delete(self, task_id: str, context: Any) -> None:
+            await super().delete(task_id, context)
+            self._order.pop(task_id, None)
+
+        async def _evict(self) -> None:
+            excess = len(self._order) - self.max_tasks
+            if excess <= 0:
+                return
+            victims = [tid for tid, (_, done) in self._order.items() if done][:excess]
+            remaining = len(self._order) - len(victims)
+            if (
+                remaining > 4 * self.max_tasks
+            ):  # tasks that never finish: drop the oldest of those too
+                victims += [tid for tid, (_, done) in self._order.items() if not done][
+                    : remaining - 4 * self.max_tasks
+                ]
+            for tid in victims:
+                ctx, _ = self._order.pop(tid)
+                await super().delete(tid, ctx)
+                self.evicted += 1
+
+    return BoundedTaskStore
+
+
+def bounded_task_store(max_tasks: int | None = None) -> Any:
+    """An a2a ``InMemoryTaskStore`` keeping at most ``max_tasks`` finished tasks."""
+    return _bounded_task_store_cls()(max_tasks)
+
+
+def _pinning_executor(runner: Any, sessions: Any) -> Any:
+    """ADK's A2A executor, pinning the conversation's session while a turn runs."""
+    from google.adk.a2a.executor.a2a_agent_executor import A2aAgentExecutor
+
+    class PinningExecutor(A2aAgentExecutor):
+        async def execute(self, context: Any, event_queue: Any) -> None:
+            with sessions.in_use(runner.app_name, context.context_id):
+                await super().execute(context, event_queue)
+
+    return PinningExecutor(runner=runner)
 
 
 def quiet_logs(level: int = logging.WARNING) -> None:
@@ -49,14 +271,17 @@ def _resolve(agents: list[str] | None) -> list[str]:
     return list(dict.fromkeys(agents))
 
 
-async def _agent_routes(name: str, base_url: str) -> tuple[list[Any], Any]:
+async def _agent_routes(
+    name: str,
+    base_url: str,
+    max_sessions: int | None = None,
+    max_tasks: int | None = None,
+    session_grace_s: float | None = None,
+) -> tuple[list[Any], Any, dict[str, Any]]:
     from a2a.server.request_handlers import DefaultRequestHandler
     from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
-    from a2a.server.tasks import InMemoryTaskStore
-    from google.adk.a2a.executor.a2a_agent_executor import A2aAgentExecutor
     from google.adk.a2a.utils.agent_card_builder import AgentCardBuilder
     from google.adk.runners import Runner
-    from google.adk.sessions import InMemorySessionService
 
     from .agents import build_agent
 
@@ -64,10 +289,12 @@ async def _agent_routes(name: str, base_url: str) -> tuple[list[Any], Any]:
     card = await AgentCardBuilder(
         agent=agent, rpc_url=f"{base_url}/{name}", agent_version=AGENT_VERSION
     ).build()
-    runner = Runner(app_name=name, agent=agent, session_service=InMemorySessionService())
+    sessions = bounded_session_service(max_sessions, session_grace_s)
+    tasks = bounded_task_store(max_tasks)
+    runner = Runner(app_name=name, agent=agent, session_service=sessions)
     handler = DefaultRequestHandler(
-        agent_executor=A2aAgentExecutor(runner=runner),
-        task_store=InMemoryTaskStore(),
+        agent_executor=_pinning_executor(runner, sessions),
+        task_store=tasks,
         agent_card=card,
     )
     routes = [
@@ -75,7 +302,7 @@ async def _agent_routes(name: str, base_url: str) -> tuple[list[Any], Any]:
         # no trailing slash: the card builder strips it from the advertised url
         *create_jsonrpc_routes(handler, f"/{name}", enable_v0_3_compat=True),
     ]
-    return routes, card
+    return routes, card, {"sessions": sessions, "tasks": tasks}
 
 
 async def create_app(
@@ -84,8 +311,18 @@ async def create_app(
     agents: list[str] | None = None,
     *,
     base_url: str | None = None,
+    max_sessions: int | None = None,
+    max_tasks: int | None = None,
+    session_grace_s: float | None = None,
 ) -> Starlette:
-    """The app serving ``agents`` (default: all); cards advertise ``base_url`` or http://host:port."""
+    """The app serving ``agents`` (default: all); cards advertise ``base_url`` or http://host:port.
+
+    ``max_sessions`` / ``max_tasks`` bound each agent's memory (default from
+    ``MOCK_AGENTS_MAX_SESSIONS`` / ``MOCK_AGENTS_MAX_TASKS``, else 256 / 1024);
+    ``session_grace_s`` (``MOCK_AGENTS_SESSION_GRACE_S``, default 30) spares recently used
+    sessions until there are twice ``max_sessions``;
+    ``app.state.stores[name]`` holds each agent's ``sessions`` and ``tasks``.
+    """
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -95,9 +332,12 @@ async def create_app(
     base = (base_url or f"http://{host}:{port}").rstrip("/")
     routes: list[Any] = []
     listing = {}
+    stores: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
-            agent_routes, card = await _agent_routes(name, base)
+            agent_routes, card, stores[name] = await _agent_routes(
+                name, base, max_sessions, max_tasks, session_grace_s
+            )
         except RuntimeError as e:
             if agents:  # asked for by name: fail loudly
                 raise
@@ -113,12 +353,32 @@ async def create_app(
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "agents": sorted(listing)})
 
+    async def stats(_: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                name: {
+                    "sessions": s["sessions"].session_count(),
+                    "sessions_evicted": s["sessions"].evicted,
+                    "max_sessions": s["sessions"].max_sessions,
+                    "tasks": s["tasks"].task_count(),
+                    "tasks_evicted": s["tasks"].evicted,
+                    "max_tasks": s["tasks"].max_tasks,
+                }
+                for name, s in stores.items()
+            }
+        )
+
     async def index(_: Request) -> JSONResponse:
         return JSONResponse({"service": "incident-proctor mock agents", "agents": listing})
 
-    routes += [Route("/health", health, methods=["GET"]), Route("/", index, methods=["GET"])]
+    routes += [
+        Route("/health", health, methods=["GET"]),
+        Route("/stats", stats, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+    ]
     app = Starlette(routes=routes)
     app.state.agents = listing
+    app.state.stores = stores
     return app
 
 
@@ -128,13 +388,26 @@ def build_app(
     agents: list[str] | None = None,
     *,
     base_url: str | None = None,
+    max_sessions: int | None = None,
+    max_tasks: int | None = None,
+    session_grace_s: float | None = None,
 ) -> Starlette:
     """Synchronous :func:`create_app`; callable with or without a running event loop."""
     result: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            result["app"] = asyncio.run(create_app(host, port, agents, base_url=base_url))
+            result["app"] = asyncio.run(
+                create_app(
+                    host,
+                    port,
+                    agents,
+                    base_url=base_url,
+                    max_sessions=max_sessions,
+                    session_grace_s=session_grace_s,
+                    max_tasks=max_tasks,
+                )
+            )
         except BaseException as e:  # re-raised in the caller's thread
             result["error"] = e
 
