@@ -64,16 +64,28 @@ def _write_json(path: str, obj: Any) -> None:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    import uvicorn
-
     from . import observability
-    from .server import create_app
+    from .server import create_app, run_server
 
     observability.configure(dry_run=a.datadog_dry_run)
     public = a.public_url or os.environ.get("PROCTOR_PUBLIC_URL") or f"http://{'127.0.0.1' if a.host in ('0.0.0.0', '::') else a.host}:{a.port}"
-    app = create_app(a.db, public_url=public)
-    uvicorn.run(app, host=a.host, port=a.port, log_level=a.log_level, timeout_graceful_shutdown=30)
+    # The service's results: the local database, copied to DIR/proctor-service.db when a durable
+    # directory is given (Cloud Run: a Cloud Storage volume), and restored from there on start.
+    checkpoint = str(Path(a.checkpoint_dir) / "proctor-service.db") if a.checkpoint_dir else None
+    try:
+        app = create_app(a.db, public_url=public, checkpoint=checkpoint)
+    except (OSError, ValueError, sqlite3.DatabaseError) as e:
+        print(f"proctor serve: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    run_server(app, a.host, a.port, log_level=a.log_level, drain_s=_env_float("PROCTOR_DRAIN_S", 8.0))
     return EXIT_OK
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
 
 
 def _request_from_args(a: argparse.Namespace) -> dict[str, Any]:
@@ -97,10 +109,7 @@ def _env_shard() -> str | None:
 
 def _checkpoint_interval() -> float:
     """Seconds between checkpoint copies while a run goes ($PROCTOR_CHECKPOINT_INTERVAL, default 15)."""
-    try:
-        return max(0.0, float(os.environ.get("PROCTOR_CHECKPOINT_INTERVAL", "15")))
-    except ValueError:
-        return 15.0
+    return _env_float("PROCTOR_CHECKPOINT_INTERVAL", 15.0)
 
 
 def checkpoint_path(directory: str, run_id: str, shard: tuple[int, int] | None) -> str:
@@ -116,10 +125,7 @@ def _drain_on_sigterm(run: asyncio.Future, stop: asyncio.Event, drain_s: float |
     import signal
 
     if drain_s is None:
-        try:
-            drain_s = float(os.environ.get("PROCTOR_DRAIN_S", "8"))
-        except ValueError:
-            drain_s = 8.0
+        drain_s = _env_float("PROCTOR_DRAIN_S", 8.0)
     loop = asyncio.get_running_loop()
 
     def on_term() -> None:
@@ -504,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--public-url", default=None, help="URL the agent card advertises (default $PROCTOR_PUBLIC_URL or http://HOST:PORT)")
     s.add_argument("--log-level", default="warning")
     s.add_argument("--datadog-dry-run", metavar="FILE", help="write every Datadog payload to FILE (JSON lines) instead of sending")
+    s.add_argument("--checkpoint-dir", default=os.environ.get("PROCTOR_CHECKPOINT_DIR") or None, metavar="DIR",
+                   help="durable directory (a Cloud Storage volume on Cloud Run): the results database is copied to "
+                   "DIR/proctor-service.db as results come in and restored from it on start (default $PROCTOR_CHECKPOINT_DIR)")
     s.set_defaults(fn=cmd_serve)
 
     r = sub.add_parser("run", help="evaluate a target without a server")

@@ -10,22 +10,40 @@ Skills, chosen by the request object's ``action`` (default ``evaluate``):
     compare         {"action": "compare", "base": "run_...", "new": "run_...", "margin": 0.05}
 
 A bad request ends its task as failed with a message naming the problem; the server stays up.
+
+Hardening for a public endpoint (see guard.py for the HTTP side):
+
+- API keys (``api_keys=`` / $PROCTOR_API_KEYS, comma-separated; none = open): bearer token on
+  every route but the agent card and /health; the card then advertises an HTTP bearer scheme.
+- Body cap (``max_body_bytes=`` / $PROCTOR_MAX_BODY_BYTES, default 1 MiB): HTTP 413.
+- Malformed / non-UTF-8 JSON -> JSON-RPC -32700; nesting deeper than guard.MAX_JSON_DEPTH -> -32600.
+- At most ``max_evaluations`` (/ $PROCTOR_MAX_EVALUATIONS, default 4) evaluations at once; one
+  more is refused at once with a "busy" failure (data code "busy", retry_after_s). Other actions
+  are never refused.
+- Graceful shutdown (:func:`run_server`): on SIGTERM/SIGINT new evaluations are refused
+  ("shutting down"), investigations in flight get ``drain_s`` seconds to finish and be recorded,
+  what still runs is cancelled; each interrupted run is marked so in the store and its task fails
+  naming the run id to resume with.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import __version__, observability
+from .guard import DEFAULT_MAX_BODY_BYTES, Guard, parse_api_keys
 from .labels import LabelError, available_labelsets, load_labelset
 from .protocol import extract_json_object
 from .request import RequestError, parse_request
@@ -34,12 +52,46 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 REST_PREFIX = "/v1"
+DEFAULT_MAX_EVALUATIONS = 4
+BUSY_RETRY_AFTER_S = 30
+SHUTDOWN_RETRY_AFTER_S = 10
+BEARER_SCHEME = "bearer"
 
 
-def build_card(public_url: str) -> Any:
-    from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"${name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"${name} must be >= 1, got {value}")
+    return value
+
+
+def build_card(public_url: str, *, bearer: bool = False) -> Any:
+    """The agent card; ``bearer=True`` advertises that the A2A routes need an HTTP bearer token."""
+    from a2a.types import (
+        AgentCapabilities,
+        AgentCard,
+        AgentInterface,
+        AgentSkill,
+        HTTPAuthSecurityScheme,
+        SecurityRequirement,
+        SecurityScheme,
+        StringList,
+    )
 
     base = public_url.rstrip("/")
+    security: dict[str, Any] = {}
+    if bearer:
+        security = {
+            "security_schemes": {BEARER_SCHEME: SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(
+                scheme="Bearer", description="API key issued by the proctor's operator: 'Authorization: Bearer <key>'"))},
+            "security_requirements": [SecurityRequirement(schemes={BEARER_SCHEME: StringList()})],
+        }
     example = json.dumps({"target": "http://127.0.0.1:9100/methodical/.well-known/agent-card.json", "labelset": "smoke"})
     return AgentCard(
         name="incident-proctor",
@@ -80,6 +132,7 @@ def build_card(public_url: str) -> Any:
                 tags=["results"], examples=[json.dumps({"action": "get_run", "run_id": "run_0123456789ab"})],
             ),
         ],
+        **security,
     )
 
 
@@ -119,7 +172,10 @@ class ProctorExecutor:
 
     def __init__(self, store: Store, state: dict[str, Any]):
         self.store = store
-        self.state = state  # holds the shared httpx client and world cache
+        # Shared with create_app and run_server: "http" client, "worlds" cache, "stop" event (set on
+        # shutdown), "max_evaluations", "active" (evaluations in flight), "idle" (set when none),
+        # "running" (their execute tasks, cancelled when the drain time is up).
+        self.state = state
 
     async def execute(self, context: Any, event_queue: Any) -> None:
         from a2a.helpers import new_data_part, new_task_from_user_message, new_text_part
@@ -131,8 +187,8 @@ class ProctorExecutor:
             await event_queue.enqueue_event(task)
         up = TaskUpdater(event_queue, task.id, task.context_id)
 
-        async def fail(text: str) -> None:
-            await up.failed(up.new_agent_message([new_text_part(text), new_data_part({"error": text})]))
+        async def fail(text: str, extra: dict[str, Any] | None = None) -> None:
+            await up.failed(up.new_agent_message([new_text_part(text), new_data_part({"error": text, **(extra or {})})]))
 
         obj = _request_object(context.message)
         if obj is None:
@@ -194,10 +250,32 @@ class ProctorExecutor:
         await up.complete()
 
     async def _evaluate(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
+        """Admission control around one evaluation: refused while shutting down or at the cap; the
+        in-flight count is released on every path (errors and cancellation included)."""
+        st = self.state
+        if st["stop"].is_set():
+            await fail("shutting down: this proctor is draining and takes no new evaluations; retry shortly",
+                       {"code": "shutting_down", "retry_after_s": SHUTDOWN_RETRY_AFTER_S})
+            return
+        limit = st["max_evaluations"]
+        if st["active"] >= limit:
+            await fail(f"busy: {st['active']} evaluations in progress (limit {limit}); retry later",
+                       {"code": "busy", "retry_after_s": BUSY_RETRY_AFTER_S})
+            return
+        st["active"] += 1
+        st["idle"].clear()
+        try:
+            await self._run_evaluation(obj, up, fail)
+        finally:
+            st["active"] -= 1
+            if st["active"] <= 0:
+                st["idle"].set()
+
+    async def _run_evaluation(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
         from a2a.helpers import new_data_part, new_text_part
         from a2a.types import TaskState
 
-        from .orchestrator import execute, prepare
+        from .orchestrator import RunInterrupted, execute, new_run_id, prepare
         from .render import result_text
 
         try:
@@ -206,11 +284,16 @@ class ProctorExecutor:
         except RequestError as e:
             await fail(str(e))
             return
+        if self.state["stop"].is_set():  # shutdown began while the target was being resolved
+            await fail("shutting down: this proctor is draining and takes no new evaluations; retry shortly",
+                       {"code": "shutting_down", "retry_after_s": SHUTDOWN_RETRY_AFTER_S})
+            return
+        run_id = req.run_id or new_run_id()
         total = len(prep.labels) * req.attempts
         await up.update_status(
             TaskState.TASK_STATE_WORKING,
-            up.new_agent_message([new_text_part(f"evaluating {prep.target.info.name}: {total} investigations"),
-                                  new_data_part({"done": 0, "total": total, "passed": 0})]),
+            up.new_agent_message([new_text_part(f"evaluating {prep.target.info.name}: {total} investigations (run {run_id})"),
+                                  new_data_part({"run_id": run_id, "done": 0, "total": total, "passed": 0})]),
         )
 
         async def progress(done: int, total_: int, passed: int, last: Any) -> None:
@@ -218,18 +301,42 @@ class ProctorExecutor:
                 TaskState.TASK_STATE_WORKING,
                 up.new_agent_message([
                     new_text_part(f"{done}/{total_} done, {passed} passed"),
-                    new_data_part({"done": done, "total": total_, "passed": passed,
+                    new_data_part({"run_id": run_id, "done": done, "total": total_, "passed": passed,
                                    "last": {"label_id": last.label_id, "attempt": last.attempt, "passed": last.passed,
                                             "end_reason": last.end_reason}}),
                 ]),
             )
 
+        def interrupted(done: int, total_: int) -> tuple[str, dict[str, Any]]:
+            text = (f"interrupted by shutdown after {done}/{total_} investigations; "
+                    f"send the same request with run_id={run_id} to finish it")
+            return text, {"code": "interrupted", "run_id": run_id, "done": done, "total": total_}
+
+        # execute runs as its own task so a shutdown can cancel it without cancelling this one:
+        # this task still reports the interruption to the client.
+        inner = asyncio.create_task(execute(prep, self.store, run_id=run_id, worlds=self.state["worlds"],
+                                            on_progress=progress, stop=self.state["stop"]))
+        self.state["running"].add(inner)
         try:
-            result = await execute(prep, self.store, worlds=self.state["worlds"], on_progress=progress)
-        except Exception as e:  # noqa: BLE001 - report, keep the server up; stored results stay
-            log.exception("evaluation failed")
-            await fail(f"evaluation failed: {type(e).__name__}: {e}")
+            await asyncio.wait([inner])
+        except asyncio.CancelledError:  # the A2A task itself was cancelled: stop the run, record it
+            inner.cancel()
+            await asyncio.wait([inner], timeout=5)
+            raise
+        finally:
+            self.state["running"].discard(inner)
+        if inner.cancelled():
+            await fail(*interrupted(len(self.store.recorded(run_id)), total))
             return
+        err = inner.exception()
+        if isinstance(err, RunInterrupted):
+            await fail(*interrupted(err.done, err.total))
+            return
+        if err is not None:  # report, keep the server up; stored results stay
+            log.error("evaluation %s failed", run_id, exc_info=err)
+            await fail(f"evaluation failed: {type(err).__name__}: {err}", {"run_id": run_id})
+            return
+        result = inner.result()
         await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result")
         await up.complete()
 
@@ -241,8 +348,21 @@ class ProctorExecutor:
             await TaskUpdater(event_queue, task.id, task.context_id).cancel()
 
 
-def create_app(db_path: str = "proctor.db", public_url: str | None = None) -> Starlette:
-    """The ASGI app. ``public_url`` is what the card advertises (default $PROCTOR_PUBLIC_URL or loopback)."""
+def create_app(
+    db_path: str = "proctor.db",
+    public_url: str | None = None,
+    *,
+    api_keys: str | Iterable[str] | None = None,
+    max_body_bytes: int | None = None,
+    max_evaluations: int | None = None,
+    checkpoint: str | None = None,
+) -> Starlette:
+    """The ASGI app. ``public_url`` is what the card advertises (default $PROCTOR_PUBLIC_URL or loopback).
+
+    ``api_keys`` (default $PROCTOR_API_KEYS, comma-separated; empty = open), ``max_body_bytes``
+    (default $PROCTOR_MAX_BODY_BYTES or 1 MiB) and ``max_evaluations`` (default
+    $PROCTOR_MAX_EVALUATIONS or 4): see the module docstring. ``checkpoint``: a durable copy of
+    the database (see :class:`Store`), restored on a fresh instance."""
     from a2a.server.agent_execution import AgentExecutor
     from a2a.server.request_handlers import DefaultRequestHandler
     from a2a.server.routes import (
@@ -255,17 +375,32 @@ def create_app(db_path: str = "proctor.db", public_url: str | None = None) -> St
     from .investigation import WorldCache
     from .target import make_http_client
 
+    keys = parse_api_keys(os.environ.get("PROCTOR_API_KEYS") if api_keys is None else api_keys)
+    if max_body_bytes is None:
+        max_body_bytes = _env_int("PROCTOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+    if max_evaluations is None:
+        max_evaluations = _env_int("PROCTOR_MAX_EVALUATIONS", DEFAULT_MAX_EVALUATIONS)
+    if max_body_bytes < 1 or max_evaluations < 1:
+        raise ValueError("max_body_bytes and max_evaluations must be >= 1")
+
     public_url = public_url or os.environ.get("PROCTOR_PUBLIC_URL") or "http://127.0.0.1:8080"
-    card = build_card(public_url)
-    store = Store(db_path)
-    state: dict[str, Any] = {"http": make_http_client(), "worlds": WorldCache()}
+    card = build_card(public_url, bearer=bool(keys))
+    store = Store(db_path, checkpoint=checkpoint)
+    idle = asyncio.Event()
+    idle.set()
+    state: dict[str, Any] = {
+        "http": make_http_client(), "worlds": WorldCache(), "stop": asyncio.Event(),
+        "max_evaluations": max_evaluations, "active": 0, "idle": idle, "running": set(),
+    }
 
     executor_cls = type("_ProctorExecutor", (ProctorExecutor, AgentExecutor), {})
     executor = executor_cls(store, state)
     handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card)
 
     async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": __version__})
+        draining = state["stop"].is_set()
+        return JSONResponse({"status": "draining" if draining else "ok", "version": __version__,
+                             "evaluations": state["active"]}, status_code=503 if draining else 200)
 
     @asynccontextmanager
     async def lifespan(_: Starlette):
@@ -274,13 +409,105 @@ def create_app(db_path: str = "proctor.db", public_url: str | None = None) -> St
         await state["http"].aclose()
         store.close()
 
+    card_routes = create_agent_card_routes(card)
     routes = [
         Route("/health", health, methods=["GET"]),
-        *create_agent_card_routes(card),
+        *card_routes,
         *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
         *create_rest_routes(handler, path_prefix=REST_PREFIX),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    guard = Middleware(
+        Guard, api_keys=keys, max_body_bytes=max_body_bytes, jsonrpc_paths={"/"},
+        open_paths={"/health", *(r.path for r in card_routes)},
+    )
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.store = store
     app.state.proctor = state
     return app
+
+
+# ----------------------------------------------------------------------------- graceful shutdown
+
+
+async def drain(state: dict[str, Any], drain_s: float, *, cancel_grace_s: float = 1.0) -> None:
+    """Stop taking evaluations and let those in flight finish for up to ``drain_s`` seconds; then
+    cancel what still runs and give it ``cancel_grace_s`` to record its finished investigations,
+    mark its run interrupted and report that to its client."""
+    state["stop"].set()
+    if state["active"] == 0:
+        return
+    log.warning("shutdown: draining %d evaluation(s), up to %.1fs", state["active"], drain_s)
+    try:
+        await asyncio.wait_for(state["idle"].wait(), drain_s)
+        return
+    except TimeoutError:
+        pass
+    running = list(state["running"])
+    log.warning("shutdown: drain time is up, cancelling %d evaluation(s)", len(running))
+    for task in running:
+        task.cancel()
+    try:
+        await asyncio.wait_for(state["idle"].wait(), cancel_grace_s)
+    except TimeoutError:
+        log.error("shutdown: %d evaluation(s) did not stop in time", state["active"])
+
+
+def _make_draining_server(uvicorn: Any) -> type:
+    class DrainingServer(uvicorn.Server):
+        """uvicorn.Server whose first SIGTERM/SIGINT drains evaluations before the usual shutdown."""
+
+        def __init__(self, config: Any, *, state: dict[str, Any] | None, drain_s: float):
+            super().__init__(config)
+            self.proctor_state = state
+            self.drain_s = drain_s
+            self._loop: asyncio.AbstractEventLoop | None = None
+            self._signals = 0
+            self._drain_task: asyncio.Task[None] | None = None
+
+        async def startup(self, sockets: Any = None) -> None:
+            self._loop = asyncio.get_running_loop()
+            await super().startup(sockets=sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Runs as a signal handler: touch the loop only through call_soon_threadsafe.
+            if self.should_exit or self._loop is None or self.proctor_state is None or self._signals >= 2:
+                super().handle_exit(sig, frame)  # a third signal: uvicorn's own (forced) exit
+                return
+            self._signals += 1
+            if self._signals == 1:
+                self._loop.call_soon_threadsafe(self._start_drain, sig, frame)
+            else:  # a second signal: stop waiting, cancel the evaluations now (they still record)
+                self._loop.call_soon_threadsafe(self._cancel_evaluations)
+
+        def _cancel_evaluations(self) -> None:
+            for task in list(self.proctor_state["running"]):  # type: ignore[index]
+                task.cancel()
+
+        def _start_drain(self, sig: int, frame: Any) -> None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain_then_exit(sig, frame))
+
+        async def _drain_then_exit(self, sig: int, frame: Any) -> None:
+            try:
+                await drain(self.proctor_state, self.drain_s)  # type: ignore[arg-type]
+            finally:
+                super().handle_exit(sig, frame)
+
+    return DrainingServer
+
+
+def run_server(app: Any, host: str, port: int, *, log_level: str = "warning", drain_s: float = 8.0,
+               **uvicorn_kwargs: Any) -> None:
+    """Serve ``app`` on uvicorn until SIGTERM/SIGINT, then shut down gracefully: new evaluations are
+    refused, those in flight get ``drain_s`` seconds (Cloud Run allows 10 s after SIGTERM), the rest
+    are cancelled (and get up to 1 s to record that) and reported as interrupted; then uvicorn's own
+    shutdown (open responses get ``timeout_graceful_shutdown``, default 1 s here). Worst case from
+    signal to exit: ``drain_s`` + 2 s. A second signal cancels the evaluations at once (they are
+    still recorded as interrupted); a third is uvicorn's usual forced exit.
+    ``uvicorn_kwargs`` go to ``uvicorn.Config``."""
+    import uvicorn
+
+    uvicorn_kwargs.setdefault("timeout_graceful_shutdown", 1)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_kwargs)
+    state = getattr(getattr(app, "state", None), "proctor", None)
+    server = _make_draining_server(uvicorn)(config, state=state, drain_s=drain_s)
+    server.run()
