@@ -156,3 +156,54 @@ async def test_sigterm_drains_checkpoints_and_resume_finishes(tmp_path: Path) ->
     assert len({r["investigation_id"] for r in store.investigations("run_term")} & set(STARTED)) == total - n_saved
     assert store.get_run("run_term")["status"] == "completed"
     assert len(store.recorded("run_term")) == store.counts("run_term")["investigations"] == total
+
+
+async def test_service_results_survive_instance_recycling(tmp_path: Path) -> None:
+    """`proctor serve --checkpoint-dir`: an evaluation's results outlive the instance that ran it;
+    a new instance on an empty disk restores them and serves `get_run`."""
+    import httpx
+
+    from evaluator_agent.client import call_proctor
+    from tests.conftest import bound_socket
+
+    bucket = tmp_path / "bucket"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROCTOR_DRAIN_S": "2"}
+
+    async def start(disk: Path) -> tuple[subprocess.Popen, str]:
+        disk.mkdir()
+        sock = bound_socket()
+        port = sock.getsockname()[1]
+        sock.close()
+        proc = subprocess.Popen([sys.executable, "-m", "evaluator_agent.cli", "serve", "--port", str(port),
+                                 "--db", str(disk / "p.db"), "--checkpoint-dir", str(bucket)],
+                                env=env, cwd=disk, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient() as c:
+            for _ in range(200):
+                try:
+                    if (await c.get(url + "/health")).status_code == 200:
+                        return proc, url
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+        proc.kill()
+        raise AssertionError(proc.stderr.read().decode() if proc.stderr else "serve did not start")
+
+    async with serve_app(lambda base: build_targets_app(base, {"slow": (_slow, False)})) as base:
+        proc, url = await start(tmp_path / "a")
+        try:
+            labels = [lb.id for lb in load_labelset("smoke").labels[:3]]
+            result = await call_proctor(url, {"target": f"{base}/slow/.well-known/agent-card.json", "labelset": "smoke",
+                                              "labels": labels, "run_id": "run_svc"})
+            assert result["summary"]["n"] == 3
+        finally:
+            proc.terminate()
+            await asyncio.to_thread(proc.wait, 20)
+    assert (bucket / "proctor-service.db").exists()
+    proc2, url2 = await start(tmp_path / "b")
+    try:
+        again = await call_proctor(url2, {"action": "get_run", "run_id": "run_svc"})
+    finally:
+        proc2.terminate()
+        await asyncio.to_thread(proc2.wait, 20)
+    assert again["run_id"] == "run_svc" and again["summary"]["n"] == 3
+    assert [i["label_id"] for i in again["investigations"]] == sorted(labels)
