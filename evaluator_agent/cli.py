@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .envvars import env_float as _env_float
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REGRESSION = 0, 1, 2, 3
 
 
@@ -79,13 +81,6 @@ def cmd_serve(a: argparse.Namespace) -> int:
         return EXIT_USAGE
     run_server(app, a.host, a.port, log_level=a.log_level, drain_s=_env_float("PROCTOR_DRAIN_S", 8.0))
     return EXIT_OK
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return max(0.0, float(os.environ.get(name, default)))
-    except ValueError:
-        return default
 
 
 def _request_from_args(a: argparse.Namespace) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import __version__, observability
+from .envvars import env_int as _env_int
 from .guard import DEFAULT_MAX_BODY_BYTES, Guard, parse_api_keys
 from .labels import LabelError, available_labelsets, load_labelset
 from .protocol import extract_json_object
@@ -56,19 +57,6 @@ DEFAULT_MAX_EVALUATIONS = 4
 BUSY_RETRY_AFTER_S = 30
 SHUTDOWN_RETRY_AFTER_S = 10
 BEARER_SCHEME = "bearer"
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"${name} must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"${name} must be >= 1, got {value}")
-    return value
 
 
 def build_card(public_url: str, *, bearer: bool = False) -> Any:

@@ -34,6 +34,8 @@ os.environ.setdefault("ADK_SUPPRESS_A2A_EXPERIMENTAL_FEATURE_WARNINGS", "1")
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+from evaluator_agent.envvars import env_int as _env_int  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
@@ -49,19 +51,6 @@ _TERMINAL_TASK_STATES = (
     "TASK_STATE_CANCELED",
     "TASK_STATE_REJECTED",
 )
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {raw!r}")
-    return value
 
 
 def _bounded_session_service_cls() -> type:
