@@ -60,8 +60,9 @@ class Prepared:
     target: Target
 
 
-async def prepare(request: EvaluationRequest, http: httpx.AsyncClient) -> Prepared:
-    """Everything that can make a request bad is checked here, before a run exists."""
+def select_labels(request: EvaluationRequest) -> tuple[LabelSet, list[Any]]:
+    """The labels a request asks for; RequestError when they cannot be had. Local and cheap:
+    the server checks this before admitting an evaluation."""
     try:
         labelset = load_labelset(request.labelset)
         labels = labelset.select(request.labels)
@@ -73,6 +74,12 @@ async def prepare(request: EvaluationRequest, http: httpx.AsyncClient) -> Prepar
         missing = [lb.id for lb in labels if not lb.world.snapshot_noise_free]
         if missing:
             raise RequestError(f"--noise off: {len(missing)} label(s) have no noise-free world, e.g. {missing[0]}")
+    return labelset, labels
+
+
+async def prepare(request: EvaluationRequest, http: httpx.AsyncClient) -> Prepared:
+    """Everything that can make a request bad is checked here, before a run exists."""
+    labelset, labels = select_labels(request)
     try:
         target = await Target.connect(request.target, http)
     except TargetError as e:

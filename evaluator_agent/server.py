@@ -240,10 +240,18 @@ class ProctorExecutor:
     async def _evaluate(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
         """Admission control around one evaluation: refused while shutting down or at the cap; the
         in-flight count is released on every path (errors and cancellation included)."""
+        from .orchestrator import select_labels
+
         st = self.state
         if st["stop"].is_set():
             await fail("shutting down: this proctor is draining and takes no new evaluations; retry shortly",
                        {"code": "shutting_down", "retry_after_s": SHUTDOWN_RETRY_AFTER_S})
+            return
+        try:  # a bad request is told so even when the proctor is busy (the target is checked later)
+            req = parse_request(obj)
+            select_labels(req)
+        except RequestError as e:
+            await fail(str(e))
             return
         limit = st["max_evaluations"]
         if st["active"] >= limit:
@@ -253,13 +261,13 @@ class ProctorExecutor:
         st["active"] += 1
         st["idle"].clear()
         try:
-            await self._run_evaluation(obj, up, fail)
+            await self._run_evaluation(req, up, fail)
         finally:
             st["active"] -= 1
             if st["active"] <= 0:
                 st["idle"].set()
 
-    async def _run_evaluation(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
+    async def _run_evaluation(self, req: Any, up: Any, fail: Any) -> None:
         from a2a.helpers import new_data_part, new_text_part
         from a2a.types import TaskState
 
@@ -267,7 +275,6 @@ class ProctorExecutor:
         from .render import result_text
 
         try:
-            req = parse_request(obj)
             prep = await prepare(req, self.state["http"])
         except RequestError as e:
             await fail(str(e))

@@ -41,8 +41,9 @@ from urllib.parse import urlsplit
 import httpx
 
 MODES = ("normal", "failure")
-BUSY_RETRIES = 4
+BUSY_RETRIES = 8
 BUSY_BACKOFF_S = 0.25
+BUSY_BACKOFF_MAX_S = 4.0  # 8 retries wait up to ~20 s in all: an evaluation's length
 DEFAULT_FAIL_RATIO = 0.5
 # Failure kinds that are a fault of the proctor or the network, never an answer.
 UNEXPECTED_KINDS = (
@@ -275,7 +276,7 @@ async def run_case(
             kind = classify(e)
             if kind == "busy" and retries < busy_retries:
                 retries += 1
-                await asyncio.sleep(busy_backoff_s * 2 ** (retries - 1))
+                await asyncio.sleep(min(BUSY_BACKOFF_MAX_S, busy_backoff_s * 2 ** (retries - 1)))
                 continue
             message = str(e) or type(e).__name__
             if kind == "timeout":
@@ -616,7 +617,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--busy-retries",
         type=int,
         default=BUSY_RETRIES,
-        help="retries of a 'busy' answer (default 4)",
+        help="retries of a 'busy' answer, backoff doubling from 0.25 s to at most 4 s (default 8)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-request progress on stderr")
 

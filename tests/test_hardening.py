@@ -308,6 +308,11 @@ async def test_evaluation_cap_answers_busy_and_frees_its_slot(tmp_path) -> None:
                                on_progress=seen.append)
         assert time.perf_counter() - t0 < 2
         assert seen[-1]["code"] == "busy" and seen[-1]["retry_after_s"] > 0 and seen[-1]["error"].startswith("busy")
+        # A bad request is told what is wrong with it, busy or not.
+        with pytest.raises(ProctorTaskFailed, match="unknown label set|no label set|nosuchset"):
+            await call_proctor(proctor, {"target": f"{targets}/fast/.well-known/agent-card.json", "labelset": "nosuchset"})
+        with pytest.raises(ProctorTaskFailed, match="attempts"):
+            await call_proctor(proctor, {"target": f"{targets}/fast/.well-known/agent-card.json", "attempts": -1})
         # Other actions are never refused.
         listing = await call_proctor(proctor, {"action": "list_labelsets"})
         assert "smoke" in {x["name"] for x in listing["labelsets"]}
