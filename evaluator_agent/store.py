@@ -191,30 +191,47 @@ class Store:
             self.checkpoint_now(wait=False)
 
     def checkpoint_now(self, wait: bool = True) -> None:
-        """Copy a consistent snapshot to the checkpoint path: SQLite backup into a local temporary
-        file (fast, under the lock), then a copy to the durable path and an atomic rename, in a
-        background thread unless ``wait``. One copy at a time; a later request redoes it."""
+        """Copy a consistent snapshot to the checkpoint path: SQLite online backup from a connection
+        of its own (WAL: writers go on meanwhile) into a local temporary file, then a copy to the
+        durable path and an atomic rename; in a background thread unless ``wait``. One copy at a
+        time; a write during a copy leaves the store dirty, so a later write or ``close`` copies again."""
         if not self.checkpoint:
             return
         if self._ckpt_thread is not None and self._ckpt_thread.is_alive():
             if not wait:
-                return  # the running copy is followed by another (still dirty)
+                return
             self._ckpt_thread.join()
         self._ckpt_last = time.monotonic()
         self._ckpt_dirty = False
-        tmp = f"{self.path}.ckpt-{os.getpid()}" if self.path != ":memory:" else f"/tmp/proctor-ckpt-{os.getpid()}.db"
-        with self._lock:
+        if wait:
+            self._snapshot_and_publish()
+        else:
+            self._ckpt_thread = threading.Thread(target=self._snapshot_and_publish, name="proctor-checkpoint", daemon=True)
+            self._ckpt_thread.start()
+
+    def _snapshot_and_publish(self) -> None:
+        local = self.path != ":memory:"
+        tmp = f"{self.path}.ckpt-{os.getpid()}" if local else f"/tmp/proctor-ckpt-{os.getpid()}.db"
+        try:
             dst = sqlite3.connect(tmp)
             try:
-                self.db.conn.backup(dst)
+                if local:
+                    src = sqlite3.connect(self.path, timeout=10.0)
+                    try:
+                        src.backup(dst)
+                    finally:
+                        src.close()
+                else:
+                    with self._lock:
+                        self.db.conn.backup(dst)
                 dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, readable anywhere
             finally:
                 dst.close()
-        if wait:
-            self._publish(tmp)
-        else:
-            self._ckpt_thread = threading.Thread(target=self._publish, args=(tmp,), name="proctor-checkpoint", daemon=True)
-            self._ckpt_thread.start()
+        except sqlite3.Error as e:
+            log.warning("checkpoint snapshot of %s failed: %s", self.path, e)
+            self._ckpt_dirty = True
+            return
+        self._publish(tmp)
 
     def _publish(self, tmp: str) -> None:
         dest = Path(self.checkpoint or "")
