@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
+from evaluator_agent import observability
 from evaluator_agent.cli import main
 from evaluator_agent.labels import load_labelset
 from evaluator_agent.orchestrator import parse_shard, shard_slice
@@ -73,7 +74,8 @@ async def test_sharded_then_merged_equals_unsharded(tmp_path: Path, monkeypatch,
                           "--json", str(tmp_path / "whole.json")) == 0
         shards = [tmp_path / f"shard{i}.db" for i in range(3)]
         for i in (0, 1):
-            assert await _cli(*common, "--run-id", "run_sharded", "--shard", f"{i}/3", "--db", str(shards[i])) == 0
+            assert await _cli(*common, "--run-id", "run_sharded", "--shard", f"{i}/3", "--db", str(shards[i]),
+                              "--datadog-dry-run", str(tmp_path / "dd_shards.jsonl")) == 0
         # the third shard as Cloud Run Jobs starts it: shard and run id from the environment
         monkeypatch.setenv("CLOUD_RUN_TASK_INDEX", "2")
         monkeypatch.setenv("CLOUD_RUN_TASK_COUNT", "3")
@@ -93,7 +95,8 @@ async def test_sharded_then_merged_equals_unsharded(tmp_path: Path, monkeypatch,
     assert "missing shard(s) 2" in err
     assert Store(merged).get_run("run_sharded")["status"] == "partial"
     # The third shard completes it; merging everything again changes nothing.
-    assert await _cli("merge", "--into", str(merged), str(shards[2])) == 0
+    assert await _cli("merge", "--into", str(merged), str(shards[2]), "--datadog-dry-run", str(tmp_path / "dd_merge.jsonl")) == 0
+    observability.configure(dry_run=None)
     capsys.readouterr()
     assert await _cli("merge", "--into", str(merged), *map(str, shards), "--json") == 0
     facts = json.loads(capsys.readouterr().out)
@@ -111,6 +114,17 @@ async def test_sharded_then_merged_equals_unsharded(tmp_path: Path, monkeypatch,
     assert _strip(shown) == _strip(whole)
     manifest = Store(merged).get_run("run_sharded")["manifest"]
     assert manifest["shards"] == {"count": 3, "merged": [0, 1, 2]} and "shard" not in manifest
+
+    # Datadog: shards send investigation metrics but no run-level figures (they would be partial);
+    # the merge sends the run's, once, for the whole run.
+    def run_points(path: Path) -> list[dict[str, Any]]:
+        lines = [json.loads(x) for x in path.read_text().splitlines()]
+        return [s for x in lines if x["type"] == "metrics" for s in x["payload"]["series"] if s["metric"] == "proctor.run.pass_rate"]
+
+    shard_series = [json.loads(x) for x in (tmp_path / "dd_shards.jsonl").read_text().splitlines()]
+    assert any(x["type"] == "metrics" for x in shard_series) and run_points(tmp_path / "dd_shards.jsonl") == []
+    merged_points = run_points(tmp_path / "dd_merge.jsonl")
+    assert len(merged_points) == 1 and merged_points[0]["points"][0]["value"] == pytest.approx(whole["summary"]["pass_rate"])
 
 
 async def test_merge_refuses_inconsistent_or_broken_shards_and_writes_nothing(tmp_path: Path, capsys) -> None:
