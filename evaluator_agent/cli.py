@@ -150,9 +150,12 @@ def cmd_run(a: argparse.Namespace) -> int:
     except RequestError as e:
         print(f"proctor run: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if not a.resume and not a.run_id and (a.checkpoint_dir or shard):
-        # a checkpoint and shards of one run need a name known before the run starts
-        a.run_id = new_run_id()
+    if shard is not None and not a.resume and not a.run_id:
+        print("proctor run: --shard needs --run-id (every shard of a run records the same run id; "
+              "on Cloud Run Jobs it is $CLOUD_RUN_EXECUTION)", file=sys.stderr)
+        return EXIT_USAGE
+    if not a.resume and not a.run_id and a.checkpoint_dir:
+        a.run_id = new_run_id()  # the checkpoint is named after the run: name it before it starts
     run_name = a.resume or a.run_id
     checkpoint = checkpoint_path(a.checkpoint_dir, run_name, shard) if a.checkpoint_dir and run_name else None
     observability.configure(dry_run=a.datadog_dry_run)

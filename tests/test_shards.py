@@ -127,6 +127,14 @@ async def test_sharded_then_merged_equals_unsharded(tmp_path: Path, monkeypatch,
     assert len(merged_points) == 1 and merged_points[0]["points"][0]["value"] == pytest.approx(whole["summary"]["pass_rate"])
 
 
+def test_a_shard_without_a_run_id_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("CLOUD_RUN_EXECUTION", raising=False)
+    assert main(["run", "--target", "http://127.0.0.1:9/card", "--shard", "0/2", "--db", str(tmp_path / "x.db")]) == 2
+    assert "--shard needs --run-id" in capsys.readouterr().err
+    assert main(["run", "--target", "http://127.0.0.1:9/card", "--shard", "2/2", "--run-id", "r", "--db", str(tmp_path / "x.db")]) == 2
+    assert "need 0 <= I < N" in capsys.readouterr().err
+
+
 async def test_merge_refuses_inconsistent_or_broken_shards_and_writes_nothing(tmp_path: Path, capsys) -> None:
     async with serve_app(lambda base: build_targets_app(base, {"det": (_deterministic, False)})) as base:
         card = f"{base}/det/.well-known/agent-card.json"
