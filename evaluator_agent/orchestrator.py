@@ -8,6 +8,7 @@ result for the same deterministic target. The result dict (A2A ``result`` artifa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import subprocess
@@ -151,11 +152,13 @@ async def execute(
     on_progress: ProgressFn | None = None,
     shard: tuple[int, int] | None = None,
     stop: asyncio.Event | None = None,
+    limiter: asyncio.Semaphore | None = None,
 ) -> dict[str, Any]:
     """Run every investigation of a prepared request (or of one ``shard`` I/N of it); returns the result dict.
 
     When ``stop`` is set no new investigation starts; those in flight finish and are recorded, then
-    the run is marked interrupted and :class:`RunInterrupted` is raised (resume with the same run id)."""
+    the run is marked interrupted and :class:`RunInterrupted` is raised (resume with the same run id).
+    ``limiter`` bounds investigations in flight across all evaluations of a process (the server's)."""
     req = prep.request
     run_id = run_id or req.run_id or new_run_id()
     worlds = worlds or WorldCache()
@@ -187,7 +190,7 @@ async def execute(
 
     async def one(label: Any, attempt: int) -> None:
         nonlocal done, passed
-        async with sem:
+        async with sem, (limiter or contextlib.nullcontext()):
             if stop is not None and stop.is_set():
                 return
             res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise)

@@ -19,7 +19,8 @@ Hardening for a public endpoint (see guard.py for the HTTP side):
 - Malformed / non-UTF-8 JSON -> JSON-RPC -32700; nesting deeper than guard.MAX_JSON_DEPTH -> -32600.
 - At most ``max_evaluations`` (/ $PROCTOR_MAX_EVALUATIONS, default 4) evaluations at once; one
   more is refused at once with a "busy" failure (data code "busy", retry_after_s). Other actions
-  are never refused.
+  are never refused. Across all of them at most ``max_investigations`` (/
+  $PROCTOR_MAX_INVESTIGATIONS, default 64) investigations are in flight; the rest wait their turn.
 - Graceful shutdown (:func:`run_server`): on SIGTERM/SIGINT new evaluations are refused
   ("shutting down"), investigations in flight get ``drain_s`` seconds to finish and be recorded,
   what still runs is cancelled; each interrupted run is marked so in the store and its task fails
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 
 REST_PREFIX = "/v1"
 DEFAULT_MAX_EVALUATIONS = 4
+# Investigations in flight across all evaluations: one request may ask for concurrency 128.
+DEFAULT_MAX_INVESTIGATIONS = 64
 BUSY_RETRY_AFTER_S = 30
 SHUTDOWN_RETRY_AFTER_S = 10
 BEARER_SCHEME = "bearer"
@@ -310,7 +313,8 @@ class ProctorExecutor:
         # execute runs as its own task so a shutdown can cancel it without cancelling this one:
         # this task still reports the interruption to the client.
         inner = asyncio.create_task(execute(prep, self.store, run_id=run_id, worlds=self.state["worlds"],
-                                            on_progress=progress, stop=self.state["stop"]))
+                                            on_progress=progress, stop=self.state["stop"],
+                                            limiter=self.state["investigations"]))
         self.state["running"].add(inner)
         try:
             await asyncio.wait([inner])
@@ -350,6 +354,7 @@ def create_app(
     api_keys: str | Iterable[str] | None = None,
     max_body_bytes: int | None = None,
     max_evaluations: int | None = None,
+    max_investigations: int | None = None,
     checkpoint: str | None = None,
 ) -> Starlette:
     """The ASGI app. ``public_url`` is what the card advertises (default $PROCTOR_PUBLIC_URL or loopback).
@@ -375,8 +380,10 @@ def create_app(
         max_body_bytes = _env_int("PROCTOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
     if max_evaluations is None:
         max_evaluations = _env_int("PROCTOR_MAX_EVALUATIONS", DEFAULT_MAX_EVALUATIONS)
-    if max_body_bytes < 1 or max_evaluations < 1:
-        raise ValueError("max_body_bytes and max_evaluations must be >= 1")
+    if max_investigations is None:
+        max_investigations = _env_int("PROCTOR_MAX_INVESTIGATIONS", DEFAULT_MAX_INVESTIGATIONS)
+    if max_body_bytes < 1 or max_evaluations < 1 or max_investigations < 1:
+        raise ValueError("max_body_bytes, max_evaluations and max_investigations must be >= 1")
 
     public_url = public_url or os.environ.get("PROCTOR_PUBLIC_URL") or "http://127.0.0.1:8080"
     card = build_card(public_url, bearer=bool(keys))
@@ -385,7 +392,7 @@ def create_app(
     idle.set()
     state: dict[str, Any] = {
         "http": make_http_client(), "worlds": WorldCache(), "stop": asyncio.Event(),
-        "max_evaluations": max_evaluations, "active": 0, "idle": idle, "running": set(),
+        "max_evaluations": max_evaluations, "investigations": asyncio.Semaphore(max_investigations), "active": 0, "idle": idle, "running": set(),
     }
 
     executor_cls = type("_ProctorExecutor", (ProctorExecutor, AgentExecutor), {})

@@ -331,6 +331,27 @@ async def test_evaluation_cap_answers_busy_and_frees_its_slot(tmp_path) -> None:
         assert state["active"] == 0
 
 
+async def test_investigations_in_flight_are_capped_across_evaluations(tmp_path) -> None:
+    """One request may ask for concurrency 128; the process-wide cap holds all evaluations together."""
+    live, peak = 0, 0
+
+    async def counted(turn: int, msg: dict[str, Any]) -> dict[str, Any]:
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        await asyncio.sleep(0.05)
+        live -= 1
+        return {"diagnosis": {"no_fault": True}}
+
+    n = len(load_labelset("smoke").labels)
+    async with serve_app(lambda b: build_targets_app(b, {"c": (counted, False)})) as targets, \
+            serve_app(_proctor(tmp_path / "p.db", max_investigations=3)) as proctor:
+        req = {"target": f"{targets}/c/.well-known/agent-card.json", "concurrency": 128, "attempts": 2}
+        results = await asyncio.gather(call_proctor(proctor, req), call_proctor(proctor, req))
+    assert all(r["summary"]["n"] == 2 * n for r in results)
+    assert peak == 3, f"peak {peak} investigations in flight, cap 3"
+
+
 # ----------------------------------------------------------------------------- graceful shutdown
 
 SERVE = """

@@ -97,7 +97,8 @@ async def main() -> None:
     db = tmp / "proctor.db"
     mport, pport = _free_port(), _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ADK_SUPPRESS_A2A_EXPERIMENTAL_FEATURE_WARNINGS": "1",
-           "PROCTOR_MAX_EVALUATIONS": str(max(4, a.evaluations)), "DD_TRACE_ENABLED": "false"}
+           "PROCTOR_MAX_EVALUATIONS": str(max(4, a.evaluations)),
+           "PROCTOR_MAX_INVESTIGATIONS": str(max(64, a.evaluations * a.concurrency)), "DD_TRACE_ENABLED": "false"}
     mocks = subprocess.Popen([sys.executable, "-m", "mock_agents", "serve", "--port", str(mport),
                               "--agents", ",".join(dict.fromkeys(agents))], env=env, cwd=tmp,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
