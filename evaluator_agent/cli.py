@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .envvars import env_float as _env_float
+from .merge import checkpoint_path
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REGRESSION = 0, 1, 2, 3
 
@@ -107,12 +108,6 @@ def _checkpoint_interval() -> float:
     return _env_float("PROCTOR_CHECKPOINT_INTERVAL", 15.0)
 
 
-def checkpoint_path(directory: str, run_id: str, shard: tuple[int, int] | None) -> str:
-    """Where a run (or one shard of it) keeps its durable copy: DIR/RUN[.shard-I-of-N].db."""
-    name = run_id + (f".shard-{shard[0]}-of-{shard[1]}" if shard else "") + ".db"
-    return str(Path(directory) / name)
-
-
 def _drain_on_sigterm(run: asyncio.Future, stop: asyncio.Event, drain_s: float | None = None) -> None:
     """SIGTERM (Cloud Run stopping a task or instance): start nothing new, let investigations in
     flight finish for ``drain_s`` seconds ($PROCTOR_DRAIN_S, default 8; Cloud Run allows 10), then
@@ -197,8 +192,10 @@ def cmd_run(a: argparse.Namespace) -> int:
         finally:
             await http.aclose()
 
+    finished = False
     try:
         result = asyncio.run(main())
+        finished = True
     except RequestError as e:
         print(f"proctor run: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -208,6 +205,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         return EXIT_ERROR
     finally:
         store.close()
+        if finished and shard is not None and checkpoint is not None:
+            _merge_when_complete(a.checkpoint_dir, run_name, shard[1])
         observability.shutdown()
     if a.json:
         _write_json(a.json, result)
@@ -218,10 +217,25 @@ def cmd_run(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _merge_when_complete(directory: str, run_id: str, count: int) -> None:
+    """The last shard of a run to finish merges all of them into DIR/RUN.db (see merge.merge_when_complete)."""
+    from .merge import merge_when_complete
+
+    try:
+        merged = merge_when_complete(directory, run_id, count)
+    except Exception as e:  # noqa: BLE001 - the shard itself is done and safe; `proctor merge` can still join them
+        print(f"proctor run: shard done; merging the shards failed ({type(e).__name__}: {e}); "
+              f"join them with proctor merge", file=sys.stderr)
+        return
+    if merged is not None:
+        print(f"proctor run: all {count} shards of {run_id} are done; merged into "
+              f"{checkpoint_path(directory, run_id, None)} ({merged['investigations']} investigations, {merged['status']})",
+              file=sys.stderr)
+
+
 def cmd_merge(a: argparse.Namespace) -> int:
     from . import observability
-    from .merge import MergeError, merge
-    from .orchestrator import build_result, labelset_meta
+    from .merge import MergeError, merge, report
     from .render import table
     from .store import Store
 
@@ -234,18 +248,8 @@ def cmd_merge(a: argparse.Namespace) -> int:
         store.close()
         return EXIT_ERROR
 
-    async def report() -> None:  # run-level metrics of sharded runs are sent once, here
-        obs = observability.get()
-        for m in merged:
-            if m["status"] != "completed" or not obs.enabled:
-                continue
-            run = store.get_run(m["run_id"])
-            meta = labelset_meta(run["labelset"])
-            async with obs.run(m["run_id"], run["manifest"] or {}, meta) as r:
-                r.done(build_result(store, m["run_id"], meta), store)
-
     try:
-        asyncio.run(report())
+        asyncio.run(report(store, merged))  # run-level metrics of sharded runs are sent once, here
     finally:
         store.close()
         observability.shutdown()

@@ -9,8 +9,10 @@ summary is recomputed over the union, so ``proctor show RUN --json`` has the sha
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,3 +138,55 @@ def merge(into: Store, paths: list[str]) -> list[dict[str, Any]]:
             "investigations": len(investigations), "expected": expected,
         })
     return out
+
+
+async def report(store: Store, merged: list[dict[str, Any]]) -> None:
+    """Run-level Datadog figures of completed merged runs: shards send none, the merge sends them once."""
+    from . import observability
+    from .orchestrator import build_result, labelset_meta
+
+    obs = observability.get()
+    if not obs.enabled:
+        return
+    for m in merged:
+        if m["status"] != "completed":
+            continue
+        run = store.get_run(m["run_id"])
+        meta = labelset_meta(run["labelset"])
+        async with obs.run(m["run_id"], run["manifest"] or {}, meta) as r:
+            r.done(build_result(store, m["run_id"], meta), store)
+
+
+def checkpoint_path(directory: str | Path, run_id: str, shard: tuple[int, int] | None) -> str:
+    """Where a run (or one shard of it) keeps its durable copy: DIR/RUN[.shard-I-of-N].db."""
+    name = run_id + (f".shard-{shard[0]}-of-{shard[1]}" if shard else "") + ".db"
+    return str(Path(directory) / name)
+
+
+def _status(path: str, run_id: str) -> str | None:
+    try:
+        rows = [r for r in _read_runs(path) if r["run_id"] == run_id]
+    except MergeError:
+        return None
+    return rows[0]["status"] if rows else None
+
+
+def merge_when_complete(directory: str | Path, run_id: str, count: int) -> dict[str, Any] | None:
+    """When every shard checkpoint of a run in ``directory`` is complete, merge them into
+    ``DIR/RUN.db`` (atomically, through the Store's checkpoint) and send the run's Datadog figures.
+    The last shard of a Cloud Run Jobs execution to finish does this; the others find shards
+    missing and return None, as does a shard that finds the merged run already there."""
+    paths = [checkpoint_path(directory, run_id, (i, count)) for i in range(count)]
+    if not all(Path(p).is_file() and _status(p, run_id) == "completed" for p in paths):
+        return None
+    final = Path(directory) / f"{run_id}.db"
+    if final.is_file() and _status(str(final), run_id) == "completed":
+        return None
+    with tempfile.TemporaryDirectory(prefix="proctor-merge-") as tmp:
+        store = Store(Path(tmp) / "merged.db", checkpoint=final)
+        try:
+            merged = merge(store, paths)
+            asyncio.run(report(store, merged))
+        finally:
+            store.close()  # publishes DIR/RUN.db: copy, then atomic rename
+    return next((m for m in merged if m["run_id"] == run_id), None)

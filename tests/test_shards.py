@@ -161,3 +161,20 @@ async def test_merge_refuses_inconsistent_or_broken_shards_and_writes_nothing(tm
 
 def _first_label() -> str:
     return load_labelset("smoke").labels[0].id
+
+
+async def test_the_last_shard_to_finish_merges_the_run_into_the_checkpoint_dir(tmp_path: Path, capsys) -> None:
+    """Cloud Run Jobs: no one has to run `proctor merge`; the last task merges into DIR/RUN.db."""
+    bucket = tmp_path / "bucket"
+    async with serve_app(lambda base: build_targets_app(base, {"det": (_deterministic, False)})) as base:
+        common = ["run", "--target", f"{base}/det/.well-known/agent-card.json", "--quiet", "--brief",
+                  "--run-id", "exec-1", "--checkpoint-dir", str(bucket)]
+        assert await _cli(*common, "--shard", "1/2", "--db", str(tmp_path / "t1.db")) == 0
+        assert not (bucket / "exec-1.db").exists(), "one shard of two: nothing to merge yet"
+        assert await _cli(*common, "--shard", "0/2", "--db", str(tmp_path / "t0.db")) == 0
+    assert "all 2 shards of exec-1 are done; merged into" in capsys.readouterr().err
+    assert sorted(p.name for p in bucket.iterdir()) == ["exec-1.db", "exec-1.shard-0-of-2.db", "exec-1.shard-1-of-2.db"]
+    store = Store(bucket / "exec-1.db")
+    run = store.get_run("exec-1")
+    assert run["status"] == "completed" and run["manifest"]["shards"] == {"count": 2, "merged": [0, 1]}
+    assert store.counts("exec-1")["investigations"] == len(load_labelset("smoke").labels)
