@@ -76,6 +76,20 @@ def script_fn(replies: list[dict[str, Any]]) -> Callable[[int, dict[str, Any]], 
     return fn
 
 
+def recording_fn(started: list[str], delay: float) -> Callable[[int, dict[str, Any]], Any]:
+    """A slow two-turn target (one tool call, then "no fault") that notes every investigation it starts."""
+
+    async def fn(turn: int, msg: dict[str, Any]) -> dict[str, Any]:
+        if msg.get("type") == "briefing":
+            started.append(msg["investigation_id"])
+        await asyncio.sleep(delay)
+        if turn == 1:
+            return {"tool_calls": [{"id": "c1", "name": "list_services", "arguments": {}}]}
+        return {"diagnosis": {"no_fault": True}}
+
+    return fn
+
+
 def echo_fn(_turn: int, msg: dict[str, Any]) -> dict[str, Any]:
     return {"echo": msg.get("n", 0)}
 

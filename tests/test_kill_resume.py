@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,20 +19,12 @@ from evaluator_agent.cli import checkpoint_path
 from evaluator_agent.labels import load_labelset
 from evaluator_agent.store import Store
 from tests.conftest import ROOT, serve_app
-from tests.targets import build_targets_app
+from tests.targets import build_targets_app, recording_fn
 
 pytestmark = pytest.mark.anyio
 
 STARTED: list[str] = []
-
-
-async def _slow(turn: int, msg: dict[str, Any]) -> dict[str, Any]:
-    if msg.get("type") == "briefing":
-        STARTED.append(msg["investigation_id"])
-    await asyncio.sleep(0.1)
-    if turn == 1:
-        return {"tool_calls": [{"id": "c1", "name": "list_services", "arguments": {}}]}
-    return {"diagnosis": {"no_fault": True}}
+_slow = recording_fn(STARTED, 0.1)
 
 
 def _count(db: Path, run_id: str) -> int:

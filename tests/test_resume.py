@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -13,20 +12,12 @@ from evaluator_agent.request import parse_request
 from evaluator_agent.store import Store
 from evaluator_agent.target import make_http_client
 from tests.conftest import serve_app
-from tests.targets import build_targets_app
+from tests.targets import build_targets_app, recording_fn
 
 pytestmark = pytest.mark.anyio
 
-STARTED: set[str] = set()
-
-
-async def _slow(turn: int, msg: dict[str, Any]) -> dict[str, Any]:
-    if msg.get("type") == "briefing":
-        STARTED.add(msg["investigation_id"])
-    await asyncio.sleep(0.15)
-    if turn == 1:
-        return {"tool_calls": [{"id": "c1", "name": "list_services", "arguments": {}}]}
-    return {"diagnosis": {"no_fault": True}}
+STARTED: list[str] = []
+_slow = recording_fn(STARTED, 0.15)
 
 
 async def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path) -> None:
@@ -58,6 +49,6 @@ async def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path) -> N
         # The same request once more adds nothing.
         STARTED.clear()
         result2 = await execute(await prepare(req, http), db)
-        assert STARTED == set() and result2["summary"]["n"] == 2 * n
+        assert STARTED == [] and result2["summary"]["n"] == 2 * n
         assert db.counts("run_resume_1")["investigations"] == 2 * n
         await http.aclose()
