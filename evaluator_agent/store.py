@@ -68,8 +68,21 @@ class Store:
         self._ckpt_dirty = False
         self._ckpt_thread: threading.Thread | None = None
         self._ckpt_error: str | None = None
-        if self.checkpoint and Path(self.checkpoint).exists():
-            self.import_from(self.checkpoint, missing_only=True)
+        self._ckpt_seen: int | None = None  # mtime of the checkpoint as we last wrote or read it
+        if self.checkpoint:
+            self._absorb_checkpoint()
+
+    def _absorb_checkpoint(self) -> None:
+        """Import what the checkpoint holds and this database lacks, when someone else wrote it
+        since we last did (a restart, or an old and a new instance overlapping during a rollout):
+        the checkpoint is the union, never one instance's view overwriting another's."""
+        try:
+            mtime = Path(self.checkpoint or "").stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime != self._ckpt_seen:
+            self.import_from(self.checkpoint or "", missing_only=True)
+            self._ckpt_seen = mtime
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -210,6 +223,10 @@ class Store:
             self._ckpt_thread.start()
 
     def _snapshot_and_publish(self) -> None:
+        try:
+            self._absorb_checkpoint()
+        except (sqlite3.Error, ValueError) as e:  # an unreadable checkpoint is replaced by ours
+            log.warning("checkpoint %s unreadable, replacing it: %s", self.checkpoint, e)
         local = self.path != ":memory:"
         tmp = f"{self.path}.ckpt-{os.getpid()}" if local else f"/tmp/proctor-ckpt-{os.getpid()}.db"
         try:
@@ -240,6 +257,7 @@ class Store:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tmp, part)
             os.replace(part, dest)
+            self._ckpt_seen = dest.stat().st_mtime_ns
             self._ckpt_error = None
         except OSError as e:  # durable storage unavailable: keep running, say so once per error
             if self._ckpt_error != str(e):
