@@ -32,9 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .vocab import DIFFICULTY_TIERS
-
-INFRA_ERROR_KINDS = ("network", "harness")
+from .vocab import DIFFICULTY_TIERS, INFRA_ERROR_KINDS
 
 
 def _sigmoid(x: float) -> float:

@@ -40,6 +40,8 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from .vocab import INFRA_ERROR_KINDS
+
 log = logging.getLogger(__name__)
 
 ENV_API_URL = "PROCTOR_DATADOG_API_URL"
@@ -50,7 +52,6 @@ MAX_TEXT = 20_000  # characters of span input/output kept
 TOOL_RESULT_CHARS = 1_000  # characters of a tool result kept on its span
 MAX_SERIES_PER_PAYLOAD = 500
 MAX_BUFFERED_POINTS = 100_000
-INFRA_ERROR_KINDS = ("network", "harness")
 
 
 # --------------------------------------------------------------------------- settings

@@ -37,7 +37,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-INFRA_ERROR_KINDS: tuple[str, ...] = ("network", "harness")
+from .vocab import INFRA_ERROR_KINDS
+
 TRAJECTORY_FIELDS: tuple[str, ...] = ("turns", "tool_calls", "invalid_calls", "red_herrings_chased", "duration_s")
 BREAKDOWN_DIMENSIONS: tuple[str, ...] = ("tier", "segment", "technology", "problem_category", "monitor_type", "mechanism")
 

@@ -36,9 +36,11 @@ from typing import Any
 import sqlite_utils
 
 from .investigation import InvestigationResult
+from .vocab import INFRA_ERROR_KINDS
 
 SCHEMA_VERSION = 1
-INFRA_ERROR_KINDS = ("network", "harness")
+# the infra error kinds as an SQL list
+_INFRA_SQL = ", ".join(f"'{k}'" for k in INFRA_ERROR_KINDS)
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,7 @@ class Store:
         with self._lock:
             rows = self.db.execute(
                 "SELECT label_id, attempt FROM investigations WHERE run_id = ?"
-                " AND (error_kind IS NULL OR error_kind NOT IN ('network', 'harness'))",
+                f" AND (error_kind IS NULL OR error_kind NOT IN ({_INFRA_SQL}))",
                 [run_id],
             ).fetchall()
         return {(r[0], int(r[1])) for r in rows}
@@ -296,8 +298,8 @@ class Store:
                     conn.execute("CREATE TEMP TABLE IF NOT EXISTS _imp_inv (id TEXT PRIMARY KEY)")
                     conn.execute("DELETE FROM _imp_inv")
                     keep_local = "m.id = s.id" if missing_only else (
-                        "m.id = s.id AND (m.error_kind IS NULL OR m.error_kind NOT IN ('network', 'harness'))"
-                        " AND s.error_kind IN ('network', 'harness')")
+                        f"m.id = s.id AND (m.error_kind IS NULL OR m.error_kind NOT IN ({_INFRA_SQL}))"
+                        f" AND s.error_kind IN ({_INFRA_SQL})")
                     conn.execute(
                         "INSERT INTO _imp_inv SELECT s.id FROM src.investigations s WHERE s.run_id IN (SELECT run_id FROM _imp_runs)"
                         f" AND NOT EXISTS (SELECT 1 FROM main.investigations m WHERE {keep_local})"
@@ -402,7 +404,7 @@ class Store:
             return list(self.db.query(
                 "SELECT r.target_name, r.target_version, i.label_id, i.passed FROM investigations i"
                 " JOIN runs r ON r.run_id = i.run_id"
-                " WHERE r.status = 'completed' AND (i.error_kind IS NULL OR i.error_kind NOT IN ('network', 'harness'))"
+                f" WHERE r.status = 'completed' AND (i.error_kind IS NULL OR i.error_kind NOT IN ({_INFRA_SQL}))"
             ))
 
     def save_difficulty(self, labels: list[dict[str, Any]], targets: list[dict[str, Any]], fitted_at: float) -> None:

@@ -52,3 +52,7 @@ SYSTEM_LEVELS: tuple[str, ...] = ("application", "platform", "infrastructure", "
 MONITOR_TYPES: tuple[str, ...] = ("metric alert", "query alert", "log alert", "apm", "synthetics", "composite", "slo")
 DIFFICULTY_TIERS: tuple[str, ...] = ("easy", "medium", "hard")
 SIGNAL_KINDS: tuple[str, ...] = ("metrics", "logs", "traces", "events", "monitors", "topology")
+
+# Investigation error kinds that are the harness's or the network's fault, not the agent's: counted
+# apart, left out of pass rates, IRT fits and metrics, and retried when a run resumes.
+INFRA_ERROR_KINDS: tuple[str, ...] = ("network", "harness")
