@@ -180,10 +180,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         http = make_http_client()
         try:
             prep = await prepare(req, http)
-            from .orchestrator import shard_slice
-
-            n = len(shard_slice([(lb, k) for k in range(1, req.attempts + 1) for lb in prep.labels], shard))
-            bar = Progress(n, quiet=a.quiet)
+            bar = Progress(len(prep.work(shard)), quiet=a.quiet)
             stop = asyncio.Event()
             run = asyncio.ensure_future(execute(prep, store, shard=shard, stop=stop,
                                                 on_progress=lambda d, t, p, _r: bar.update(d, p)))

@@ -60,6 +60,10 @@ class Prepared:
     labels: list[Any]
     target: Target
 
+    def work(self, shard: tuple[int, int] | None = None) -> list[tuple[Any, int]]:
+        """The (label, attempt) pairs this request asks for, or one shard's slice of them."""
+        return shard_slice([(lb, a) for a in range(1, self.request.attempts + 1) for lb in self.labels], shard)
+
 
 def select_labels(request: EvaluationRequest) -> tuple[LabelSet, list[Any]]:
     """The labels a request asks for; RequestError when they cannot be had. Local and cheap:
@@ -179,7 +183,7 @@ async def execute(
         manifest["shard"] = {"index": shard[0], "count": shard[1]}
     store.create_run(run_id, manifest)
     meta = label_meta_of(prep.labelset.labels)
-    every = shard_slice([(lb, a) for a in range(1, req.attempts + 1) for lb in prep.labels], shard)
+    every = prep.work(shard)
     # Idempotent and resumable: what this run already recorded is not run again.
     recorded = store.recorded(run_id)
     work = [(lb, a) for lb, a in every if (lb.id, a) not in recorded]
