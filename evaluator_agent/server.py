@@ -59,6 +59,8 @@ DEFAULT_MAX_EVALUATIONS = 4
 DEFAULT_MAX_INVESTIGATIONS = 64
 BUSY_RETRY_AFTER_S = 30
 SHUTDOWN_RETRY_AFTER_S = 10
+SHUTTING_DOWN = ("shutting down: this proctor is draining and takes no new evaluations; retry shortly",
+                 {"code": "shutting_down", "retry_after_s": SHUTDOWN_RETRY_AFTER_S})
 BEARER_SCHEME = "bearer"
 
 
@@ -247,8 +249,7 @@ class ProctorExecutor:
 
         st = self.state
         if st["stop"].is_set():
-            await fail("shutting down: this proctor is draining and takes no new evaluations; retry shortly",
-                       {"code": "shutting_down", "retry_after_s": SHUTDOWN_RETRY_AFTER_S})
+            await fail(*SHUTTING_DOWN)
             return
         try:  # a bad request is told so even when the proctor is busy (the target is checked later)
             req = parse_request(obj)
@@ -283,8 +284,7 @@ class ProctorExecutor:
             await fail(str(e))
             return
         if self.state["stop"].is_set():  # shutdown began while the target was being resolved
-            await fail("shutting down: this proctor is draining and takes no new evaluations; retry shortly",
-                       {"code": "shutting_down", "retry_after_s": SHUTDOWN_RETRY_AFTER_S})
+            await fail(*SHUTTING_DOWN)
             return
         run_id = req.run_id or new_run_id()
         total = len(prep.labels) * req.attempts

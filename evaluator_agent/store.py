@@ -290,7 +290,8 @@ class Store:
                     raise ValueError(f"{path} is not a proctor results database (no runs/investigations tables)")
                 ids = [r[0] for r in conn.execute("SELECT run_id FROM src.runs")]
                 if run_ids is not None:
-                    ids = [i for i in ids if i in set(run_ids)]
+                    wanted = set(run_ids)
+                    ids = [i for i in ids if i in wanted]
                 with self.db.atomic():
                     conn.execute("CREATE TEMP TABLE IF NOT EXISTS _imp_runs (run_id TEXT PRIMARY KEY)")
                     conn.execute("DELETE FROM _imp_runs")

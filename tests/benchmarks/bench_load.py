@@ -62,11 +62,11 @@ async def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> N
 
 
 def pct(xs: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))]
+    """Nearest-rank percentile, as the traffic generator reports them (NaN when empty)."""
+    from mock_agents.traffic import percentile
+
+    value = percentile(xs, p)
+    return float("nan") if value is None else value
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
