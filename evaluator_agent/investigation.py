@@ -30,7 +30,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import observability
 from .labels import Label, snapshots_dir
@@ -49,12 +49,36 @@ from .protocol import (
     reply_schemas,
     tool_results_text,
 )
-from .target import Conversation, Target, TargetError, TargetUnavailable
+from .target import Reply, TargetError, TargetInfo, TargetUnavailable
 
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_MALFORMED = 3
 RESULT_PREVIEW_CHARS = 2000
+
+
+class TargetConversation(Protocol):
+    """One conversation with the target (one A2A ``contextId``), as :func:`investigate` uses it.
+
+    ``send`` delivers one proctor message (``data`` is the DataPart, ``text`` the TextPart
+    saying the same) and returns the target's one reply; it raises a
+    :class:`~evaluator_agent.target.TargetError` for a reply that cannot be had (timeout,
+    too large, broken protocol, unreachable). :class:`evaluator_agent.target.Conversation`
+    is the A2A implementation, :class:`evaluator_agent.local_target.LocalConversation` the
+    in-process one.
+    """
+
+    context_id: str
+
+    async def send(self, data: dict[str, Any], text: str, timeout_s: float) -> Reply: ...
+
+
+class InvestigationTarget(Protocol):
+    """An agent under test: what it says it is, and a fresh conversation per investigation."""
+
+    info: TargetInfo
+
+    def conversation(self) -> TargetConversation: ...
 
 
 @dataclass
@@ -218,13 +242,19 @@ def build_briefing(label: Label, header: dict[str, Any], budget: Budget, investi
 async def investigate(
     label: Label,
     attempt: int,
-    target: Target,
+    target: InvestigationTarget,
     worlds: WorldCache,
     limits: Limits,
     *,
     noise: str = "on",
 ) -> InvestigationResult:
-    """Run one investigation to its end; returns the scored result."""
+    """Run one investigation to its end; returns the scored result.
+
+    ``target`` is anything with the :class:`InvestigationTarget` shape: an A2A
+    :class:`~evaluator_agent.target.Target`, or an in-process
+    :class:`~evaluator_agent.local_target.LocalTarget` (the shortcut battery and calibration);
+    both get the same briefing, limits, tools, scoring and records.
+    """
     inv_id = f"inv_{uuid.uuid4().hex[:16]}"
     conv = target.conversation()
     res = InvestigationResult(
@@ -262,7 +292,7 @@ async def investigate(
 
 
 async def _converse(
-    conv: Conversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any]
+    conv: TargetConversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any]
 ) -> Diagnosis | None:
     deadline = time.monotonic() + budget.timeout_s
     data: dict[str, Any] = briefing.model_dump(mode="json")

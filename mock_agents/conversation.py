@@ -209,26 +209,44 @@ class Conversation:
 
     @classmethod
     def from_contents(cls, contents: list[Any]) -> Conversation:
+        """From ADK's ``llm_request.contents`` (the A2A path, see the module docstring)."""
         conv = cls()
         for content in contents or []:
             role = getattr(content, "role", None)
             if role == "model":
-                reply = own_reply(content)
-                conv.replies.append(reply)
-                for call in (reply or {}).get("tool_calls") or []:
-                    if isinstance(call, dict) and call.get("id"):
-                        conv.calls[str(call["id"])] = call
+                conv._add_reply(own_reply(content))
                 continue
             msg = proctor_message(content)
-            if msg is None:
-                continue
-            conv.proctor_messages.append(msg)
-            if msg.get("type") == "briefing" or ("problem" in msg and not conv.briefing):
-                conv.briefing = msg
-            for r in msg.get("tool_results") or []:
-                if isinstance(r, dict) and r.get("id") is not None:
-                    conv.results[str(r["id"])] = r
+            if msg is not None:
+                conv._add_message(msg)
         return conv
+
+    @classmethod
+    def from_messages(cls, messages: list[tuple[str, dict[str, Any] | None]]) -> Conversation:
+        """From plain message dicts, oldest first: ``("user", <proctor message data>)`` or
+        ``("model", <our earlier reply>)``. This is what an in-process target
+        (:mod:`evaluator_agent.local_target`) hands a policy: no ADK, no A2A, the same reading."""
+        conv = cls()
+        for role, obj in messages or []:
+            if role == "model":
+                conv._add_reply(obj if isinstance(obj, dict) else None)
+            elif isinstance(obj, dict):
+                conv._add_message(obj)
+        return conv
+
+    def _add_reply(self, reply: dict[str, Any] | None) -> None:
+        self.replies.append(reply)
+        for call in (reply or {}).get("tool_calls") or []:
+            if isinstance(call, dict) and call.get("id"):
+                self.calls[str(call["id"])] = call
+
+    def _add_message(self, msg: dict[str, Any]) -> None:
+        self.proctor_messages.append(msg)
+        if msg.get("type") == "briefing" or ("problem" in msg and not self.briefing):
+            self.briefing = msg
+        for r in msg.get("tool_results") or []:
+            if isinstance(r, dict) and r.get("id") is not None:
+                self.results[str(r["id"])] = r
 
     # ---- briefing facts
 
