@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--noise", choices=("on", "off"), default="on")
     c.add_argument("--jobs", type=int, default=2)
     c.add_argument("--detail", action="store_true", help="one line per label")
+    c.add_argument("--sample", type=int, help="a deterministic sample of N labels")
+    c.add_argument("--policies", help="comma-separated policies (default: the reference agents)")
     sub.add_parser("gc", help="delete snapshots no label set points at")
     s = sub.add_parser("show", help="print the label of one recipe of a file (no files written)")
     s.add_argument("recipes", type=Path)
@@ -46,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "calibrate":
         from .calibrate import main as calibrate_main
 
-        return calibrate_main(args.labelset, args.noise, args.jobs, args.detail)
+        from .calibrate import POLICIES
+
+        policies = tuple(p for p in (args.policies or "").split(",") if p) or POLICIES
+        return calibrate_main(
+            args.labelset, args.noise, args.jobs, args.detail, args.sample, policies
+        )
     if args.cmd == "gc":
         for p in gc_snapshots():
             print(f"removed {p.name}")
