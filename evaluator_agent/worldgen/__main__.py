@@ -46,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(label.model_dump_json(indent=2))
         return 0
     if args.cmd == "calibrate":
-        from .calibrate import main as calibrate_main
-
         from .calibrate import POLICIES
+        from .calibrate import main as calibrate_main
 
         policies = tuple(p for p in (args.policies or "").split(",") if p) or POLICIES
         return calibrate_main(
