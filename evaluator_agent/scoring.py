@@ -17,29 +17,35 @@ aliases form one alias group; a name matches a group when it normalises to any m
 
 **Dimensions** (default weights in ``DEFAULT_WEIGHTS``; a label's rubric may override them):
 
-- ``root_cause`` (0.5) -- AC@k over the ranked candidates. Each ground-truth root cause
+- ``root_cause`` (0.45) -- AC@k over the ranked candidates. Each ground-truth root cause
   earns credit by the number of *wrong* candidates ranked above its first match: none
   1.0, one 0.3, two 0.15, more 0. Correct candidates do not push each other down, so with
   one root cause this is "top 1.0, rank 2 0.3, rank 3 0.15". The sub-score is the mean
   over root causes (recall-weighted); precision@k, recall@k (k = number of root causes)
   and AC@1/3/5 go into ``details``. A partial-credit entity on top earns its label credit,
   capped at 0.3, if that is higher. A must-not-blame entity on top makes the sub-score 0.
-- ``mechanism`` (0.2) -- 1 when the mechanism of the first correct candidate (the top
-  candidate when none is correct) equals the ground truth; a mechanism outside the closed
-  vocabulary counts as wrong.
-- ``causal_chain`` (0.15) -- LCS-based F1 between the predicted path and the ground-truth
+- ``mechanism`` (0.35) -- the mechanism of the *chosen* candidate (the first correct one,
+  the top candidate when none is correct): 1 when it equals the ground truth,
+  ``NEAR_MECHANISM_CREDIT`` (0.5) when the two are a near-synonym pair of the closed map
+  ``vocab.MECHANISM_NEAR_SYNONYMS`` (e.g. memory_leak for oom_killed), else 0; a mechanism
+  outside the closed vocabulary counts as wrong.
+- ``causal_chain`` (0.1) -- LCS-based F1 between the predicted path and the ground-truth
   path after normalisation (aliases map to their root cause). The predicted path starts at
   the source of the first edge whose source is no edge's target and follows edges in
   order; nodes of edges off that path are appended so that extra claims cost precision.
   If every node is some edge's target (a cycle) the edges are read in the order given.
-  A fault label with no chain judges leniently: 1 if the predicted chain is empty or
-  contains a root cause, else 0.5.
+  A single-service incident (a ground-truth chain of one entity) has nothing to
+  propagate through: an empty predicted chain is right (1), so is one that names only the
+  root cause (a self-loop, aliases included); naming other services costs precision as
+  usual. A fault label with no chain judges leniently: 1 if the predicted chain is empty
+  or contains a root cause, else 0.5.
 - ``onset`` (0.05) -- 1 within the label's tolerance, falling linearly to 0 at three times
   the tolerance; a missing onset scores 0. Times without a zone are read as UTC.
-- ``evidence`` (0.1) -- fraction of the key evidence found. An item is found when a
-  successful result of the same tool that the target was shown contains ``expect``
-  (case-insensitive, in the raw JSON or its decoded strings), or when the diagnosis cites
-  it in an evidence description or the summary. No key evidence means 1.
+- ``evidence`` (0.05) -- fraction of the key evidence the target actually received: an
+  item is found when a successful result of the same tool that the target was shown
+  contains ``expect`` (case-insensitive, in the raw JSON or its decoded strings). Quoting
+  it in the diagnosis earns nothing (a target can paste strings it never saw). No key
+  evidence means 1.
 
 **Red herrings.** A must-not-blame entity as the top candidate costs 0.2 off the total
 (and the root-cause credit). Every other distinct must-not-blame candidate blamed with
@@ -55,10 +61,27 @@ four, and so fails.
 
 **No answer.** ``diagnosis=None`` (timeout, crash, budget exhausted) scores 0 and fails.
 
-**Pass.** ``passed = score >= PASS_THRESHOLD`` (0.7, one constant for the whole product).
-The weights are checked so that a wrong top-1 candidate can never pass: with the best
-root-cause credit available without a correct top candidate (0.3) and every other
-dimension perfect, the score stays below the threshold (0.5 * 0.3 + 0.5 = 0.65 < 0.7).
+**Pass** is a gate and a threshold, checked in this order:
+
+1. *root cause*: the top candidate matches a root cause's alias group (on a no-fault
+   control: the diagnosis declares no fault; on a fault label a "no fault" answer fails);
+2. *mechanism*: the top candidate's mechanism is exactly the ground truth (a near-synonym
+   earns partial credit in the score, never a pass);
+3. ``score >= PASS_THRESHOLD`` (0.7, one constant for the whole product).
+
+``details["gate"]`` says which gate failed (``root_cause``, ``mechanism``, ``no_diagnosis``,
+or None), and the explanation's last sentence names it: "right root cause, wrong mechanism
+(expected oom_killed): fail". The weights are checked (``check_weights``) so that the score
+alone agrees with the gate where it can: with the best root-cause credit available without
+a correct top candidate (0.3), or with a wrong mechanism (0), and every other dimension
+perfect, the score stays below the threshold (0.45 * 0.3 + 0.55 = 0.685; 1 - 0.35 = 0.65).
+A near-synonym with everything else right scores 0.825 and fails on the gate alone.
+
+**Accuracy.** ``details["accuracy"]`` holds three booleans the run summary averages
+(``stats.run_statistics``): ``ac_at_1`` / ``ac_at_3``, the top 1 / 3 candidates include a
+root cause, and ``mechanism``, the chosen candidate's mechanism is exactly the ground truth.
+On a no-fault control all three are "the diagnosis declares no fault"; a "no fault" answer
+on a fault label and a missing diagnosis make all three false.
 
 ``red_herrings_chased(label, viewed)`` is a trajectory fact, not part of the score: how
 many distinct must-not-blame entities the target named in the arguments of a tool call.
@@ -74,16 +97,16 @@ from typing import Any
 
 from .labels import Label
 from .protocol import CausalEdge, Diagnosis, RootCauseCandidate
-from .vocab import MECHANISM_INFO
+from .vocab import MECHANISM_INFO, near_synonym
 
 PASS_THRESHOLD: float = 0.7
 
 DIMENSIONS: tuple[str, ...] = ("root_cause", "mechanism", "causal_chain", "onset", "evidence")
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "root_cause": 0.5,
-    "mechanism": 0.2,
-    "causal_chain": 0.15,
-    "evidence": 0.1,
+    "root_cause": 0.45,
+    "mechanism": 0.35,
+    "causal_chain": 0.1,
+    "evidence": 0.05,
     "onset": 0.05,
 }
 
@@ -98,6 +121,10 @@ OTHER_RED_HERRING_PENALTY = 0.1
 OTHER_RED_HERRING_CAP = 0.3
 RED_HERRING_MIN_CONFIDENCE = 0.5
 EMPTY_CHAIN_LENIENT = 0.5
+# Mechanism credit for a near-synonym of the truth (vocab.MECHANISM_NEAR_SYNONYMS); never a pass.
+NEAR_MECHANISM_CREDIT = 0.5
+# Top-k depths of the root-cause accuracies a run summary reports.
+ACCURACY_K: tuple[int, ...] = (1, 3)
 
 
 @dataclass(frozen=True)
@@ -126,7 +153,10 @@ class ScoreResult:
 
 
 def check_weights(weights: dict[str, float]) -> None:
-    """Raise ValueError unless the weights are valid and a wrong top-1 candidate cannot pass."""
+    """Raise ValueError unless the weights are valid and the score alone keeps a wrong top-1
+    candidate and a wrong mechanism below the pass threshold (the gate fails them anyway;
+    the check keeps the score readable: a score above the threshold means the answer was
+    right, short of a near-synonym mechanism)."""
     unknown = set(weights) - set(DIMENSIONS)
     if unknown:
         raise ValueError(
@@ -137,13 +167,18 @@ def check_weights(weights: dict[str, float]) -> None:
     total = sum(weights.values())
     if abs(total - 1.0) > 1e-6:
         raise ValueError(f"scoring weights must sum to 1 (got {total:g})")
-    best_without_top1 = weights.get("root_cause", 0.0) * TOP1_MISS_MAX + (
-        1 - weights.get("root_cause", 0.0)
-    )
+    w_rc = weights.get("root_cause", 0.0)
+    best_without_top1 = w_rc * TOP1_MISS_MAX + (1 - w_rc)
     if best_without_top1 >= PASS_THRESHOLD:
         raise ValueError(
-            f"root_cause weight {weights.get('root_cause', 0.0):g} is too low: a wrong top candidate could "
+            f"root_cause weight {w_rc:g} is too low: a wrong top candidate could "
             f"score {best_without_top1:.2f} >= pass threshold {PASS_THRESHOLD}"
+        )
+    w_mech = weights.get("mechanism", 0.0)
+    if 1 - w_mech >= PASS_THRESHOLD:
+        raise ValueError(
+            f"mechanism weight {w_mech:g} is too low: a wrong mechanism could "
+            f"score {1 - w_mech:.2f} >= pass threshold {PASS_THRESHOLD}"
         )
 
 
@@ -333,18 +368,33 @@ def _root_cause(
     return score, details, msg
 
 
-def _mechanism(truth: str, names: _Names, cands: list[RootCauseCandidate]) -> tuple[float, str]:
+def _mechanism(
+    truth: str, names: _Names, cands: list[RootCauseCandidate]
+) -> tuple[float, str, str]:
+    """(sub-score, sentence, status) of the chosen candidate's mechanism; status is one of
+    ``exact``, ``near`` (a near-synonym of the truth), ``wrong``, ``missing``."""
     chosen = next(
         (c for c in cands if names.group_of(c.entity) is not None), cands[0] if cands else None
     )
     mech = _normalize_mechanism(chosen.mechanism) if chosen else None
     if mech is None:
-        return 0.0, f"No mechanism given (expected {truth})."
+        return 0.0, f"No mechanism given (expected {truth}).", "missing"
     if mech not in MECHANISM_INFO:
-        return 0.0, f"Mechanism {chosen.mechanism!r} is not in the vocabulary (expected {truth})."
+        return (
+            0.0,
+            f"Mechanism {chosen.mechanism!r} is not in the vocabulary (expected {truth}).",
+            "wrong",
+        )
     if mech == truth:
-        return 1.0, f"Mechanism {mech} correct."
-    return 0.0, f"Mechanism {mech} wrong (expected {truth})."
+        return 1.0, f"Mechanism {mech} correct.", "exact"
+    if near_synonym(mech, truth):
+        return (
+            NEAR_MECHANISM_CREDIT,
+            f"Mechanism {mech} is a near-synonym of {truth}: partial credit"
+            f" {NEAR_MECHANISM_CREDIT:.2f}.",
+            "near",
+        )
+    return 0.0, f"Mechanism {mech} wrong (expected {truth}).", "wrong"
 
 
 def predicted_path(edges: list[CausalEdge], node=normalize_entity) -> list[str]:
@@ -411,6 +461,9 @@ def _chain(
         s = 1.0 if ok else EMPTY_CHAIN_LENIENT
         d.update(lcs=None, chain_precision=None, chain_recall=None, chain_f1=s)
         return s, d, f"Label has no causal chain; predicted chain judged leniently: {s:.2f}."
+    if len(truth) == 1 and not pred:
+        d.update(lcs=0, chain_precision=None, chain_recall=None, chain_f1=1.0)
+        return 1.0, d, "Single-service incident: an empty causal chain is right."
     f1, lcs, p, r = chain_f1(pred, truth)
     d.update(lcs=lcs, chain_precision=p, chain_recall=r, chain_f1=f1)
     if not pred:
@@ -494,31 +547,20 @@ class _Seen:
         return needle in self._decoded
 
 
-def _evidence(
-    label: Label, diagnosis: Diagnosis | None, viewed: list[ViewedResult]
-) -> tuple[float, dict[str, Any], str]:
+def _evidence(label: Label, viewed: list[ViewedResult]) -> tuple[float, dict[str, Any], str]:
     items = label.ground_truth.key_evidence
     if not items:
         return 1.0, {"evidence": []}, "No key evidence required."
     seen = [_Seen(v) for v in viewed if v.ok]
-    cited = ""
-    if diagnosis is not None:
-        cited = _squash(
-            "\n".join([*(e.description for e in diagnosis.evidence), diagnosis.summary])
-        )
     rows = []
     for ke in items:
         needle = _squash(ke.expect)
-        how = None
-        if needle and any(s.v.tool == ke.tool and s.contains(needle) for s in seen):
-            how = "viewed"
-        elif needle and needle in cited:
-            how = "cited"
-        rows.append({"tool": ke.tool, "expect": ke.expect, "found": how})
-    found = [r for r in rows if r["found"]]
-    score = len(found) / len(rows)
-    msg = f"Key evidence {len(found)}/{len(rows)} found"
-    parts = [f"{r['found']}: {r['expect']!r}" for r in found]
+        found = bool(needle) and any(s.v.tool == ke.tool and s.contains(needle) for s in seen)
+        rows.append({"tool": ke.tool, "expect": ke.expect, "found": "viewed" if found else None})
+    found_rows = [r for r in rows if r["found"]]
+    score = len(found_rows) / len(rows)
+    msg = f"Key evidence {len(found_rows)}/{len(rows)} found"
+    parts = [f"viewed: {r['expect']!r}" for r in found_rows]
     missing = [repr(r["expect"]) for r in rows if not r["found"]]
     if parts:
         msg += " (" + "; ".join(parts) + ")"
@@ -584,6 +626,21 @@ def red_herrings_chased(label: Label, viewed: list[ViewedResult]) -> int:
 # --------------------------------------------------------------------------- the score
 
 
+def _accuracy(
+    names: _Names, cands: list[RootCauseCandidate], mechanism_exact: bool
+) -> dict[str, bool]:
+    """Root-cause hits in the top k and mechanism correctness of a fault-label answer."""
+    hits = {
+        f"ac_at_{k}": any(names.group_of(c.entity) is not None for c in cands[:k])
+        for k in ACCURACY_K
+    }
+    return hits | {"mechanism": mechanism_exact}
+
+
+def _all_accuracy(value: bool) -> dict[str, bool]:
+    return {f"ac_at_{k}": value for k in ACCURACY_K} | {"mechanism": value}
+
+
 def score_investigation(
     label: Label,
     diagnosis: Diagnosis | None,
@@ -606,7 +663,10 @@ def score_investigation(
             if no_answer_reason
             else " (timeout, crash or budget exhausted)"
         )
-        details["verdict"] = "none"
+        details.update(
+            verdict="none", gate="no_diagnosis", gate_reason="no diagnosis",
+            accuracy=_all_accuracy(False),
+        )
         return ScoreResult(
             0.0,
             False,
@@ -620,6 +680,8 @@ def score_investigation(
     details["verdict"] = "no_fault" if says_no_fault else "fault"
     sub: dict[str, float] = {}
     msgs: list[str] = []
+    gate: str | None = None  # the first gate that failed
+    gate_reason = ""
 
     if gt.no_fault or says_no_fault:
         ok = gt.no_fault and says_no_fault
@@ -630,15 +692,17 @@ def score_investigation(
         elif gt.no_fault:
             top = cands[0].entity if cands else "something"
             msgs.append(f"Blamed {top} on a no-fault control: nothing is broken.")
+            gate, gate_reason = "root_cause", "blamed something on a no-fault control"
         else:
             truth = " / ".join(names.display[c] for c, _ in names.groups)
             msgs.append(f"Answered no fault, but the root cause is {truth} ({gt.mechanism}).")
-        details.update(matched_rank=None, blamed_red_herrings=[])
+            gate, gate_reason = "root_cause", "answered no fault on a real incident"
+        details.update(matched_rank=None, blamed_red_herrings=[], accuracy=_all_accuracy(ok))
     else:
         sub["root_cause"], d_rc, m = _root_cause(names, cands)
         details.update(d_rc)
         msgs.append(m)
-        sub["mechanism"], m = _mechanism(gt.mechanism, names, cands)
+        sub["mechanism"], m, mech_status = _mechanism(gt.mechanism, names, cands)
         msgs.append(m)
         sub["causal_chain"], d_ch, m = _chain(names, gt.causal_chain, diagnosis.causal_chain)
         details.update(d_ch)
@@ -646,8 +710,20 @@ def score_investigation(
         sub["onset"], d_on, m = _onset(label, diagnosis)
         details.update(d_on)
         msgs.append(m)
+        details["mechanism_status"] = mech_status
+        details["accuracy"] = _accuracy(names, cands, mech_status == "exact")
+        if not cands:
+            gate, gate_reason = "root_cause", "no root-cause candidate"
+        elif names.group_of(cands[0].entity) is None:
+            gate, gate_reason = "root_cause", f"wrong root cause (top candidate {cands[0].entity})"
+        elif mech_status != "exact":
+            # the top candidate is correct, so it is the candidate the mechanism was read from
+            what = {"near": "near-synonym mechanism", "missing": "no mechanism"}.get(
+                mech_status, "wrong mechanism"
+            )
+            gate, gate_reason = "mechanism", f"right root cause, {what} (expected {gt.mechanism})"
 
-    sub["evidence"], d_ev, m = _evidence(label, diagnosis, viewed)
+    sub["evidence"], d_ev, m = _evidence(label, viewed)
     details.update(d_ev)
     msgs.append(m)
 
@@ -659,10 +735,15 @@ def score_investigation(
 
     raw = sum(weights[d] * sub[d] for d in DIMENSIONS) - penalty
     score = round(min(1.0, max(0.0, raw)), 6)
-    passed = score >= PASS_THRESHOLD
-    msgs.append(
-        f"Score {score:.2f} → {'pass' if passed else 'fail'} (threshold {PASS_THRESHOLD:.2f})."
-    )
+    passed = gate is None and score >= PASS_THRESHOLD
+    details["gate"] = gate
+    details["gate_reason"] = gate_reason or None
+    if gate is not None:
+        msgs.append(f"Score {score:.2f}; {gate_reason}: fail.")
+    else:
+        msgs.append(
+            f"Score {score:.2f} → {'pass' if passed else 'fail'} (threshold {PASS_THRESHOLD:.2f})."
+        )
     return ScoreResult(
         score, passed, {d: round(sub[d], 6) for d in DIMENSIONS}, " ".join(msgs), details
     )

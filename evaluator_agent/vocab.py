@@ -35,6 +35,41 @@ MECHANISM_INFO: dict[str, tuple[str, str]] = {
 }
 
 MECHANISMS: tuple[str, ...] = tuple(MECHANISM_INFO)
+
+# Near-synonym mechanisms: closed, symmetric, not transitive. Each pair names one incident from two
+# sides an SRE can defensibly confuse, because one is the usual cause or the usual presentation of
+# the other and their telemetry overlaps; telling them apart is what an investigation adds. Naming
+# the partner of the true mechanism earns partial mechanism credit (scoring.NEAR_MECHANISM_CREDIT),
+# never a pass. Pairs that merely share a segment or a symptom (bad_release ~ feature_flag: two
+# different changes; connection_pool_exhaustion ~ lock_contention: pool timeouts are a symptom of
+# many database faults) are deliberately absent.
+MECHANISM_NEAR_SYNONYMS: dict[frozenset[str], str] = {
+    frozenset({"memory_leak", "oom_killed"}): (
+        "a leak is the common way a workload reaches its memory limit and is OOM-killed; both show"
+        " memory climbing to the limit and restarts, they differ in gradual growth vs a limit too low"
+    ),
+    frozenset({"consumer_lag", "rebalance_storm"}): (
+        "a rebalance storm presents as consumer lag (partitions go unconsumed while the group"
+        " rebalances); both are a consumer group falling behind, they differ in membership churn"
+    ),
+    frozenset({"latency_regression", "slow_query_migration"}): (
+        "both are a change that made requests slower; a migration that slows a query is a latency"
+        " regression located in the database rather than in the released code"
+    ),
+    frozenset({"cpu_throttling", "gc_pauses"}): (
+        "both stall a runtime in bursts and show as tail latency with CPU signals; throttling"
+        " stretches collector pauses and collection burns the CPU quota"
+    ),
+}
+
+
+def near_synonym(a: str | None, b: str | None) -> str | None:
+    """Why mechanisms ``a`` and ``b`` are near-synonyms, or None (also for a == b)."""
+    if a is None or b is None or a == b:
+        return None
+    return MECHANISM_NEAR_SYNONYMS.get(frozenset({a, b}))
+
+
 SEGMENTS: tuple[str, ...] = (
     "kubernetes",
     "kafka",

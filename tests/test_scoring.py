@@ -12,6 +12,7 @@ from evaluator_agent.labels import Label
 from evaluator_agent.protocol import Diagnosis
 from evaluator_agent.scoring import (
     DEFAULT_WEIGHTS,
+    NEAR_MECHANISM_CREDIT,
     PASS_THRESHOLD,
     TOP1_MISS_MAX,
     ScoreResult,
@@ -24,6 +25,7 @@ from evaluator_agent.scoring import (
     red_herrings_chased,
     score_investigation,
 )
+from evaluator_agent.vocab import MECHANISM_INFO, MECHANISM_NEAR_SYNONYMS, near_synonym
 
 ONSET = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 CHAIN = ["payments-db", "payments-api", "checkout", "web-frontend"]
@@ -152,12 +154,13 @@ def score(
 # --------------------------------------------------------------------------- constants
 
 
-def test_weights_sum_to_one_and_wrong_top1_cannot_pass():
+def test_weights_sum_to_one_and_wrong_top1_or_mechanism_cannot_pass_on_score_alone():
     assert sum(DEFAULT_WEIGHTS.values()) == pytest.approx(1.0)
     assert PASS_THRESHOLD == 0.7
     best_wrong = DEFAULT_WEIGHTS["root_cause"] * TOP1_MISS_MAX + (1 - DEFAULT_WEIGHTS["root_cause"])
     assert best_wrong < PASS_THRESHOLD
-    with pytest.raises(ValueError, match="too low"):
+    assert 1 - DEFAULT_WEIGHTS["mechanism"] < PASS_THRESHOLD
+    with pytest.raises(ValueError, match="root_cause weight 0.2 is too low"):
         check_weights(
             {
                 "root_cause": 0.2,
@@ -167,11 +170,22 @@ def test_weights_sum_to_one_and_wrong_top1_cannot_pass():
                 "evidence": 0.2,
             }
         )
+    # the old defaults: a right root cause with a wrong mechanism scored 0.8
+    with pytest.raises(ValueError, match="mechanism weight 0.2 is too low"):
+        check_weights(
+            {
+                "root_cause": 0.5,
+                "mechanism": 0.2,
+                "causal_chain": 0.15,
+                "onset": 0.05,
+                "evidence": 0.1,
+            }
+        )
 
 
 def test_label_rubric_weights_are_used_and_checked():
     label = make_label()
-    label.rubric.weights = {"onset": 0.0, "evidence": 0.15}
+    label.rubric.weights = {"onset": 0.0, "evidence": 0.1}
     r = score(diag(onset=None), label=label)
     assert r.details["weights"]["onset"] == 0.0
     assert r.score == pytest.approx(1.0)
@@ -233,13 +247,15 @@ def test_wrong_top1_with_everything_else_right_fails():
             ]
         )
     )
-    # rank 2 credit 0.3: 0.5*0.3 + 0.2 + 0.15 + 0.05 + 0.1 = 0.65
+    # rank 2 credit 0.3: 0.45*0.3 + 0.35 + 0.1 + 0.05 + 0.05 = 0.685
     assert r.subscores["root_cause"] == pytest.approx(0.3)
     assert r.subscores["mechanism"] == 1.0
-    assert r.score == pytest.approx(0.65)
+    assert r.score == pytest.approx(0.685)
     assert not r.passed
     assert r.details["matched_rank"] == 2
     assert "payments-db at rank 2" in r.explanation
+    assert r.details["gate"] == "root_cause"
+    assert r.explanation.endswith("Score 0.69; wrong root cause (top candidate checkout): fail.")
 
 
 def test_rank_three_and_beyond():
@@ -264,7 +280,7 @@ def test_partial_credit_on_top_is_capped_and_cannot_pass():
     )
     assert r.subscores["root_cause"] == pytest.approx(0.3)  # label credit 0.5, capped at 0.3
     assert r.details["partial_credit_entity"] == "payments-api"
-    assert r.score == pytest.approx(0.65) and not r.passed
+    assert r.score == pytest.approx(0.685) and not r.passed
     label = make_label(partial_credit=[{"entity": "payments-api", "credit": 0.2}])
     r = score(diag(root_causes=[{"entity": "payments-api"}]), label=label)
     assert r.subscores["root_cause"] == pytest.approx(0.2)
@@ -328,6 +344,97 @@ def test_several_root_causes_precision_recall_and_recall_weighted_ac():
     assert "1/2 root causes named" in r.explanation
 
 
+# --------------------------------------------------------------------------- the pass gate
+
+
+def test_right_root_cause_with_wrong_mechanism_cannot_pass():
+    # Everything right but the mechanism: 0.45 + 0.1 + 0.05 + 0.05 = 0.65 (it was 0.80, a pass).
+    r = score(diag(root_causes=[{"entity": "payments-db", "mechanism": "lock_contention"}]))
+    assert r.subscores["root_cause"] == 1.0 and r.subscores["mechanism"] == 0.0
+    assert r.score == pytest.approx(0.65) and not r.passed
+    assert r.details["gate"] == "mechanism" and r.details["mechanism_status"] == "wrong"
+    assert r.explanation.endswith(
+        "Score 0.65; right root cause, wrong mechanism (expected connection_pool_exhaustion): fail."
+    )
+    r = score(diag(root_causes=[{"entity": "payments-db"}]))
+    assert not r.passed and "right root cause, no mechanism (expected" in r.explanation
+
+
+def test_gate_reads_the_top_candidate():
+    # The right mechanism on a lower candidate does not rescue a wrong top candidate, and the
+    # gate holds even where penalties or weights would let the score through.
+    cands = [
+        {"entity": "checkout", "mechanism": "connection_pool_exhaustion"},
+        {"entity": "payments-db", "mechanism": "connection_pool_exhaustion"},
+    ]
+    r = score(diag(root_causes=cands))
+    assert r.subscores["mechanism"] == 1.0 and not r.passed and r.details["gate"] == "root_cause"
+    r = score(diag(root_causes=[]))
+    assert not r.passed and r.details["gate"] == "root_cause"
+    assert "no root-cause candidate: fail." in r.explanation
+    r = score(diag())
+    assert r.passed and r.details["gate"] is None and r.details["gate_reason"] is None
+
+
+@pytest.mark.parametrize(
+    ("truth", "answer"),
+    [
+        ("oom_killed", "memory_leak"),
+        ("memory_leak", "oom_killed"),
+        ("rebalance_storm", "consumer_lag"),
+        ("slow_query_migration", "latency_regression"),
+        ("gc_pauses", "cpu_throttling"),
+    ],
+)
+def test_near_synonym_mechanism_earns_partial_credit_never_a_pass(truth, answer):
+    label = make_label(mechanism=truth)
+    r = score(diag(root_causes=[{"entity": "payments-db", "mechanism": answer}]), label=label)
+    assert r.subscores["mechanism"] == NEAR_MECHANISM_CREDIT == 0.5
+    # 1 - 0.35 * 0.5 = 0.825: above the threshold, failed by the gate alone
+    assert r.score == pytest.approx(0.825) and r.score >= PASS_THRESHOLD and not r.passed
+    assert r.details["gate"] == "mechanism" and r.details["accuracy"]["mechanism"] is False
+    assert f"{answer} is a near-synonym of {truth}: partial credit 0.50." in r.explanation
+    assert r.explanation.endswith(
+        f"right root cause, near-synonym mechanism (expected {truth}): fail."
+    )
+
+
+def test_near_synonym_map_is_closed_symmetric_and_small():
+    assert 0 < len(MECHANISM_NEAR_SYNONYMS) <= 6
+    for pair, why in MECHANISM_NEAR_SYNONYMS.items():
+        a, b = sorted(pair)
+        assert {a, b} <= set(MECHANISM_INFO) and "no_fault" not in pair
+        assert near_synonym(a, b) == near_synonym(b, a) == why and len(why) > 40
+    assert near_synonym("oom_killed", "oom_killed") is None
+    assert near_synonym("oom_killed", "disk_full") is None
+    assert near_synonym("memory_leak", None) is None
+    # not transitive: no class is built from the pairs
+    label = make_label(mechanism="oom_killed")
+    r = score(diag(root_causes=[{"entity": "payments-db", "mechanism": "disk_full"}]), label=label)
+    assert r.subscores["mechanism"] == 0.0
+
+
+def test_accuracy_details_per_investigation():
+    r = score(diag())
+    assert r.details["accuracy"] == {"ac_at_1": True, "ac_at_3": True, "mechanism": True}
+    cands = [
+        {"entity": "checkout", "mechanism": "bad_release"},
+        {"entity": "orders-db-primary", "mechanism": "connection_pool_exhaustion"},
+    ]
+    # mechanism accuracy reads the first correct candidate, AC@k any root cause in the top k
+    r = score(diag(root_causes=cands))
+    assert r.details["accuracy"] == {"ac_at_1": False, "ac_at_3": True, "mechanism": True}
+    cands = [{"entity": e} for e in ["checkout", "web-frontend", "auth", "payments-db"]]
+    r = score(diag(root_causes=cands))
+    assert r.details["accuracy"] == {"ac_at_1": False, "ac_at_3": False, "mechanism": False}
+    r = score(Diagnosis(no_fault=True), viewed=[], label=no_fault_label())
+    assert r.details["accuracy"] == {"ac_at_1": True, "ac_at_3": True, "mechanism": True}
+    r = score(diag(), viewed=[], label=no_fault_label())
+    assert set(r.details["accuracy"].values()) == {False}
+    r = score(None)
+    assert set(r.details["accuracy"].values()) == {False} and r.details["gate"] == "no_diagnosis"
+
+
 # --------------------------------------------------------------------------- red herrings
 
 
@@ -342,8 +449,8 @@ def test_red_herring_on_top_zeroes_root_cause_and_costs_point_two():
     assert r.subscores["root_cause"] == 0.0
     assert r.details["penalty"] == pytest.approx(0.2)
     assert r.details["blamed_red_herrings"] == ["payments-db-replica"]
-    # 0.2 + 0.15 + 0.05 + 0.1 - 0.2 = 0.3
-    assert r.score == pytest.approx(0.3) and not r.passed
+    # 0.35 + 0.1 + 0.05 + 0.05 - 0.2 = 0.35
+    assert r.score == pytest.approx(0.35) and not r.passed
     assert "must-not-blame red herring" in r.explanation
 
 
@@ -413,7 +520,7 @@ def test_no_fault_control_evidence_scored_as_usual():
     ]
     label = no_fault_label(key_evidence=ke)
     r = score(Diagnosis(no_fault=True), viewed=[], label=label)
-    assert r.subscores["evidence"] == 0.0 and r.score == pytest.approx(0.9) and r.passed
+    assert r.subscores["evidence"] == 0.0 and r.score == pytest.approx(0.95) and r.passed
     r = score(
         Diagnosis(no_fault=True),
         viewed=[seen("get_events", ["nightly-report started"])],
@@ -429,8 +536,9 @@ def test_blaming_something_on_no_fault_control_fails():
         label=no_fault_label(),
     )
     assert r.subscores["root_cause"] == 0.0 and not r.passed
-    assert r.score == pytest.approx(0.1)  # only evidence (none required)
+    assert r.score == pytest.approx(0.05)  # only evidence (none required)
     assert "Blamed checkout on a no-fault control" in r.explanation
+    assert r.explanation.endswith("blamed something on a no-fault control: fail.")
     r = score(diag(root_causes=[{"entity": "batch-reporter"}]), viewed=[], label=no_fault_label())
     assert r.score == 0.0 and r.details["blamed_red_herrings"] == ["batch-reporter"]
 
@@ -438,8 +546,9 @@ def test_blaming_something_on_no_fault_control_fails():
 def test_fault_label_answered_no_fault_fails():
     r = score(Diagnosis(no_fault=True, summary="All good."))
     assert r.subscores["root_cause"] == 0.0 and not r.passed
-    assert r.score == pytest.approx(0.1)  # evidence was viewed
+    assert r.score == pytest.approx(0.05)  # evidence was viewed
     assert "Answered no fault, but the root cause is payments-db" in r.explanation
+    assert r.details["gate"] == "root_cause" and r.details["accuracy"]["ac_at_1"] is False
     r = score(Diagnosis(summary="Benign spike, no incident."))
     assert r.details["verdict"] == "no_fault" and not r.passed
 
@@ -541,6 +650,23 @@ def test_label_without_chain_is_judged_leniently():
     assert score(diag(causal_chain=[])).subscores["causal_chain"] == 0.0
 
 
+def test_single_service_incident_needs_no_chain():
+    label = make_label(causal_chain=["payments-db"])
+    r = score(diag(causal_chain=[]), label=label)
+    assert r.subscores["causal_chain"] == 1.0 and r.score == 1.0 and r.passed
+    assert "Single-service incident: an empty causal chain is right." in r.explanation
+    # naming only the root cause (a self-loop, here through an alias) is right as well
+    loop = [{"source": "orders-db-primary", "target": "service:payments-db"}]
+    assert score(diag(causal_chain=loop), label=label).subscores["causal_chain"] == 1.0
+    # naming other services costs precision: path db, checkout -> P 1/2, R 1, F1 2/3
+    r = score(diag(causal_chain=["payments-db", "checkout"]), label=label)
+    assert r.subscores["causal_chain"] == pytest.approx(2 / 3)
+    r = score(diag(causal_chain=["checkout", "web-frontend"]), label=label)
+    assert r.subscores["causal_chain"] == 0.0
+    # a longer true chain still needs one
+    assert score(diag(causal_chain=[])).subscores["causal_chain"] == 0.0
+
+
 # --------------------------------------------------------------------------- evidence
 
 
@@ -580,15 +706,23 @@ def test_evidence_matches_case_insensitively_through_json_escaping():
     )
 
 
-def test_evidence_cited_in_diagnosis():
+def test_citing_evidence_without_viewing_it_earns_nothing():
+    # Pasting the expected strings into the diagnosis is not having seen them.
     d = diag(
         evidence=["Logs: FATAL remaining connection slots are reserved for superuser"],
         summary="Pool saturated; postgresql.percent_usage_connections at 100%.",
     )
     r = score(d, viewed=[])
-    assert r.subscores["evidence"] == 1.0
-    assert [x["found"] for x in r.details["evidence"]] == ["cited", "cited"]
-    assert score(diag(), viewed=[]).subscores["evidence"] == 0.0
+    assert r.subscores["evidence"] == 0.0
+    assert [x["found"] for x in r.details["evidence"]] == [None, None]
+    assert r.score == pytest.approx(0.95)
+    # a result of another tool that was shown, or a failed call, still earns nothing
+    shown = [
+        seen("search_spans", {"m": "remaining connection slots are reserved"}),
+        seen("query_metrics", {"error": "postgresql.percent_usage_connections"}, ok=False),
+    ]
+    assert score(d, viewed=shown).subscores["evidence"] == 0.0
+    assert score(d, viewed=FULL_VIEW).subscores["evidence"] == 1.0
 
 
 def test_no_key_evidence_scores_one():
