@@ -26,6 +26,20 @@ pass@1 interval
     at the number of scored attempts; when the estimate is exactly 0 or 1 the data hold no
     variance information and ``n_eff`` is the number of clusters (conservative: one trial
     per family). With a single cluster the normal quantile and the attempt count are used.
+
+Accuracies (beside the pass rate)
+    ``ac_at_1`` / ``ac_at_3``: the share of scored investigations whose top 1 / top 3
+    root-cause candidates include a root cause of the label (after alias normalisation).
+    ``mechanism_accuracy``: the share whose chosen candidate (the first correct one, else the
+    top one) names exactly the ground-truth mechanism (a near-synonym is wrong here). On a
+    no-fault control each is correct iff the diagnosis declares no fault; a "no fault"
+    answer on a fault label and a missing diagnosis are wrong on all three. Infra errors are
+    excluded as for the pass rate. Each comes as a share of scored investigations (like
+    ``pass_rate``) and as a label-level estimate with the pass@1 interval method (clustered
+    by family). Per investigation they are read from the scorer's
+    ``score_details["accuracy"]``; rows scored before it existed fall back to what they
+    carry (``ac_at_k`` in the details, a full root-cause or mechanism sub-score), so stored
+    runs summarise without a migration.
 """
 
 from __future__ import annotations
@@ -41,6 +55,8 @@ from .vocab import INFRA_ERROR_KINDS
 
 TRAJECTORY_FIELDS: tuple[str, ...] = ("turns", "tool_calls", "invalid_calls", "red_herrings_chased", "duration_s")
 BREAKDOWN_DIMENSIONS: tuple[str, ...] = ("tier", "segment", "technology", "problem_category", "monitor_type", "mechanism")
+# Accuracies reported beside the pass rate (module docstring), keyed as in the summary.
+ACCURACY_METRICS: tuple[str, ...] = ("ac_at_1", "ac_at_3", "mechanism_accuracy")
 
 _normal = statistics.NormalDist()
 
@@ -264,8 +280,40 @@ def scored_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in rows if not is_infra_error(r)]
 
 
+def investigation_accuracy(row: Mapping[str, Any]) -> dict[str, bool]:
+    """{ac_at_1, ac_at_3, mechanism_accuracy} of one stored investigation (module docstring).
+
+    Read from ``score_details["accuracy"]`` when the scorer wrote it; else derived from what
+    older rows carry: AC@k from ``score_details["ac_at_k"]`` (fault labels with a candidate),
+    otherwise a full root-cause sub-score (a correct no-fault answer); mechanism from a full
+    mechanism sub-score. A row with neither (no diagnosis) is wrong on all three.
+    """
+    details = row.get("score_details")
+    details = details if isinstance(details, Mapping) else {}
+    acc = details.get("accuracy")
+    if isinstance(acc, Mapping):
+        return {
+            "ac_at_1": bool(acc.get("ac_at_1")),
+            "ac_at_3": bool(acc.get("ac_at_3")),
+            "mechanism_accuracy": bool(acc.get("mechanism")),
+        }
+    sub = row.get("subscores")
+    sub = sub if isinstance(sub, Mapping) else {}
+    ac = details.get("ac_at_k")
+    out: dict[str, bool] = {}
+    for k in ("1", "3"):
+        if isinstance(ac, Mapping) and k in ac:
+            out[f"ac_at_{k}"] = float(ac[k] or 0.0) > 0.0
+        else:
+            out[f"ac_at_{k}"] = float(sub.get("root_cause") or 0.0) >= 1.0
+    out["mechanism_accuracy"] = float(sub.get("mechanism") or 0.0) >= 1.0
+    return out
+
+
 def per_label(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Scored attempts grouped by label: {label_id: {n, c, rate, mean_score, outcomes}}.
+    """Scored attempts grouped by label: {label_id: {n, c, rate, mean_score, outcomes, accuracy}}.
+
+    ``accuracy`` holds the label's share of attempts right on each of ``ACCURACY_METRICS``.
 
     Infra-error attempts are dropped; labels with no scored attempt do not appear.
     """
@@ -283,6 +331,10 @@ def per_label(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
             "rate": c / len(rs),
             "mean_score": math.fsum(float(r.get("score") or 0.0) for r in rs) / len(rs),
             "outcomes": outcomes,
+            "accuracy": {
+                m: math.fsum(float(investigation_accuracy(r)[m]) for r in rs) / len(rs)
+                for m in ACCURACY_METRICS
+            },
         }
     return out
 
@@ -389,11 +441,16 @@ def run_statistics(
         each label's pass rate, cluster-robust SE (clusters = families), Wilson/t interval
         on the effective sample size (module docstring). ``stderr`` and ``ci95`` repeat it
         at the top level.
+      * ``ac_at_1``, ``ac_at_3``, ``mechanism_accuracy``: shares of scored investigations
+        (module docstring), like ``pass_rate``; ``accuracy`` {ac_at_1, ac_at_3,
+        mechanism_accuracy: {value, stderr, ci95, n_labels, n_clusters, n_eff}}: the same as
+        label-level estimates with the pass@1 interval method.
       * ``pass_at_k`` / ``pass_hat_k`` {"1": .., "2": ..}: mean over labels of the unbiased
         per-label estimates, for k = 1 .. the fewest scored attempts of any label.
       * ``breakdown`` {dimension: {value: {n, n_investigations, pass_rate, stderr, ci95,
-        mean_score}}} for tier, segment, technology, problem_category, monitor_type and
-        mechanism (a label with several technologies counts under each).
+        mean_score, ac_at_1, ac_at_3, mechanism_accuracy}}} for tier, segment, technology,
+        problem_category, monitor_type and mechanism (a label with several technologies
+        counts under each; the accuracies are means over labels, without an interval).
       * ``flaky_labels``: labels whose scored attempts both passed and failed.
       * ``trajectory``: see :func:`trajectory_stats` (over scored investigations).
     """
@@ -410,6 +467,17 @@ def run_statistics(
     rates = [labels[lid]["rate"] for lid in lids]
     clusters = [cluster_of(lid, label_meta) for lid in lids]
     p1 = clustered_proportion(rates, clusters, len(scored), confidence=confidence)
+    acc_rows = [investigation_accuracy(r) for r in scored]
+    accuracy_share = {
+        m: round(sum(a[m] for a in acc_rows) / len(acc_rows), 4) if acc_rows else 0.0
+        for m in ACCURACY_METRICS
+    }
+    accuracy = {
+        m: clustered_proportion(
+            [labels[lid]["accuracy"][m] for lid in lids], clusters, len(scored), confidence=confidence
+        )
+        for m in ACCURACY_METRICS
+    }
 
     k_max = min((v["n"] for v in labels.values()), default=0)
     pak: dict[int, float] = {}
@@ -440,6 +508,9 @@ def run_statistics(
                 "stderr": est["stderr"],
                 "ci95": est["ci95"],
                 "mean_score": round(math.fsum(labels[lid]["mean_score"] for lid in g_lids) / len(g_lids), 4),
+            } | {
+                m: round(math.fsum(labels[lid]["accuracy"][m] for lid in g_lids) / len(g_lids), 4)
+                for m in ACCURACY_METRICS
             }
         breakdown[dim] = dim_out
 
@@ -465,6 +536,8 @@ def run_statistics(
         "pass_at_1": p1,
         "stderr": p1["stderr"],
         "ci95": p1["ci95"],
+        **accuracy_share,
+        "accuracy": accuracy,
         "pass_at_k": _k_keyed(pak),
         "pass_hat_k": _k_keyed(phk),
         "attempts_per_label": {"min": k_max, "max": max((v["n"] for v in labels.values()), default=0)},
@@ -477,6 +550,9 @@ def run_statistics(
             "stderr": "cluster-robust CR1",
             "ci95": "Wilson score on effective sample size, t(G-1) quantile",
             "excluded": list(INFRA_ERROR_KINDS),
+            "accuracy": "ac_at_k: a root cause among the top k candidates; mechanism_accuracy: the"
+            " chosen candidate's mechanism exactly right; no-fault controls: declared no fault;"
+            " no diagnosis: wrong",
         },
     }
 

@@ -224,3 +224,87 @@ def test_run_statistics_edge_cases() -> None:
     assert s["pass_hat_k"] == {"1": 1.0, "2": 1.0} and s["flaky_labels"] == []
     # Unknown metadata: grouped under "unknown".
     assert set(s["breakdown"]["tier"]) == {"unknown"}
+
+
+# --------------------------------------------------------------------------- accuracies
+
+
+def _acc(ac1: bool, ac3: bool, mech: bool) -> dict:
+    return {"accuracy": {"ac_at_1": ac1, "ac_at_3": ac3, "mechanism": mech}}
+
+
+def test_summary_carries_root_cause_and_mechanism_accuracy_with_intervals() -> None:
+    from evaluator_agent.stats import ACCURACY_METRICS, investigation_accuracy
+
+    rows = [
+        _row("a", 1, True, score_details=_acc(True, True, True)),
+        _row("a", 2, False, score_details=_acc(True, True, False)),  # right culprit, wrong mechanism
+        _row("b", 1, False, score_details=_acc(False, True, True)),
+        _row("b", 2, False, score_details=_acc(False, False, False)),
+        _row("c", 1, False, score_details=_acc(False, False, False)),
+        _row("c", 2, False, error_kind="network", score_details=_acc(True, True, True)),  # excluded
+    ]
+    s = run_statistics(rows, META)
+    json.dumps(s)
+    # shares of the 5 scored investigations, like pass_rate
+    assert (s["ac_at_1"], s["ac_at_3"], s["mechanism_accuracy"]) == (0.4, 0.6, 0.4)
+    assert s["pass_rate"] == 0.2
+    # label-level estimates with the pass@1 method: a = 1, b = 0, c = 0 for AC@1
+    acc = s["accuracy"]
+    assert set(acc) == set(ACCURACY_METRICS)
+    assert acc["ac_at_1"]["value"] == pytest.approx(1 / 3, abs=1e-6)
+    assert acc["ac_at_3"]["value"] == pytest.approx((1 + 0.5 + 0) / 3, abs=1e-6)
+    assert acc["mechanism_accuracy"]["value"] == pytest.approx((0.5 + 0.5 + 0) / 3, abs=1e-6)
+    for est in acc.values():
+        assert est["n_clusters"] == 2 and est["n_labels"] == 3  # a and b share family f1
+        lo, hi = est["ci95"]
+        assert 0.0 <= lo <= est["value"] <= hi <= 1.0 and est["stderr"] > 0
+    # computed exactly as pass@1 is: the same estimator on the per-label accuracies
+    labels = per_label(rows)
+    same = clustered_proportion([labels[x]["accuracy"]["ac_at_3"] for x in labels],
+                                [META[x]["family"] or x for x in labels], 5)
+    assert acc["ac_at_3"]["ci95"] == same["ci95"]
+    # breakdown rows carry the point values
+    assert s["breakdown"]["segment"]["web"]["ac_at_1"] == pytest.approx(0.5)
+    assert s["breakdown"]["segment"]["data"]["mechanism_accuracy"] == 0.0
+    # a row with nothing to read (no diagnosis) is wrong on all three
+    assert investigation_accuracy({"label_id": "x"}) == dict.fromkeys(ACCURACY_METRICS, False)
+
+
+def test_accuracy_of_rows_stored_before_the_accuracy_details() -> None:
+    from evaluator_agent.stats import investigation_accuracy
+
+    # a fault label: the scorer's ac_at_k (share of root causes in the top k) and a full
+    # mechanism sub-score
+    old = {"score_details": {"ac_at_k": {"1": 0.0, "3": 1.0, "5": 1.0}},
+           "subscores": {"root_cause": 0.3, "mechanism": 1.0}}
+    assert investigation_accuracy(old) == {"ac_at_1": False, "ac_at_3": True, "mechanism_accuracy": True}
+    # a correct no-fault answer had full marks and no ac_at_k; a wrong one zeros
+    assert set(investigation_accuracy({"score_details": {"verdict": "no_fault"},
+                                       "subscores": {"root_cause": 1.0, "mechanism": 1.0}}).values()) == {True}
+    assert set(investigation_accuracy({"score_details": {"verdict": "fault"},
+                                       "subscores": {"root_cause": 0.0, "mechanism": 0.0}}).values()) == {False}
+
+
+def test_accuracy_from_the_real_scorer_through_the_summary() -> None:
+    from evaluator_agent.protocol import Diagnosis
+    from evaluator_agent.scoring import score_investigation
+    from tests.test_scoring import make_label
+
+    label = make_label()
+    answers = [
+        {"root_causes": [{"entity": "payments-db", "mechanism": "connection_pool_exhaustion"}]},
+        {"root_causes": [{"entity": "payments-db", "mechanism": "lock_contention"}]},
+        {"root_causes": [{"entity": "checkout"}, {"entity": "payments-db", "mechanism": "lock_contention"}]},
+        None,
+    ]
+    rows = []
+    for i, a in enumerate(answers, start=1):
+        r = score_investigation(label, Diagnosis.model_validate(a) if a else None, [])
+        rows.append(_row(label.id, i, r.passed, score=r.score, subscores=r.subscores,
+                         score_details=r.details))
+    s = run_statistics(rows, {})
+    # only the first passes (0.45 + 0.35, no chain, onset or evidence): the second has the
+    # culprit with the wrong mechanism, the third the culprit at rank 2, the fourth no answer
+    assert s["passed"] == 1 and [r["passed"] for r in rows] == [True, False, False, False]
+    assert (s["ac_at_1"], s["ac_at_3"], s["mechanism_accuracy"]) == (0.5, 0.75, 0.25)
