@@ -349,9 +349,11 @@ def cmd_runs(a: argparse.Namespace) -> int:
         rows.append([
             r["run_id"], time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])), r["status"],
             f"{r['target_name']} {r['target_version']}".strip(), r["labelset"], s.get("n", ""),
-            f"{s['pass_rate']:.1%}" if "pass_rate" in s else "", s.get("mean_score", ""),
+            f"{s['pass_rate']:.1%}" if "pass_rate" in s else "",
+            *(f"{s[k]:.1%}" if k in s else "" for k in ("ac_at_1", "mechanism_accuracy")), s.get("mean_score", ""),
         ])
-    print(table(["run", "created", "status", "target", "labelset", "n", "pass", "score"], rows) if rows else "no runs yet")
+    print(table(["run", "created", "status", "target", "labelset", "n", "pass", "AC@1", "mech", "score"], rows)
+          if rows else "no runs yet")
     return EXIT_OK
 
 

@@ -37,6 +37,11 @@ Segments
     which can happen while the overall verdict is not. No multiplicity correction is made:
     segment verdicts are a pointer for where to look, the overall verdict is the test.
 
+Accuracies
+    ``accuracy`` {ac_at_1, ac_at_3, mechanism_accuracy: {base, new, delta}}: the mean over
+    shared labels of each label's share of scored attempts right on that measure (see
+    :mod:`evaluator_agent.stats`), in each run. Descriptive only; the verdict is on pass rate.
+
 Cost and latency
     For duration_s, turns, tool_calls, invalid_calls, red_herrings_chased and each token /
     cost key reported by both runs: mean per investigation on the shared labels in each run
@@ -52,6 +57,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .stats import (
+    ACCURACY_METRICS,
     TRAJECTORY_FIELDS,
     binom_two_sided_p,
     cluster_of,
@@ -180,7 +186,7 @@ def compare_runs(
 ) -> dict[str, Any]:
     """Paired comparison of two runs (rules in the module docstring). JSON-serialisable.
 
-    Keys: verdict, delta, stderr, ci95, mcnemar_p, flips {pass_to_fail, fail_to_pass},
+    Keys: verdict, delta, stderr, ci95, mcnemar_p, flips {pass_to_fail, fail_to_pass}, accuracy,
     per_label [{label_id, base, new, diff, base_passed, new_passed}], segments {segment:
     {n, base, new, delta, ci95, mcnemar_p, verdict, regressed}}, regressed_segments,
     cost_latency, n_shared, only_in_base, only_in_new, errors {base, new}, margin, alpha.
@@ -223,6 +229,15 @@ def compare_runs(
         for lid in shared
     ]
 
+    def _acc(side: Mapping[str, Mapping[str, Any]], m: str) -> float:
+        return math.fsum(side[lid]["accuracy"][m] for lid in shared) / len(shared)
+
+    accuracy = {
+        m: {"base": round(_acc(base, m), 6), "new": round(_acc(new, m), 6),
+            "delta": round(_acc(new, m) - _acc(base, m), 6)}
+        for m in ACCURACY_METRICS
+    } if shared else {}
+
     def _errors(rows: Sequence[Mapping[str, Any]]) -> int:
         return len(rows) - len(scored_rows(rows))
 
@@ -235,6 +250,7 @@ def compare_runs(
         "flips": overall["flips"],
         "base_pass_at_1": overall["base"],
         "new_pass_at_1": overall["new"],
+        "accuracy": accuracy,
         "n_shared": len(shared),
         "n_clusters": overall["n_clusters"],
         "ci_informative": overall["ci_informative"],

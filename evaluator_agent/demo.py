@@ -87,9 +87,10 @@ async def _demo(agents: list[str], labelset: str, db: str, attempts: int) -> int
                 sys.stderr.write("\n")
             print(result_text(result) + "\n")
             s = result["summary"]
-            summaries.append([name, f"{s['pass_rate']:.0%}", f"{s['mean_score']:.3f}", int(s["n"]), int(s["errors"]),
+            summaries.append([name, f"{s['pass_rate']:.0%}", f"{s['ac_at_1']:.0%}", f"{s['mechanism_accuracy']:.0%}",
+                              f"{s['mean_score']:.3f}", int(s["n"]), int(s["errors"]),
                               f"{time.monotonic() - t0:.1f}", result["run_id"]])
-    print(table(["agent", "pass rate", "mean score", "n", "infra errors", "secs", "run"], summaries))
+    print(table(["agent", "pass rate", "AC@1", "mechanism", "mean score", "n", "infra errors", "secs", "run"], summaries))
     print(f"\nInspect later with: proctor runs --db {db}   /   proctor show RUN --db {db}")
     return 0
 

@@ -702,7 +702,8 @@ class _Active(Observer):
             if trace.result is not None:
                 summ = trace.result.get("summary") or {}
                 keep = {k: summ.get(k) for k in ("n", "scored", "passed", "pass_rate", "mean_score", "errors", "pass_at_1",
-                                                 "pass_hat_k", "pass_at_k", "end_reasons")}
+                                                 "pass_hat_k", "pass_at_k", "end_reasons", "ac_at_1", "ac_at_3",
+                                                 "mechanism_accuracy")}
                 self.spans.annotate(trace.span, output_data=_text({"status": trace.result.get("status"), "summary": keep}))
                 self.flusher.add(self._run_points(trace))
             if trace.span is not None:
@@ -725,6 +726,8 @@ class _Active(Observer):
             g("proctor.run.pass_rate", summ.get("pass_rate"))
             g("proctor.run.mean_score", summ.get("mean_score"))
             g("proctor.run.pass_at_1", (summ.get("pass_at_1") or {}).get("value"))
+            for k in ("ac_at_1", "ac_at_3", "mechanism_accuracy"):
+                g(f"proctor.run.{k}", summ.get(k))
             for k, v in (summ.get("pass_hat_k") or {}).items():
                 g("proctor.run.pass_hat_k", v, (f"k:{tag_value(k)}",))
             for k, v in (summ.get("pass_at_k") or {}).items():

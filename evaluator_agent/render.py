@@ -13,14 +13,40 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _ci(est: Any) -> str:
+    """" [lo%–hi%]" of an estimate dict or a [lo, hi] pair; "" when there is none."""
+    ci = est.get("ci95") if isinstance(est, dict) else est
+    if not isinstance(ci, list | tuple) or len(ci) != 2:
+        return ""
+    return f" [{ci[0]:.0%}–{ci[1]:.0%}]"
+
+
+def accuracy_line(s: dict[str, Any]) -> str:
+    """"root cause AC@1 … AC@3 … mechanism …" with 95% CIs, from a run summary; "" for a
+    summary made before the accuracies existed."""
+    if "ac_at_1" not in s:
+        return ""
+    acc = s.get("accuracy") or {}
+    parts = [
+        f"{name} {s[key]:.1%}{_ci(acc.get(key))}"
+        for key, name in (("ac_at_1", "root cause AC@1"), ("ac_at_3", "AC@3"),
+                          ("mechanism_accuracy", "mechanism"))
+        if key in s
+    ]
+    return "  ".join(parts)
+
+
 def result_text(result: dict[str, Any], per_investigation: bool = True) -> str:
     s = result["summary"]
     t = result["target"]
     head = (
         f"run {result['run_id']}  target {t['name']} {t['version']}  labelset {result['labelset']['name']}\n"
-        f"pass rate {s['pass_rate']:.1%} ({s['passed']}/{s['scored']})  mean score {s['mean_score']:.3f}  "
-        f"infra errors {s['errors']}  ({s['n']} investigations)"
+        f"pass rate {s['pass_rate']:.1%}{_ci(s.get('ci95'))} ({s['passed']}/{s['scored']})  "
+        f"mean score {s['mean_score']:.3f}  infra errors {s['errors']}  ({s['n']} investigations)"
     )
+    acc = accuracy_line(s)
+    if acc:
+        head += "\n" + acc
     if s.get("previous_run"):
         head += (f"\nvs previous run {s['previous_run']}: {len(s['newly_failing'])} newly failing"
                  f"{' (' + ', '.join(s['newly_failing'][:8]) + ')' if s['newly_failing'] else ''}, "

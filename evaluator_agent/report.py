@@ -115,6 +115,24 @@ def difficulty_map(points: list[tuple[str, float, float, bool]], title: str, x_l
     return "".join(out)
 
 
+# ----------------------------------------------------------------------------- accuracies
+
+# (summary key, label) of the accuracies reported beside the pass rate (stats.ACCURACY_METRICS)
+_ACCURACIES: tuple[tuple[str, str], ...] = (
+    ("ac_at_1", "root cause AC@1"), ("ac_at_3", "AC@3"), ("mechanism_accuracy", "mechanism"),
+)
+ACCURACY_NOTE = ("AC@k: a root cause among the top k candidates; mechanism: the chosen candidate's "
+                 "mechanism exactly right; on no-fault controls: declared no fault. A pass needs the "
+                 "top candidate and its mechanism right and a score of at least the threshold.")
+
+
+def _accuracies(stats: dict[str, Any]) -> list[tuple[str, float, list[float] | None]]:
+    """(label, share, 95% CI) of each accuracy the summary carries."""
+    acc = stats.get("accuracy") or {}
+    return [(name, float(stats[key]), (acc.get(key) or {}).get("ci95"))
+            for key, name in _ACCURACIES if key in stats]
+
+
 # ----------------------------------------------------------------------------- HTML
 
 
@@ -168,6 +186,10 @@ def render_html(result: dict[str, Any], stats: dict[str, Any], details: list[dic
     ci = stats.get("ci95") or p1.get("ci95")
     kpis = [
         ("pass@1", f"{_pct(stats.get('pass_rate', s.get('pass_rate')))}" + (f" <span class=muted>[{ci[0]:.0%}, {ci[1]:.0%}]</span>" if ci else "")),
+    ] + [
+        (name, _pct(v) + (f" <span class=muted>[{c[0]:.0%}, {c[1]:.0%}]</span>" if c else ""))
+        for name, v, c in _accuracies(stats)
+    ] + [
         ("mean score", f"{s.get('mean_score', 0):.3f}"),
         ("investigations", f"{s.get('n', 0)}"),
         ("infra errors", f"{s.get('errors', 0)}"),
@@ -202,6 +224,7 @@ def render_html(result: dict[str, Any], stats: dict[str, Any], details: list[dic
         f"<div class=muted>run <code>{esc(result['run_id'])}</code> · label set hash <code>{esc(result['labelset']['hash'][:12])}</code>"
         f" · proctor {esc(result.get('proctor', {}).get('version', ''))} ({esc(result.get('proctor', {}).get('git_rev', ''))})</div>"
         "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{esc(k)}</span><b>{v}</b></div>" for k, v in kpis) + "</div>"
+        + (f"<p class=muted>{esc(ACCURACY_NOTE)}</p>" if _accuracies(stats) else "") +
         "<h2>Pass rates</h2><div class=grid>" + "".join(f"<div class=card>{c}</div>" for c in charts)
         + f"<div class=card>{histogram(scores, 'Score distribution', threshold=pass_threshold)}</div></div>"
         f"<h2>Difficulty map</h2><div class=card>{difficulty_map(points, 'Labels by difficulty and score (green: passed)', x_label)}</div>"
@@ -225,11 +248,18 @@ def render_markdown(result: dict[str, Any], stats: dict[str, Any]) -> str:
         + f" · mean score {s.get('mean_score', 0):.3f} · {s.get('n', 0)} investigations · {s.get('errors', 0)} infra errors",
         "",
     ]
+    acc = _accuracies(stats)
+    if acc:
+        lines += [" · ".join(f"{name} **{v:.0%}**" + (f" (95% CI {c[0]:.0%}–{c[1]:.0%})" if c else "")
+                             for name, v, c in acc), "", f"<sub>{ACCURACY_NOTE}</sub>", ""]
     for dim in ("tier", "segment"):
         rows = _breakdown_rows(stats, dim)
         if rows:
-            lines += [f"| {dim} | pass rate | 95% CI | n |", "| --- | --- | --- | --- |"]
-            lines += [f"| {n} | {r:.0%} | {f'{c[0]:.0%}–{c[1]:.0%}' if c else '–'} | {k} |" for n, r, c, k in rows]
+            values = stats.get("breakdown", {}).get(dim) or {}
+            lines += [f"| {dim} | pass rate | 95% CI | n | AC@1 | mechanism |", "| --- | --- | --- | --- | --- | --- |"]
+            lines += [f"| {n} | {r:.0%} | {f'{c[0]:.0%}–{c[1]:.0%}' if c else '–'} | {k} | "
+                      f"{_pct(values.get(n, {}).get('ac_at_1'))} | {_pct(values.get(n, {}).get('mechanism_accuracy'))} |"
+                      for n, r, c, k in rows]
             lines.append("")
     if s.get("previous_run"):
         lines.append(f"vs previous run `{s['previous_run']}`: {len(s.get('newly_failing', []))} newly failing, "
@@ -252,6 +282,10 @@ def render_compare_markdown(cmp: dict[str, Any]) -> str:
         f"{cmp.get('n_shared', 0)} shared labels",
         "",
     ]
+    acc = cmp.get("accuracy") or {}
+    if acc:
+        lines += [" · ".join(f"{name} {acc[key]['base']:.0%} → {acc[key]['new']:.0%} ({acc[key]['delta']:+.1%})"
+                             for key, name in _ACCURACIES if key in acc), ""]
     flips = cmp.get("flips", {})
     if flips.get("pass_to_fail"):
         lines.append(f"**pass → fail ({len(flips['pass_to_fail'])})**: " + ", ".join(f"`{x}`" for x in flips["pass_to_fail"][:30]))

@@ -43,6 +43,13 @@ async def test_gate_compare_and_reports(tmp_path: Path, capsys) -> None:
         lo, hi = s["ci95"]
         assert 0 <= lo <= s["pass_at_1"]["value"] <= hi <= 1 and s["stderr"] >= 0
         assert {"tier", "segment", "technology", "problem_category", "monitor_type"} <= set(s["breakdown"])
+        # ... and root-cause and mechanism accuracy beside the pass rate, with intervals
+        m = runs["methodical"]["summary"]
+        # a pass needs the top candidate and its mechanism right; the top 3 hold the top 1
+        assert m["ac_at_3"] >= m["ac_at_1"] >= m["pass_rate"] > s["pass_rate"]
+        assert m["mechanism_accuracy"] >= m["pass_rate"]
+        for est in m["accuracy"].values():
+            assert 0 <= est["ci95"][0] <= est["value"] <= est["ci95"][1] <= 1
 
         # methodical -> random_guess on the same labels is a regression: exit 3 with the gate.
         base, new = runs["methodical"]["run_id"], runs["random_guess"]["run_id"]
@@ -72,7 +79,7 @@ async def test_gate_compare_and_reports(tmp_path: Path, capsys) -> None:
     # Reports: Markdown for a pull request, HTML for people, a comparison.
     assert await _cli("report", base, "--db", db, "--markdown") == 0
     md = capsys.readouterr().out
-    assert "pass@1" in md and "| tier |" in md
+    assert "pass@1" in md and "| tier |" in md and "root cause AC@1" in md
     assert await _cli("report", base, "--db", db, "--compare", new) == 0
     assert "regression" in capsys.readouterr().out
     page = tmp_path / "report.html"

@@ -149,7 +149,8 @@ async def test_spans_evaluations_and_metrics_reach_the_intake(tmp_path, dd_env) 
     assert {"proctor.investigation.score", "proctor.investigation.passed", "proctor.investigation.turns",
             "proctor.investigation.tool_calls", "proctor.investigation.duration", "proctor.investigation.errors",
             "proctor.run.pass_rate", "proctor.run.pass_rate.by_segment", "proctor.run.pass_rate.by_tier",
-            "proctor.run.pass_hat_k", "proctor.investigation.cost_usd"} <= names
+            "proctor.run.pass_hat_k", "proctor.investigation.cost_usd", "proctor.run.ac_at_1",
+            "proctor.run.mechanism_accuracy"} <= names
     ids = {result["run_id"], *labels, *(str(v) for v in [])}
     for s in series:
         tags = _tags(s)
