@@ -84,9 +84,7 @@ def build_world(recipe: Recipe) -> tuple[dict[str, Any], Plan, World, dict[str, 
     render_logs(w, totals)
     if recipe.quiet_culprit and plan.culprit:
         _sample_away(w, plan)
-    focus = list(reversed(plan.chain)) or ([plan.monitor_service] if plan.monitor_service else [])
-    focus_start = (plan.onset or plan.symptom_start) - 5 * MIN
-    render_traces(w, focus_start, focus)
+    render_traces(w)
     monitor_id = build_monitors(w, plan)
     monitor = next(m for m in w.monitors if m["id"] == monitor_id)
     snapshot = {

@@ -52,15 +52,25 @@ def _signal(w: World, kind: str, svc: str) -> tuple[list[float], str, str, str]:
             lag,
             f"max(last_5m):max:kafka.consumer_lag{{consumer_group:{svc},env:prod}}",
             "metric alert",
-            f"Kafka consumer lag high for {svc}",
+            f"{svc} consumer lag is high",
+        )
+    if kind == "saturation":
+        cpu = _sum(w, "kubernetes.cpu.usage.total", service=svc)
+        limit = max(p.cpu_limit, 1e-9) * 1e9
+        roll = _roll(cpu)
+        return (
+            [roll[i] / (min(i + 1, 5) * limit) for i in range(len(roll))],
+            f"avg(last_5m):avg:kubernetes.cpu.usage.total{q} / avg:kubernetes.cpu.limits{q} / 1e9",
+            "metric alert",
+            f"{svc} CPU usage is high",
         )
     hits = _sum(w, f"trace.{p.op}.hits", service=svc)
-    if kind == "hits":
+    if kind in ("hits", "throughput"):
         return (
             _roll(hits),
             f"sum(last_5m):sum:trace.{p.op}.hits{q}.as_count()",
             "query alert",
-            f"{svc} request rate unusually high",
+            f"{svc} throughput is low",
         )
     if kind == "latency":
         durs = [0.0] * w.clock.n
@@ -100,58 +110,94 @@ def _t(ts: float, a: str, b: str, v: float) -> dict:
     return {"ts": round(ts, 1), "from": a, "to": b, "value": sig(v, 4) if v else 0}
 
 
+# Monitor kinds that page, and how often a team has one on the paged service. The kind that
+# pages is drawn among those whose signal really crossed at the page, with these weights and
+# nothing else: what paged says how the symptom looked, never what caused it.
+PAGE_KINDS = {"errors": 1.0, "latency": 1.0, "lag": 1.0, "throughput": 0.5, "saturation": 0.5}
+
+
+def _label(kind: str, crit: float | int) -> str:
+    if kind == "errors":
+        return (
+            f"error rate above {crit:.2%}"
+            if isinstance(crit, float) and crit < 1
+            else f"error rate above {crit}"
+        )
+    if kind == "latency":
+        return f"average latency above {crit}s"
+    if kind == "lag":
+        return f"consumer lag above {crit} messages"
+    if kind == "throughput":
+        return f"throughput below {crit} requests per 5 min"
+    return f"CPU usage above {crit:.0%} of its limit"
+
+
 def paging_monitor(w: World, plan: Plan, rng: random.Random) -> dict:
     svc = plan.symptom
     assert svc is not None
     clock = w.clock
+    p = w.p[svc]
     fi = clock.idx(plan.fired_at) - 1
     base_end = max(6, clock.idx(min(plan.onset or plan.symptom_start, plan.symptom_start)) - 1)
-    kinds = [plan.monitor_kind] + [k for k in ("errors", "latency") if k != plan.monitor_kind]
-    best = None
+    kinds = ["errors", "latency", "throughput"]
+    if p.role == "worker":
+        kinds.append("lag")
+    if p.role in ("api", "gateway", "worker"):
+        kinds.append("saturation")
+    eligible = []
+    scored = []
     for kind in kinds:
         vals, query, typ, name = _signal(w, kind, svc)
-        base = max(vals[5:base_end]) if base_end > 5 else 0.0
+        base_vals = vals[5:base_end] or [0.0]
         value = vals[fi]
-        if best is None or (value - base) / (abs(base) + 1e-9) > best[0]:
-            best = ((value - base) / (abs(base) + 1e-9), kind, vals, query, typ, name, base, value)
-        if value > base * 1.15 and value - base > 1e-6:
-            break
-    _, kind, vals, query, typ, name, base, value = best  # type: ignore[misc]
-    crit = _nice(base + 0.6 * (value - base))
-    if not base < crit < value:
-        crit = _nice((base + value) / 2) if value > base else _nice(value * 0.95)
+        if kind == "throughput":
+            base = min(base_vals)
+            rise = (base - value) / (abs(base) + 1e-9)  # a drop
+            ok = value < base * 0.7
+        else:
+            base = max(base_vals)
+            rise = (value - base) / (abs(base) + 1e-9)
+            floor = {"errors": 0.01, "latency": 0.0, "lag": 2000, "saturation": 0.6}[kind]
+            ok = value > base * 1.3 and value - base > 1e-6 and value >= floor
+        scored.append((rise, kind, vals, query, typ, name, base, value))
+        if ok:
+            eligible.append(scored[-1])
+    if eligible:
+        weights = [PAGE_KINDS[e[1]] for e in eligible]
+        chosen = rng.choices(eligible, weights)[0]
+    else:
+        chosen = max(scored, key=lambda e: e[0])
+    _, kind, vals, query, typ, name, base, value = chosen
+    if kind == "throughput":
+        crit = _nice(base - 0.6 * (base - value))
+        if not value < crit < base:
+            crit = _nice((base + value) / 2)
+        op = "<"
+    else:
+        crit = _nice(base + 0.6 * (value - base))
+        if not base < crit < value:
+            crit = _nice((base + value) / 2) if value > base else _nice(value * 0.95)
+        op = ">"
     warn = _nice(base + 0.3 * (value - base))
     transitions = []
-    for i in range(base_end, fi):
-        if vals[i] >= warn and warn < crit:
-            transitions.append(_t(clock.ts(i) + rng.uniform(5, 55), "OK", "Warn", vals[i]))
-            break
+    if kind != "throughput":
+        for i in range(base_end, fi):
+            if vals[i] >= warn and warn < crit:
+                transitions.append(_t(clock.ts(i) + rng.uniform(5, 55), "OK", "Warn", vals[i]))
+                break
     transitions.append(
         _t(plan.fired_at, transitions[-1]["to"] if transitions else "OK", "Alert", value)
     )
-    prio = "P2" if kind != "hits" else "P3"
-    label = {
-        "errors": f"error rate above {crit:.2%}"
-        if isinstance(crit, float) and crit < 1
-        else f"error rate above {crit}",
-        "latency": f"average latency above {crit}s",
-        "hits": f"request rate above {crit} per 5 min",
-        "lag": f"consumer lag above {crit} messages",
-    }[kind]
-    title = (
-        f"[{prio}] {svc} {label}"
-        if kind != "lag"
-        else f"[{prio}] Kafka consumer lag high for {svc}"
-    )
-    tags = {"service": svc, "team": w.p[svc].team, "env": "prod", "priority": prio}
+    prio = "P2"
+    tags = {"service": svc, "team": p.team, "env": "prod", "priority": prio}
     if kind == "lag":
         tags["consumer_group"] = svc
     plan.monitor_kind = kind
     return {
         "id": 10_000_000 + w.rng("paging").randrange(90_000_000),
-        "name": title,
+        "name": f"[{prio}] {svc} {_label(kind, crit)}",
         "type": typ,
-        "query": f"{query} > {crit}",
+        "query": f"{query} {op} {crit}",
         "message": _message(w, svc, True),
         "tags": tags,
         "state": "Alert",
@@ -197,12 +243,17 @@ def build_monitors(w: World, plan: Plan) -> int:
     page = paging_monitor(w, plan, rng)
     page.pop("_kind")
     w.monitors.append(page)
-    quiet = set(plan.chain) | {plan.symptom}
+    # Coverage is patchy and does not follow the incident: every service, on the causal chain
+    # or not, has the same chance of a monitor of each kind.
     for svc in sorted(w.p):
         p = w.p[svc]
         roll = rng.random()
-        if svc in quiet or svc in w.chronic or svc in w.burst or svc in w.warned:
+        if svc == plan.symptom or svc in w.chronic or svc in w.burst or svc in w.warned:
             continue
+        if p.role in ("api", "gateway", "worker") and rng.random() < 0.25:
+            w.monitors.append(_honest(w, rng, svc, "latency", _nice(p.base_lat * 4), _nice(p.base_lat * 2.5), "P3"))
+        if p.role in ("api", "gateway", "worker") and rng.random() < 0.15:
+            w.monitors.append(_honest(w, rng, svc, "saturation", 0.9, 0.8, "P3"))
         if p.role in ("api", "gateway") and roll < 0.5:
             w.monitors.append(_honest(w, rng, svc, "errors", 0.05, 0.02, "P3"))
         elif p.role == "worker" and roll < 0.6:
@@ -247,10 +298,6 @@ def build_monitors(w: World, plan: Plan) -> int:
                     ),
                 )
             )
-    culprit = plan.chain[0] if plan.chain else None
-    easy = len(plan.chain) <= 2 and plan.recipe.red_herrings <= 1
-    if culprit and easy and w.p[culprit].op and rng.random() < 0.5:
-        w.monitors.append(_honest(w, rng, culprit, "errors", 0.1, 0.05, "P3"))
     nrng = w.rng("monitors", "noise")
     for svc in w.chronic:
         vals = sorted(_signal(w, "errors", svc)[0][5:])

@@ -13,26 +13,21 @@ from __future__ import annotations
 
 import random
 
+from .ambient import apply_ambient, publishers
 from .baseline import bump
-from .catalog import AUTHORS, ROUTINE_COMMITS
+from .catalog import AUTHORS
+from .commits import commit_message
 from .mechanisms.base import Plan
+from .mechanisms.infra_signatures import slow_query
 from .telemetry import MIN, LogMaker, World, add
 
-SUSPICIOUS_COMMITS = (
-    "Tune HTTP client timeouts",
-    "Bump base image to distroless 2024-06",
-    "Upgrade driver to 42.7.3",
-    "Raise worker concurrency to 16",
-    "Refactor retry helper",
-    "Switch JSON library to orjson",
-)
 BURST_MESSAGES = (
     ("429", "Received 429 Too Many Requests from upstream partner; retry-after=30s"),
     (
         "validation",
         "Rejected request: schema validation failed for field 'items[0].quantity' (must be >= 1)",
     ),
-    ("auth", "JWT validation failed: token is expired (exp=1772460000, now={now})"),
+    ("auth", "JWT validation failed: token is expired (exp={exp}, now={now})"),
 )
 
 
@@ -47,7 +42,8 @@ def _pool(w: World, plan: Plan, roles: tuple[str, ...] = ("api", "worker")) -> l
 
 def _stream_of(msg: str, kind: str) -> LogMaker:
     def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
-        return "error", msg.replace("{now}", str(int(ts))), {"error.kind": kind}
+        exp = int(ts) - rng.randint(30, 86400)  # a token that expired before the request
+        return "error", msg.replace("{now}", str(int(ts))).replace("{exp}", str(exp)), {"error.kind": kind}
 
     return make
 
@@ -55,6 +51,7 @@ def _stream_of(msg: str, kind: str) -> LogMaker:
 def apply_noise(w: World, plan: Plan, rng: random.Random) -> None:
     if w.noise == "off":
         return
+    publishers(w, random.Random(f"{plan.recipe.seed}|publishers"))
     high = w.noise == "high"
     clock = w.clock
     anchor = plan.onset or plan.symptom_start
@@ -97,55 +94,7 @@ def apply_noise(w: World, plan: Plan, rng: random.Random) -> None:
         add_early_herrings(
             w, plan, random.Random(f"{plan.recipe.seed}|early"), plan.recipe.early_herrings
         )
-    # Routine changes, away from the onset; at most one per service so versions stay monotonic.
-    in_window = {n for n in w.p if any(d.ts >= clock.start for d in w.p[n].deploys)}
-    pool = [
-        n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "gateway") and n not in in_window
-    ]
-    picks = rng.sample(pool, k=min(len(pool), rng.randint(6, 10) if high else rng.randint(3, 6)))
-    times = sorted(rng.uniform(clock.start + 5 * MIN, clock.end - 5 * MIN) for _ in picks)
-    for name, t in zip(picks, times, strict=True):
-        if abs(t - anchor) < 25 * MIN:
-            continue
-        w.deploy(
-            name,
-            t,
-            bump(w.p[name].version, rng),
-            rng.choice(AUTHORS),
-            rng.choice(ROUTINE_COMMITS),
-            rollout_s=rng.randint(90, 300),
-            pipeline=rng.choice(("argo-cd", "github-actions", "spinnaker")),
-        )
-    for name in sorted(n for n in w.p if w.p[n].role == "cron"):
-        for t in range(clock.start + rng.randint(5, 55) * MIN, clock.end - 5 * MIN, 3600):
-            took = rng.randint(40, 900)
-            w.event(
-                t,
-                "cron",
-                f"Job {name} started",
-                f"CronJob {w.p[name].namespace}/{name} started job {name}-{t // 60}",
-                {"service": name, "kube_namespace": w.p[name].namespace},
-            )
-            w.log(t + 2, name, "info", f"Job {name} started", rng=rng)
-            w.log(
-                t + took,
-                name,
-                "info",
-                f"Job {name} finished in {took}s; processed {rng.randint(1000, 90000)} rows",
-                rng=rng,
-            )
-    for _ in range(rng.randint(2, 5)):
-        name = rng.choice([n for n in sorted(w.p) if w.p[n].role in ("api", "gateway")])
-        n0 = len(next(iter(w.p[name].pods.values()), [1, 1]))
-        t = rng.uniform(clock.start, clock.end - MIN)
-        w.event(
-            t,
-            "autoscaling",
-            f"HorizontalPodAutoscaler {w.p[name].namespace}/{name} scaled",
-            f"New size: {max(2, n0 + rng.choice((-1, 1, 2)))}; reason: cpu resource utilization (percentage of request) "
-            f"{rng.choice(('above', 'below'))} target",
-            {"service": name, "kube_namespace": w.p[name].namespace},
-        )
+    apply_ambient(w, plan, rng)
 
 
 def add_herrings(w: World, plan: Plan, rng: random.Random, n: int) -> None:
@@ -210,7 +159,7 @@ def _coincident_deploy(w: World, plan: Plan, rng: random.Random) -> bool:
         t,
         bump(w.p[name].version, rng),
         rng.choice(AUTHORS),
-        rng.choice(SUSPICIOUS_COMMITS),
+        commit_message(rng, name),
         rollout_s=rng.randint(90, 240),
     )
     why = "deployed minutes before the page" + (
@@ -248,9 +197,34 @@ def _similar_name(w: World, plan: Plan, rng: random.Random) -> bool:
                 {},
             ),
         )
+    elif p.role == "db" and p.language == "postgres":
+        table = name.removesuffix("-db").replace("-", "_")
+        w.stream(name, anchor + 60, plan.end, 0.8, slow_query(table, "created_at"))
+    elif p.role == "db":
+        w.stream(
+            name,
+            anchor + 60,
+            plan.end,
+            0.5,
+            lambda r, ts: (
+                "warn",
+                f"[index.search.slowlog.query] [products] took[{r.uniform(1.0, 4.0):.1f}s], "
+                f"took_millis[{r.randint(1000, 4000)}], total_hits[{r.randint(10, 9000)} hits]",
+                {},
+            ),
+        )
     else:
         w.stream(
-            name, anchor + 60, plan.end, 0.5, lambda r, ts: ("warn", "slow operation detected", {})
+            name,
+            anchor + 60,
+            plan.end,
+            0.3,
+            lambda r, ts: (
+                "warn",
+                "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer "
+                "without waiting for fsync to complete, this may slow down Redis.",
+                {},
+            ),
         )
     w.warned[name] = anchor + rng.randint(150, 400)
     plan.herrings.append(
@@ -311,13 +285,6 @@ HERRINGS = {
 }
 
 
-EARLY_COMMITS = (
-    "Enable synchronous audit logging on the write path",
-    "Switch session store client to the new SDK",
-    "Add request body validation middleware",
-    "Move feature evaluation to the request path",
-    "Upgrade ORM to 6.2 (lazy loading defaults changed)",
-)
 
 
 def add_early_herrings(w: World, plan: Plan, rng: random.Random, n: int) -> None:
@@ -348,7 +315,7 @@ def add_early_herrings(w: World, plan: Plan, rng: random.Random, n: int) -> None
     first = min(anchor, (plan.trigger or {}).get("at") or anchor)
     for name in pool[:n]:
         p, clock = w.p[name], w.clock
-        t_dep = first - rng.randint(18, 40) * MIN
+        t_dep = first - rng.randint(18 * MIN, 40 * MIN)
         if t_dep < clock.start + 50 * MIN:
             t_dep = clock.start + 50 * MIN
         w.deploy(
@@ -356,7 +323,7 @@ def add_early_herrings(w: World, plan: Plan, rng: random.Random, n: int) -> None
             t_dep,
             bump(p.version, rng),
             rng.choice(AUTHORS),
-            rng.choice(EARLY_COMMITS),
+            commit_message(rng, name),
             rollout_s=rng.randint(90, 240),
         )
         t0 = t_dep + rng.randint(60, 180)

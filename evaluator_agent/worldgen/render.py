@@ -11,8 +11,10 @@ Kubernetes ``kubernetes.memory.usage`` (by version), ``kubernetes.memory.limits`
 ``redis.net.clients``; ``kafka.messages_in.rate``, ``kafka.consumer_lag``; hosts
 ``system.cpu.user``, ``system.disk.in_use`` (a fraction).
 
-Logs are sampled the way a log pipeline with exclusion filters samples them: a few error
-lines per minute at most per service, and a trickle of info lines.
+Logs are sampled the way a log pipeline with exclusion filters samples them. Every service
+has its own retention (the share of its errors that become log lines) and its own rate limit
+(lines per minute), drawn from the same wide distributions whatever the service's part in the
+incident: log counts are comparable within one service over time, not across services.
 """
 
 from __future__ import annotations
@@ -21,11 +23,20 @@ import math
 import random
 
 from . import messages
-from .telemetry import MIN, Profile, World, diurnal, sig
+from .telemetry import MIN, Profile, World, add, diurnal, sig
 
-ERROR_LOG_RATE = 0.012  # error lines kept per APM error
-ERROR_LOG_CAP = 4  # per service per minute
-INFO_LOG_RATE = 0.06  # info lines per service per minute
+ERROR_LOG_RATE = 0.012  # median share of APM errors kept as log lines
+INFO_LOG_RATE = 0.06  # median info lines per service per minute
+
+
+def log_policy(w: World, name: str) -> tuple[float, int, float]:
+    """(error lines per APM error, error lines per minute at most, info lines per minute) of one
+    service: exclusion filters and rate limits differ by team, so counts rank nothing."""
+    rng = w.rng("logpolicy", name)
+    keep = ERROR_LOG_RATE * math.exp(rng.gauss(0, 0.9))
+    cap = rng.choice((2, 3, 4, 6, 8, 12, 16))
+    info = INFO_LOG_RATE * math.exp(rng.gauss(0, 0.7))
+    return keep, cap, info
 
 
 def _walk(rng: random.Random, n: int, sd: float = 0.012) -> list[float]:
@@ -107,11 +118,18 @@ def _k8s_tags(p: Profile) -> dict[str, str]:
     }
 
 
+def _plus(res: dict[str, list[float]], key: str, i: int) -> float:
+    """The additive transient ``+key`` that mechanisms and background blips stack on a series."""
+    c = res.get("+" + key)
+    return c[i] if c else 0.0
+
+
 def render_k8s(w: World, p: Profile, load: list[float]) -> None:
     clock, n = w.clock, w.clock.n
     rng = w.rng("k8s", p.name)
     tags = _k8s_tags(p)
     mem_noise = _walk(rng, n, 0.004)
+    drift = p.res.get("mem_drift")
     for v in p.versions():
         curve = p.res.get(f"mem@{v}") or p.res.get("mem")
         vals: list[float | int | None] = []
@@ -119,43 +137,70 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
             if p.share(clock.ts(i) + 30).get(v, 0) <= 0:
                 vals.append(None)
                 continue
-            frac = curve[i] if curve else p.mem_base * (1 + 0.05 * (load[i] - 1)) + mem_noise[i]
+            frac = (
+                curve[i]
+                if curve
+                else p.mem_base * (1 + 0.05 * (load[i] - 1))
+                + mem_noise[i]
+                + (drift[i] if drift else 0.0)
+            ) + _plus(p.res, "mem", i)
             vals.append(sig(p.mem_limit * min(1.0, max(0.05, frac))))
         w.series("kubernetes.memory.usage", {**tags, "version": v}, vals)
     w.series("kubernetes.memory.limits", tags, [sig(p.mem_limit)] * n)
     cpu = p.res.get("cpu")
     base_cpu = rng.uniform(0.12, 0.35)
+    cpu_frac = [
+        min(
+            1.0,
+            (cpu[i] if cpu else base_cpu * load[i] * (1 + rng.gauss(0, 0.04)))
+            + _plus(p.res, "cpu", i),
+        )
+        for i in range(n)
+    ]
     w.series(
-        "kubernetes.cpu.usage.total",
+        "kubernetes.cpu.usage.total", tags, [sig(p.cpu_limit * 1e9 * f) for f in cpu_frac]
+    )
+    w.series("kubernetes.cpu.limits", tags, [p.cpu_limit] * n)
+    # CFS throttling: every container is throttled a little at its peaks; some teams set tight
+    # limits and live with a steady few seconds per minute.
+    chronic = rng.random() < 0.3
+    level = rng.uniform(1.0, 7.0) if chronic else rng.uniform(0.0, 0.4)
+    throttled = p.res.get("throttled")
+    w.series(
+        "kubernetes.cpu.cfs.throttled.seconds",
         tags,
         [
             sig(
-                p.cpu_limit
-                * 1e9
-                * (cpu[i] if cpu else base_cpu * load[i] * (1 + rng.gauss(0, 0.04)))
+                max(
+                    0.0,
+                    (throttled[i] if throttled else level * load[i] * (1 + rng.gauss(0, 0.25)))
+                    + _plus(p.res, "throttled", i)
+                    + max(0.0, cpu_frac[i] - 0.85) * 60,
+                )
             )
             for i in range(n)
         ],
+        "rate",
     )
     replicas = p.res.get("replicas")
     n_pods = len(p.pods.get(p.version) or next(iter(p.pods.values()), [1]))
     w.series(
         "kubernetes_state.deployment.replicas_available",
         tags,
-        [round(replicas[i]) if replicas else n_pods for i in range(n)],
+        [round(replicas[i] if replicas else n_pods + _plus(p.res, "replicas", i)) for i in range(n)],
     )
     restarts = p.res.get("restarts")
     w.series(
         "kubernetes.containers.restarts",
         tags,
-        [int(restarts[i]) if restarts else 0 for i in range(n)],
+        [int((restarts[i] if restarts else 0) + _plus(p.res, "restarts", i)) for i in range(n)],
     )
-    if "oomkilled" in p.res:
-        w.series(
-            "kubernetes_state.container.status_report.count.terminated",
-            {**tags, "reason": "oomkilled"},
-            [int(x) for x in p.res["oomkilled"]],
-        )
+    killed = p.res.get("oomkilled")
+    w.series(
+        "kubernetes_state.container.status_report.count.terminated",
+        {**tags, "reason": "oomkilled"},
+        [int((killed[i] if killed else 0) + _plus(p.res, "oomkilled", i)) for i in range(n)],
+    )
     if p.language == "java":
         heap = p.res.get("heap")
         gc = p.res.get("gc")
@@ -164,14 +209,28 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
             "jvm.heap_memory",
             {"service": p.name, "env": "prod"},
             [
-                sig(p.mem_limit * 0.75 * (heap[i] if heap else p.mem_base * 0.9 + mem_noise[i] * 2))
+                sig(
+                    p.mem_limit
+                    * 0.75
+                    * min(
+                        1.0,
+                        (heap[i] if heap else p.mem_base * 0.9 + mem_noise[i] * 2)
+                        + _plus(p.res, "mem", i),
+                    )
+                )
                 for i in range(n)
             ],
         )
         w.series(
             "jvm.gc.major_collection_time",
             {"service": p.name, "env": "prod"},
-            [sig(gc[i] if gc else base_gc * (1 + abs(rng.gauss(0, 0.3)))) for i in range(n)],
+            [
+                sig(
+                    (gc[i] if gc else base_gc * (1 + abs(rng.gauss(0, 0.3))))
+                    + _plus(p.res, "gc", i)
+                )
+                for i in range(n)
+            ],
             "rate",
         )
 
@@ -189,13 +248,34 @@ def render_db(w: World, p: Profile, load: list[float]) -> None:
     base = rng.uniform(0.22, 0.45)
     max_conn = rng.choice((200, 300, 500))
     frac = [
-        min(1.0, conn[i] if conn else base * (0.85 + 0.15 * load[i]) * (1 + rng.gauss(0, 0.03)))
+        min(
+            1.0,
+            (conn[i] if conn else base * (0.85 + 0.15 * load[i]) * (1 + rng.gauss(0, 0.03)))
+            + _plus(p.res, "conn", i),
+        )
         for i in range(n)
     ]
     if p.language == "postgres":
         w.series("postgresql.connections", tags, [round(f * max_conn) for f in frac])
         w.series("postgresql.percent_usage_connections", tags, [sig(f) for f in frac])
         w.series("postgresql.max_connections", tags, [max_conn] * n)
+        # Ungranted row locks: a busy database always has a few waiters.
+        locks = p.res.get("locks")
+        lbase = rng.uniform(1.0, 14.0)
+        w.series(
+            "postgresql.locks",
+            {**tags, "lock_mode": "rowexclusivelock", "granted": "false"},
+            [
+                sig(
+                    max(
+                        0.0,
+                        (locks[i] if locks else lbase * load[i] * (1 + rng.gauss(0, 0.2)))
+                        + _plus(p.res, "locks", i),
+                    )
+                )
+                for i in range(n)
+            ],
+        )
     elif p.language == "mysql":
         w.series("mysql.net.connections", tags, [round(f * max_conn) for f in frac])
 
@@ -207,13 +287,22 @@ def render_redis(w: World, p: Profile, load: list[float]) -> None:
     hit, mem, clients, evicted = (p.res.get(k) for k in ("hit", "mem", "clients", "evicted"))
     base_hit, base_clients = rng.uniform(0.9, 0.97), rng.randint(40, 220)
     ops = [p.rps * load[i] * (1 + rng.gauss(0, 0.03)) for i in range(n)]
-    hr = [min(0.999, hit[i] if hit else base_hit + rng.gauss(0, 0.004)) for i in range(n)]
+    hr = [
+        max(
+            0.01,
+            min(0.999, (hit[i] if hit else base_hit + rng.gauss(0, 0.004)) - _plus(p.res, "miss", i)),
+        )
+        for i in range(n)
+    ]
     w.series("redis.stats.keyspace_hits", tags, [sig(ops[i] * hr[i]) for i in range(n)], "rate")
     w.series(
         "redis.stats.keyspace_misses", tags, [sig(ops[i] * (1 - hr[i])) for i in range(n)], "rate"
     )
     w.series(
-        "redis.keys.evicted", tags, [sig(evicted[i]) if evicted else 0 for i in range(n)], "rate"
+        "redis.keys.evicted",
+        tags,
+        [sig((evicted[i] if evicted else 0) + _plus(p.res, "evicted", i)) for i in range(n)],
+        "rate",
     )
     w.series(
         "redis.mem.used",
@@ -252,7 +341,13 @@ def render_topic(w: World, p: Profile, load: list[float]) -> None:
         w.series(
             "kafka.consumer_lag",
             {"topic": p.name, "consumer_group": c, "service": c, "env": "prod"},
-            [round(lag[i] if lag else base * (1 + abs(rng.gauss(0, 0.5)))) for i in range(n)],
+            [
+                round(
+                    (lag[i] if lag else base * (1 + abs(rng.gauss(0, 0.5))))
+                    + _plus(q.res, "lag", i)
+                )
+                for i in range(n)
+            ],
         )
 
 
@@ -272,20 +367,58 @@ def render_hosts(w: World) -> None:
             "system.cpu.user",
             tags,
             [
-                round(cpu[i] if cpu else cpu_base * diurnal(w.clock.ts(i)) * (1 + walk[i]), 1)
+                round(
+                    min(
+                        100.0,
+                        (cpu[i] if cpu else cpu_base * diurnal(w.clock.ts(i)) * (1 + walk[i]))
+                        + _plus(over, "cpu", i),
+                    ),
+                    1,
+                )
                 for i in range(n)
             ],
         )
-        d = over.get("disk")
+        d = over.get("disk") or _disk(rng, disk, n)
         w.series(
             "system.disk.in_use",
             tags,
-            [round(d[i] if d else disk + 0.00005 * i, 3) for i in range(n)],
+            [round(min(1.0, d[i] + _plus(over, "disk", i)), 3) for i in range(n)],
         )
+
+
+def _disk(rng: random.Random, level: float, n: int) -> list[float]:
+    """A volume that grows with what is written and drops back when logs rotate or compact."""
+    grow, period, phase = rng.uniform(0.00003, 0.00012), rng.randint(45, 160), rng.randint(0, 160)
+    return [level + grow * ((i + phase) % period) + rng.gauss(0, 0.0005) for i in range(n)]
+
+
+def worker_backlog(w: World, p: Profile) -> None:
+    """A consumer that slows down or fails falls behind, whatever the reason: its consumption
+    drops below what producers publish and the difference piles up as lag, drained again once
+    it recovers (it normally runs at ``util`` of what it could do)."""
+    if "lag" in p.res:  # the mechanism modelled this consumer's lag itself
+        return
+    util = w.rng("util", p.name).uniform(0.3, 0.6)
+    backlog, lag = 0.0, [0.0] * w.clock.n
+    for i in range(w.clock.n):
+        slow = 1 + p.lat_add[i] / max(p.base_lat, 1e-6)
+        fail = min(0.95, p.err_own[i] + p.err_prop[i])
+        capacity = (1 - fail) / slow / util
+        if capacity < 1:
+            backlog += (1 - capacity) * p.rps * MIN
+            p.traffic[i] *= capacity
+        else:
+            backlog = max(0.0, backlog - (capacity - 1) * p.rps * MIN)
+        lag[i] = backlog
+    if any(lag):
+        add(p.res.setdefault("+lag", [0.0] * w.clock.n), lag)
 
 
 def render_metrics(w: World) -> dict[str, tuple[list[float], list[float]]]:
     totals: dict[str, tuple[list[float], list[float]]] = {}
+    for name in sorted(w.p):
+        if w.p[name].role == "worker":
+            worker_backlog(w, w.p[name])
     for name in sorted(w.p):
         p = w.p[name]
         load = load_curve(w, p)
@@ -299,7 +432,22 @@ def render_metrics(w: World) -> dict[str, tuple[list[float], list[float]]]:
         elif p.role == "topic":
             render_topic(w, p, load)
     render_hosts(w)
+    render_artifacts(w)
     return totals
+
+
+def render_artifacts(w: World) -> None:
+    """Size of the files publishers generate for their consumers, one series per publisher."""
+    n = w.clock.n
+    for name in sorted(w.publishers):
+        artifact, kb = w.publishers[name]
+        rng = w.rng("artifact", name)
+        walk = _walk(rng, n, 0.004)
+        w.series(
+            "artifact.published.size_kb",
+            {"service": name, "artifact": artifact, "env": "prod"},
+            [sig(kb * (1 + walk[i] + _plus(w.p[name].res, "artifact", i))) for i in range(n)],
+        )
 
 
 def render_logs(w: World, totals: dict[str, tuple[list[float], list[float]]]) -> None:
@@ -321,13 +469,14 @@ def render_logs(w: World, totals: dict[str, tuple[list[float], list[float]]]) ->
         rng = w.rng("logs", name)
         _, errs = totals[name]
         if p.role in ("api", "gateway", "worker"):
+            keep, cap, info = log_policy(w, name)
             for i in range(clock.n):
                 t0 = clock.ts(i)
-                if rng.random() < INFO_LOG_RATE:
+                if rng.random() < info:
                     ts = t0 + rng.uniform(0, MIN)
                     status, msg, attrs = messages.access(p, rng, ts)
                     w.log(ts, name, status, msg, attrs, rng=rng)
-                k = min(ERROR_LOG_CAP, _stoch(rng, errs[i] * ERROR_LOG_RATE))
+                k = min(cap, _stoch(rng, errs[i] * keep))
                 for _ in range(k):
                     ts = t0 + rng.uniform(0, MIN)
                     status, msg, attrs = _error_line(w, p, i, rng, ts)

@@ -23,6 +23,8 @@ from typing import Any
 from .topology import Topo
 
 MIN = 60
+# Files a service publishes for others to load (feature files, rule sets ...): ``artifact`` tag.
+ARTIFACTS = ("features", "rules", "fields", "columns", "entries")
 LogMaker = Callable[
     [random.Random, float], tuple[str, str, dict[str, Any]]
 ]  # -> (status, message, attrs)
@@ -210,6 +212,8 @@ class World:
         self.chronic: list[str] = []
         self.burst: dict[str, float] = {}
         self.warned: dict[str, float] = {}
+        # service -> (artifact it publishes, typical size in KB)
+        self.publishers: dict[str, tuple[str, float]] = {}
 
     def rng(self, *parts: object) -> random.Random:
         return random.Random("|".join([str(self.seed), *map(str, parts)]))
@@ -254,6 +258,9 @@ class World:
             if host is None and p.hosts:
                 host = r.choice(p.hosts)
         a.update(attrs or {})
+        # One timestamp precision for every line: a sub-second part drawn the same way whatever
+        # produced the line (a scripted "t + 2" would otherwise sit on whole seconds).
+        ts = min(ts + r.random() * 0.999, self.clock.end - 0.001)
         self.logs.append(
             {
                 "ts": round(ts, 3),
@@ -271,7 +278,8 @@ class World:
     ) -> dict:
         ev = {
             "id": str(self._ids.getrandbits(62)),
-            "ts": round(ts, 3),
+            # sub-second part for every event alike (see ``log``)
+            "ts": round(min(ts + self._ids.random() * 0.999, self.clock.end - 0.001), 3),
             "source": source,
             "title": title,
             "text": text,

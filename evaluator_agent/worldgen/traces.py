@@ -1,9 +1,11 @@
 """Sampled APM traces through the call graph, with error logs that carry their trace ids.
 
 A trace starts at an entry point (the gateway, a BFF, a partner API or a Kafka consumer) and
-walks down ``calls``; during the incident most sampled traces follow the incident's path, so
-``get_trace`` on an erroring request shows the failure where it starts (the deepest error)
-and how it surfaces in every caller above it.
+walks down ``calls`` towards a service drawn uniformly from the catalog, calling other
+dependencies on the way as real requests do. Sampling is the tracer's, not the story's: a
+fixed share of requests is kept, and a request that ended in an error is kept far more
+often (the error sampler). Nothing about the incident steers which requests are traced; an
+incident shows in traces because its requests fail, and so does any other failure.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _path_to_root(w: World, top: str, rng: random.Random) -> list[str]:
         ups = [
             u
             for u in w.topo.callers.get(path[0], [])
-            if w.p[u].role in ("api", "gateway") and u not in path
+            if w.p[u].role in ("api", "gateway", "worker") and u not in path
         ]
         if not ups:
             break
@@ -155,27 +157,36 @@ def _style(p: Profile, child: str, default: str) -> str:
     return default
 
 
-def render_traces(w: World, focus_start: float | None, focus: list[str] | None) -> None:
-    """Sample traces: sparse before the incident, denser from ``focus_start`` (mostly along ``focus``)."""
+KEEP_OK = 0.16  # share of successful requests whose trace is kept
+KEEP_ERROR = 0.9  # share of failed requests whose trace is kept (error sampler)
+
+
+def render_traces(w: World) -> None:
+    """Sample traces at a steady rate over the whole window; errors are kept more often."""
     rng = w.rng("traces", w.noise)
     roots = _roots(w)
     weights = [
         5.0 if w.p[r].role == "gateway" else 2.0 if r.endswith("-bff") else 1.0 for r in roots
     ]
+    reachable = sorted(
+        n for n in w.p if w.p[n].role not in ("topic", "cron") and (w.topo.callers.get(n) or n in roots)
+    )
     clock = w.clock
-    t = clock.start + rng.uniform(0, 60)
+    t = clock.start + rng.uniform(0, 20)
     while t < clock.end - 1:
-        in_focus = focus_start is not None and t >= focus_start
-        if in_focus and focus and rng.random() < 0.65:
-            path = _path_to_root(w, focus[0], rng) + focus[1:]
-            root, forced = path[0], path[1:]
-        else:
+        dest = rng.choice(reachable)
+        path = _path_to_root(w, dest, rng)
+        if path[0] not in roots:
             root, forced = rng.choices(roots, weights)[0], []
+        else:
+            root, forced = path[0], path[1:]
         tr = _Trace(w, rng)
-        dur, _, _ = tr.span(root, None, t, forced, 0)
-        t += rng.uniform(25, 55) if in_focus else rng.uniform(110, 190)
+        dur, err, _ = tr.span(root, None, t, forced, 0)
+        t += rng.uniform(12, 26)
         if tr.spans[0]["start"] + dur > clock.end:
             continue  # a request still in flight at "now" has no span yet
+        if rng.random() >= (KEEP_ERROR if any(s["error"] for s in tr.spans) else KEEP_OK):
+            continue
         w.spans.extend(tr.spans)
         for ts, svc, (status, msg, attrs), version in tr.logs:
             w.log(

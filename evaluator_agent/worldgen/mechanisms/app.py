@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+from .. import events
 from ..catalog import AUTHORS
 from ..telemetry import MIN, World
 from ..topology import Topo
@@ -22,33 +23,6 @@ from .signatures import (
     startup_lines,
 )
 
-OOM_COMMITS = (
-    "Cache rendered documents in memory for reuse",
-    "Increase bulk import batch size to 5000",
-    "Keep per-tenant LRU of product documents",
-    "Load the full category tree at startup",
-    "Buffer export rows before upload",
-)
-BUG_COMMITS = (
-    "Refactor currency formatting in PriceFormatter",
-    "Support multiple shipping addresses per order",
-    "Migrate to address schema v2",
-    "Add locale-aware rounding for totals",
-    "Rewrite line-item merge logic",
-)
-TX_COMMITS = (
-    "Validate stock inside the {noun} transaction",
-    "Call fraud scoring before committing the {noun} update",
-    "Wrap the {noun} refund flow in a single transaction",
-    "Write audit rows inside the {noun} transaction",
-)
-LAG_COMMITS = (
-    "Enrich each event with the customer profile",
-    "Validate the address of every event",
-    "Fetch the template per message instead of per batch",
-    "Look up geo data for each event",
-)
-
 
 @register
 class OomKilled(Mechanism):
@@ -57,7 +31,6 @@ class OomKilled(Mechanism):
     culprit_roles = ("api", "worker")
     climb_s = (480, 900)  # deploy -> first OOM kill
     period_s = (240, 420)  # between kills of one pod
-    commits = OOM_COMMITS
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         c = plan.chain[0]
@@ -66,7 +39,7 @@ class OomKilled(Mechanism):
         climb = max(plan.recipe.time_offset_s, rng.randint(*self.climb_s))
         climb = min(climb, onset - clock.start - 10 * MIN)
         t_dep = onset - climb
-        new = release(w, plan, rng, c, t_dep, self.commits, rng.randint(120, 240))
+        new = release(w, plan, rng, c, t_dep, rng.randint(120, 240))
         pods = p.pods[new]
         period = rng.randint(*self.period_s)
         kills: list[tuple[float, str]] = []
@@ -110,27 +83,7 @@ class OomKilled(Mechanism):
             if restarts_left <= 0:
                 break
             restarts_left -= 1
-            host = rng.choice(p.hosts)
-            rss = int(p.mem_limit / 1024 * rng.uniform(0.985, 0.999))
-            proc = {"java": "java", "python": "gunicorn", "node": "node"}.get(p.language, c)
-            w.event(
-                t,
-                "kubernetes",
-                f"Events from the Node {host}",
-                f"OOMKilling: Memory cgroup out of memory: Killed process {rng.randint(1800, 40000)} ({proc}) "
-                f"total-vm:{int(rss * 1.6)}kB, anon-rss:{rss}kB, file-rss:{rng.randint(9000, 40000)}kB, "
-                f"shmem-rss:0kB, UID:1000 pgtables:{rng.randint(4000, 9000)}kB oom_score_adj:{rng.choice((936, 999))}",
-                {
-                    "service": c,
-                    "kube_namespace": p.namespace,
-                    "kube_cluster_name": p.cluster,
-                    "pod_name": pod,
-                    "kube_deployment": c,
-                    "reason": "OOMKilling",
-                    "kube_kind": "Node",
-                    "host": host,
-                },
-            )
+            events.oom_kill(w, t, p, pod, rng.choice(p.hosts), rng)
             if rng.random() < 0.5:
                 w.k8s_event(
                     t + rng.uniform(20, 90),
@@ -185,7 +138,7 @@ class BadRelease(Mechanism):
         onset = plan.onset or plan.fired_at
         rollout = rng.randint(240, 600)
         t_dep = onset - rng.randint(20, 75)
-        new = release(w, plan, rng, c, t_dep, BUG_COMMITS, rollout)
+        new = release(w, plan, rng, c, t_dep, rollout)
         res, wgt = rng.choice(p.resources)
         level = rng.uniform(0.35, 0.8)
         p.err_version, p.err_resource = new, res
@@ -233,7 +186,7 @@ class ConnectionPoolExhaustion(Mechanism):
         db = rng.choice(self._dbs(w.topo, c))
         onset = plan.onset or plan.fired_at
         t_dep = onset - max(plan.recipe.time_offset_s, rng.randint(90, 300))
-        release(w, plan, rng, c, t_dep, TX_COMMITS, rng.randint(120, 240))
+        release(w, plan, rng, c, t_dep, rng.randint(120, 240))
         level = rng.uniform(0.25, 0.5)
         err = clock.ramp(onset, onset + rng.randint(180, 360), level)
         lat = clock.ramp(onset, onset + 240, rng.uniform(6, 14))
@@ -313,9 +266,7 @@ class ConsumerLag(Mechanism):
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
         topic = w.topo.consumed_topic(c)
-        new = release(
-            w, plan, rng, c, onset - rng.randint(20, 60), LAG_COMMITS, rng.randint(60, 150)
-        )
+        new = release(w, plan, rng, c, onset - rng.randint(20, 60), rng.randint(60, 150))
         cap = rng.uniform(0.35, 0.6)
         slow = clock.ramp(onset, onset + 90, 1.0)
         p.traffic = [1 - (1 - cap) * s for s in slow]
@@ -349,12 +300,6 @@ class ConsumerLag(Mechanism):
         plan.technologies += ["kafka", p.language]
 
 
-LEAK_COMMITS = (
-    "Register a listener per request for audit hooks",
-    "Memoize tenant settings by request id",
-    "Keep a per-session cache of rendered fragments",
-    "Add in-memory idempotency key store",
-)
 
 
 @register
@@ -365,20 +310,12 @@ class MemoryLeak(OomKilled):
     system_level = "application"
     climb_s = (95 * MIN, 150 * MIN)
     period_s = (900, 1500)
-    commits = LEAK_COMMITS
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         super().apply(w, plan, rng)
         plan.onset_tolerance_s = 600
 
 
-FLAGS = (
-    "new-pricing-engine",
-    "v2-rounding",
-    "async-confirmation",
-    "address-normalizer",
-    "bulk-lookup",
-)
 
 
 @register
@@ -392,26 +329,14 @@ class FeatureFlag(Mechanism):
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
-        flag = f"{c.removesuffix('-api')}.{rng.choice(FLAGS)}"
+        flag = events.flag_name(c, rng)
         author = rng.choice(AUTHORS)
         t1 = onset - rng.randint(20, 60)
         t2 = onset + rng.randint(150, 300)
         first = rng.choice((10, 20, 25))
-        w.event(
-            t1,
-            "feature_flag",
-            f"Feature flag {flag} updated",
-            f"Targeting changed by {author}: serve 'on' to {first}% of users (was 0%). Environment: production",
-            {"service": c, "flag": flag, "author": author},
-        )
+        events.feature_flag(w, t1, c, flag, first, 0, author)
         if t2 < plan.fired_at - 60:
-            w.event(
-                t2,
-                "feature_flag",
-                f"Feature flag {flag} updated",
-                f"Targeting changed by {author}: serve 'on' to 100% of users (was {first}%). Environment: production",
-                {"service": c, "flag": flag, "author": author},
-            )
+            events.feature_flag(w, t2, c, flag, 100, first, author)
         else:
             t2 = clock.end + 3600
         res, wgt = rng.choice(p.resources)

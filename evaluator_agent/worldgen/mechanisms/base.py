@@ -66,7 +66,7 @@ class Mechanism:
     max_chain = 5
     min_chain = 1
     monitor_kind = "errors"
-    hop_range = (60, 150)  # seconds between a service failing and its caller failing
+    hop_range = (20, 330)  # seconds between a service failing and its caller failing
     # Backends-for-frontends only fan out: a fault "in" a BFF would be a gateway incident.
     excludes_bff = False
 
@@ -84,11 +84,19 @@ class Mechanism:
 
     def schedule(self, plan: Plan, rng: random.Random) -> None:
         plan.hop_delays = [rng.randint(*self.hop_range) for _ in plan.chain[1:]]
-        plan.symptom_start = plan.fired_at - rng.randint(150, 330)
+        plan.symptom_start = plan.fired_at - monitor_delay(rng)
         plan.onset = plan.symptom_start - sum(plan.hop_delays)
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         raise NotImplementedError
+
+
+def monitor_delay(rng: random.Random) -> int:
+    """Seconds from the symptom's start to the page: a monitor's evaluation window, its
+    "for N minutes" condition and a slow ramp make it anything from two to twenty minutes."""
+    if rng.random() < 0.55:
+        return rng.randint(120, 420)
+    return rng.randint(420, 1200)
 
 
 REGISTRY: dict[str, Mechanism] = {}
@@ -102,7 +110,14 @@ def register(cls: type[Mechanism]) -> type[Mechanism]:
 def propagate(
     w: World, plan: Plan, rng: random.Random, err: list[float], lat: list[float], style: str
 ) -> None:
-    """Carry the culprit's failure up the chain: each caller later and weaker than its callee.
+    """Carry the culprit's failure up the chain: each caller later than its callee.
+
+    Callers see only what a caller can see. The direct caller of the culprit reports the
+    failure as its client library does (``style``: an x509 error, a DNS lookup failure, the
+    database's own error text ...); every caller above it sees its own direct callee fail with
+    5xx answers or timeouts, naming that callee, never the culprit's signature. How much of a
+    caller's traffic fails depends on how much of it goes through the failing callee, and
+    fan-out or retries can make a caller's error ratio larger than its callee's.
 
     Callers off the chain of any chain member feel a fraction of it one minute later (blast
     radius). ``err`` and ``lat`` are the culprit's visible error ratio and added latency.
@@ -111,18 +126,23 @@ def propagate(
     cum, f_err = 0, 1.0
     onset_i = w.clock.idx(plan.onset or plan.fired_at)
     effect: dict[str, tuple[list[float], list[float]]] = {chain[0]: (err, lat)}
+    slow = any(x > 0 for x in lat)
     for k in range(1, len(chain)):
         child, svc = chain[k - 1], chain[k]
         cum += plan.hop_delays[k - 1]
         steps = round(cum / MIN)
-        share = rng.uniform(0.4, 0.85)
+        share = rng.uniform(0.3, 1.0)
+        if rng.random() < 0.3:  # fan-out or client retries amplify what the caller sees
+            share *= rng.uniform(1.2, 2.2)
         f_err *= share
+        lat_share = min(1.0, share)
         p = w.p[svc]
         e, la = shift(err, steps), shift(lat, steps)
-        add(p.err_prop, e, f_err)
-        add(p.lat_add, la, share)
-        p.upstream.append((onset_i + steps, child, style))
-        effect[svc] = ([x * f_err for x in e], [x * share for x in la])
+        add(p.err_prop, [min(1.0, x * f_err) for x in e])
+        add(p.lat_add, la, lat_share)
+        hop_style = style if k == 1 else ("timeout" if slow and rng.random() < 0.6 else "5xx")
+        p.upstream.append((onset_i + steps, child, hop_style))
+        effect[svc] = ([min(1.0, x * f_err) for x in e], [x * lat_share for x in la])
     # Other callers feel it as soon as a chain caller would (one hop after the node they call).
     hop = (
         max(1, round(sum(plan.hop_delays) / max(1, len(plan.hop_delays)) / MIN))
@@ -146,13 +166,19 @@ def release(
     rng: random.Random,
     svc: str,
     ts: float,
-    commits: tuple[str, ...],
     rollout_s: float,
+    message: str | None = None,
 ) -> str:
-    """Deploy a new version of ``svc`` as the incident's triggering change (event, aliases, evidence)."""
+    """Deploy a new version of ``svc`` as the incident's triggering change (event, aliases, evidence).
+
+    The commit message comes from the vocabulary every deploy of the world uses
+    (``commits.py``) unless the change has a wording of its own (a migration's file name).
+    """
+    from ..commits import commit_message
+
     p = w.p[svc]
     old, new = p.version, bump(p.version, rng)
-    msg = rng.choice(commits).replace("{noun}", svc.removesuffix("-api").replace("-", " "))
+    msg = message or commit_message(rng, svc)
     w.deploy(
         svc,
         ts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from .. import messages
+from .. import events, messages
 from ..catalog import AUTHORS
 from ..telemetry import MIN, World, add
 from ..topology import CHAIN_ROLES, Topo
@@ -14,12 +14,6 @@ from .infra_signatures import archive_failure, disk_full_error, nospace_upstream
 from .signatures import n_plus_one
 
 messages.STYLE_HOOKS["nospace"] = lambda p, child, style, rng: nospace_upstream(p, child, rng)
-N1_COMMITS = (
-    "Load line items lazily in the order view",
-    "Show per-item availability in listings",
-    "Resolve seller names per row in search results",
-    "Fetch the price of each variant separately",
-)
 
 
 def _pg_with_callers(topo: Topo, name: str) -> bool:
@@ -53,14 +47,15 @@ class DiskFull(Mechanism):
         )
         t0 = onset - lead
         author = rng.choice(AUTHORS)
-        w.event(
+        events.terraform(
+            w,
             t0 - rng.randint(60, 300),
-            "terraform",
+            "gcp-storage-iam",
             "Terraform apply: infra/gcp/storage-iam",
             '~ google_storage_bucket_iam_member.pg_wal_archive\n    role: "roles/storage.objectAdmin" -> '
             '"roles/storage.objectViewer"\n    member: serviceAccount:pg-archiver@shop-prod.iam.gserviceaccount.com\n'
-            f"Plan: 0 to add, 1 to change, 0 to destroy. Applied by {author}.",
-            {"author": author, "workspace": "gcp-storage-iam"},
+            "Plan: 0 to add, 1 to change, 0 to destroy.",
+            author,
         )
         d0 = rng.uniform(0.52, 0.7)
         w.host_res.setdefault(host, {})["disk"] = [
@@ -83,7 +78,7 @@ class DiskFull(Mechanism):
         plan.evidence_for(
             "query_metrics",
             {"query": f"max:system.disk.in_use{{host:{host}}}", **plan.window(lead + 600)},
-            host,
+            "system.disk.in_use",
             "the data disk fills up to 100%",
         )
         plan.evidence_for(
@@ -126,16 +121,18 @@ class SlowQueryMigration(Mechanism):
         idx, num = f"idx_{table}_{col}", rng.randint(180, 420)
         t_dep = onset - rng.randint(90, 240)
         version = release(
-            w, plan, rng, app, t_dep, (f"Add migration V{num}__rebuild_{table}_indexes",), 150
+            w, plan, rng, app, t_dep, 150, f"Add migration V{num}__rebuild_{table}_indexes"
         )
-        w.event(
+        events.migration(
+            w,
             t_dep + 40,
-            "database",
-            f"Schema migration V{num}__rebuild_{table}_indexes applied to {db}",
-            f'Flyway: Migrating schema "public" to version "{num} - rebuild {table} indexes"\n'
+            db,
+            num,
+            f"rebuild_{table}_indexes",
             f"DROP INDEX CONCURRENTLY {idx};\nCREATE INDEX CONCURRENTLY {idx}_v2 ON {table} ({col}, created_at);"
-            f"  -- building\nRun by {app} {version}",
-            {"service": db, "migration": f"V{num}", "app": app},
+            "  -- building",
+            app,
+            version,
         )
         plan.trigger = {
             "kind": "migration",
@@ -206,7 +203,7 @@ class LatencyRegression(Mechanism):
         onset = plan.onset or plan.fired_at
         rollout = rng.randint(180, 300)
         t_dep = onset - rng.randint(20, 60)
-        new = release(w, plan, rng, c, t_dep, N1_COMMITS, rollout)
+        new = release(w, plan, rng, c, t_dep, rollout)
         share = [p.share(clock.ts(i) + 30).get(new, 0.0) for i in range(clock.n)]
         lat = [s * rng.uniform(0.5, 1.4) for s in share]
         err = [s * rng.uniform(0.01, 0.03) for s in share]
@@ -228,7 +225,7 @@ class LatencyRegression(Mechanism):
         plan.evidence_for(
             "query_metrics",
             {"query": f"sum:trace.postgres.query.hits{{service:{db}}}", **plan.window(3600)},
-            db,
+            "trace.postgres.query.hits",
             "query count per request jumped after the deploy",
         )
         plan.evidence_for(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from .. import messages
+from .. import events, messages
 from ..catalog import DOMAINS
 from ..telemetry import MIN, World
 from ..topology import CHAIN_ROLES, Topo
@@ -15,12 +15,6 @@ from .signatures import overload_error
 
 messages.STYLE_HOOKS["partner"] = lambda p, child, style, rng: partner_error(
     p, child, int(style.split(":")[1]), rng
-)
-SLOW_COMMITS = (
-    "Fetch the customer tier synchronously on every request",
-    "Validate addresses against the slow path",
-    "Recompute recommendations inline instead of from cache",
-    "Add a per-request audit write",
 )
 
 
@@ -57,13 +51,14 @@ class ThirdPartyOutage(Mechanism):
         vendor = _vendor(c)
         t_status = onset + rng.randint(8, 20) * MIN
         if rng.random() < 0.5 and t_status < clock.end:
-            w.event(
+            events.statuspage(
+                w,
                 t_status,
-                "statuspage",
-                f"{vendor} status: Elevated error rates",
-                f"Investigating - We are seeing elevated {code} responses on some API requests. Next update in 30 "
-                "minutes.",
-                {"service": c, "vendor": vendor},
+                c,
+                vendor,
+                "Elevated error rates",
+                f"Investigating - We are seeing elevated {code} responses on some API requests. "
+                "Next update in 30 minutes.",
             )
         plan.trigger = {
             "kind": "external",
@@ -75,13 +70,13 @@ class ThirdPartyOutage(Mechanism):
         plan.evidence_for(
             "search_logs",
             {"query": f'service:{caller} status:error "{host}"', **plan.window(600)},
-            str(code),
+            f"{host}",
             f"{caller} gets {code}s from {host}",
         )
         plan.evidence_for(
             "query_metrics",
             {"query": f"sum:trace.http.request.errors{{service:{c}}}", **plan.window(3600)},
-            c,
+            "trace.http.request.errors",
             "errors on the partner's requests",
         )
         plan.signals |= {"logs", "metrics"}
@@ -101,7 +96,7 @@ class RetryStorm(Mechanism):
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
-        release(w, plan, rng, c, onset - rng.randint(30, 90), SLOW_COMMITS, rng.randint(90, 180))
+        release(w, plan, rng, c, onset - rng.randint(30, 90), rng.randint(90, 180))
         slow = clock.ramp(onset, onset + 120, 1.0)
         amp = rng.uniform(2.5, 4.0)
         p.lat_add = [s * rng.uniform(0.8, 2.5) for s in slow]
@@ -119,7 +114,7 @@ class RetryStorm(Mechanism):
         plan.evidence_for(
             "query_metrics",
             {"query": f"sum:trace.{p.op}.hits{{service:{c}}}", **plan.window(3600)},
-            c,
+            f"trace.{p.op}.hits",
             "requests to the origin multiplied while user traffic stayed flat",
         )
         plan.evidence_for(

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import random
 
-from .. import messages
+from .. import events, messages
 from ..catalog import AUTHORS
-from ..render import _k8s_tags
-from ..telemetry import MIN, Profile, World, sig  # noqa: F401
+from ..telemetry import ARTIFACTS, MIN, Profile, World
 from ..topology import CHAIN_ROLES, Topo
 from .base import Mechanism, Plan, lag_curve, propagate, register, release
+from .signatures import (
+    TABLES,
+    commit_failed,
+    heartbeat_failed,
+    kafka_revoke,
+    lock_timeout,
+    lock_wait,
+    overload_error,
+    slow_request,
+)
 
 # -- DNS ---------------------------------------------------------------------------------------
 
@@ -41,6 +50,13 @@ def _dns_error(p: Profile, child: Profile, style: str, rng: random.Random):  # n
 
 
 messages.STYLE_HOOKS["dns"] = _dns_error
+DNS_EXPECT = {
+    "java": "UnknownHostException",
+    "python": "Name or service not known",
+    "node": "ENOTFOUND",
+    "envoy": "DNS resolution failed",
+    "go": "no such host",
+}
 
 
 @register
@@ -67,14 +83,7 @@ class DnsFailure(Mechanism):
         p.traffic = [max(0.05, t * (1 - e)) for t, e in zip(p.traffic, err, strict=True)]
         propagate(w, plan, rng, err, clock.zeros(), "dns")
         plan_id = rng.randint(100000, 999999)
-        w.event(
-            t_change,
-            "terraform",
-            f"DNS automation applied plan {plan_id} to zone internal",
-            f"dns-enactor applied plan {plan_id}: record set {host} (A) updated, 0 records "
-            "(stale plan cleanup)",
-            {"service": c, "record": host, "author": "dns-automation"},
-        )
+        events.dns_plan(w, t_change, c, host, plan_id, 0)
         plan.trigger = {
             "kind": "infrastructure",
             "entity": host,
@@ -83,16 +92,18 @@ class DnsFailure(Mechanism):
         }
         plan.aliases += [host, f"dns:{host}"]
         caller = plan.chain[1]
+        q = w.p[caller]
+        phrase = DNS_EXPECT["envoy" if q.role == "gateway" else q.language]
         plan.evidence_for(
             "search_logs",
-            {"query": f"service:{caller} status:error", **plan.window(600)},
-            host,
+            {"query": f'service:{caller} status:error "{phrase}"', **plan.window(600)},
+            phrase,
             f"{caller} cannot resolve {host}",
         )
         plan.evidence_for(
             "get_events",
             {"query": "source:terraform", **plan.window()},
-            host,
+            f"record set {host} (A) updated, 0 records",
             "the DNS automation change that emptied the record",
         )
         plan.signals |= {"logs", "events", "metrics"}
@@ -102,7 +113,7 @@ class DnsFailure(Mechanism):
 
 # -- bad data ----------------------------------------------------------------------------------
 
-_FIELDS = ("features", "rules", "fields", "columns", "entries")
+_FIELDS = ARTIFACTS
 
 
 def _parse_error(p: Profile, child: Profile, style: str, rng: random.Random):  # noqa: ANN202
@@ -146,13 +157,13 @@ class BadData(Mechanism):
         t_change = onset - lead
         if rng.random() < 0.5:
             author = rng.choice(AUTHORS)
-            w.event(
+            events.grant(
+                w,
                 t_change,
-                "database",
-                f"Permissions change on {c} metadata database",
-                f"GRANT SELECT ON ALL TABLES IN SCHEMA r0 TO {c}_ro; applied by {author}. "
+                c,
+                author,
+                "r0",
                 f"The {field_name} generator query now also sees the r0 schema.",
-                {"service": c, "author": author},
             )
             plan.trigger = {
                 "kind": "config",
@@ -161,40 +172,34 @@ class BadData(Mechanism):
                 "description": f"a database permission change made {c} emit every {field_name[:-1]} twice",
             }
         else:
-            release(
-                w,
-                plan,
-                rng,
-                c,
-                t_change,
-                (
-                    "Add new {noun} template type to the content update",
-                    "Ship content update with extra input field",
-                    "Generate {noun} export from the new query",
-                ),
-                rng.randint(60, 180),
-            )
+            release(w, plan, rng, c, t_change, rng.randint(60, 180))
         # The producer stays healthy; consumers reload the data every few minutes and fail.
         err = clock.ramp(onset, onset + 120, rng.uniform(0.5, 0.9))
         propagate(w, plan, rng, err, clock.zeros(), f"baddata:{field_name}:{limit}:{got}")
-        # the only sign on the producer: the generated file doubled at the change
-        p.res["bad_output"] = [1.0 if clock.ts(i) >= t_change + 60 else 0.0 for i in range(clock.n)]
-        w.series(
-            f"{c.replace('-', '_')}.generated_{field_name}.size_kb",
-            {"service": c, "env": "prod"},
-            [
-                sig(rng.uniform(0.95, 1.05) * (1 + 1.1 * b) * limit * 1.3)
-                for b in p.res["bad_output"]
-            ],
-        )
+        # the only sign on the producer: the file it publishes doubled at the change
+        w.publishers[c] = (field_name, limit * 1.3)
+        p.res["+artifact"] = [1.1 if clock.ts(i) >= t_change + 60 else 0.0 for i in range(clock.n)]
         plan.aliases += [f"{c}:{field_name}-file", f"deployment/{c}"]
         caller = plan.chain[1]
         plan.evidence_for(
             "search_logs",
             {"query": f"service:{caller} status:error", **plan.window(600)},
-            str(got),
+            f"{c} {field_name} file",
             f"{caller} fails to load {c}'s {field_name} file ({got} > {limit})",
         )
+        plan.evidence_for(
+            "query_metrics",
+            {"query": f"max:artifact.published.size_kb{{service:{c}}}", **plan.window(3600)},
+            "artifact.published.size_kb",
+            f"the {field_name} file {c} publishes doubled in size at the change",
+        )
+        if plan.trigger and plan.trigger["kind"] == "config":
+            plan.evidence_for(
+                "get_events",
+                {"query": f"source:database service:{c}", **plan.window(lead + 900)},
+                "SCHEMA r0",
+                "the permission change that doubled the generated rows",
+            )
         plan.signals |= {"logs", "events", "metrics"}
         plan.technologies += [p.language, w.p[caller].language]
 
@@ -222,37 +227,34 @@ class CpuThrottling(Mechanism):
         author = rng.choice(AUTHORS)
         if rng.random() < 0.5:
             old, new = rng.choice((("2", "500m"), ("1500m", "400m"), ("4", "1")))
-            text = f"resources.limits.cpu: {old} -> {new} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
+            marker = f"resources.limits.cpu: {old} -> {new}"
+            text = f"{marker} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
             desc = f"CPU limit of {c} lowered {old} -> {new}"
         else:
             rule = rng.randint(100000, 999999)
+            marker = f"rules/{rule}.yaml"
             text = f"rules/{rule}.yaml: new request-inspection rule with pattern (?:(?:\\\"|'|\\]|\\}}|\\\\|\\d|(?:nan|infinity|true|false|null|undefined|symbol|math)|`|\\-|\\+)+[)]*;?((?:\\s|-|~|!|{{}}|\\|\\||\\+)*.*(?:.*=.*)))"
             desc = f"new inspection rule {rule} with a backtracking regex made {c} CPU bound"
-        w.event(
-            t_cfg,
-            "config",
-            f"ConfigMap {p.namespace}/{c}-config updated",
-            f"{text}\nApplied by {author} (argo-cd sync, app {c})",
-            {
-                "service": c,
-                "author": author,
-                "config": f"{c}-config",
-                "kube_namespace": p.namespace,
-            },
-        )
+        events.configmap(w, t_cfg, c, text, author, rng)
         sat = clock.ramp(onset, onset + 180, 1.0)
         p.res["cpu"] = [0.25 + 0.73 * s + rng.uniform(-0.01, 0.01) * s for s in sat]
-        throttled = [sig(max(0.0, s * rng.uniform(18, 40) + rng.uniform(0, 0.4))) for s in sat]
-        w.series("kubernetes.cpu.cfs.throttled.seconds", _k8s_tags(p), throttled, "rate")
+        p.res["+throttled"] = [s * rng.uniform(18, 40) for s in sat]
         lat = [s * p.base_lat * rng.uniform(4, 9) for s in sat]
         p.lat_add = list(lat)
         err = [s * rng.uniform(0.02, 0.06) for s in sat]
         p.err_own = list(err)
-        p.own_error = lambda r, ts: (
-            "warn",
-            f"Request took {r.randint(2500, 9000)}ms (handler starved: cpu throttled)",
-            {},
-        )
+        # a starved handler logs that it is slow and times requests out, like any overloaded one
+        p.own_error = overload_error(p)
+        w.stream(c, onset + 60, plan.end, 1.0, slow_request(p))
+        for _ in range(rng.randint(2, 5)):
+            w.k8s_event(
+                onset + rng.randint(90, 900),
+                c,
+                "Unhealthy",
+                f'Readiness probe failed: Get "http://{messages.ip(rng)}:8080/healthz": context deadline '
+                "exceeded (Client.Timeout exceeded while awaiting headers)",
+                p.pod(rng, onset),
+            )
         propagate(w, plan, rng, [e * 6 for e in err], lat, "timeout")
         plan.trigger = {
             "kind": "config",
@@ -267,13 +269,13 @@ class CpuThrottling(Mechanism):
                 "query": f"sum:kubernetes.cpu.cfs.throttled.seconds{{service:{c}}}",
                 **plan.window(3600),
             },
-            c,
+            "kubernetes.cpu.cfs.throttled.seconds",
             "CFS throttling climbs from the config change",
         )
         plan.evidence_for(
             "get_events",
             {"query": f"source:config service:{c}", **plan.window()},
-            c,
+            marker,
             "the config change",
         )
         plan.signals |= {"metrics", "events"}
@@ -300,8 +302,6 @@ class RebalanceStorm(Mechanism):
         plan.onset = plan.symptom_start - max(plan.recipe.time_offset_s, rng.randint(12, 25) * MIN)
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
-        from .signatures import kafka_revoke
-
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
@@ -309,49 +309,16 @@ class RebalanceStorm(Mechanism):
         t_cfg = onset - rng.randint(40, 120)
         author = rng.choice(AUTHORS)
         old_to, new_to = rng.choice(((45000, 6000), (30000, 3000), (45000, 8000)))
-        w.event(
-            t_cfg,
-            "config",
-            f"ConfigMap {p.namespace}/{c}-config updated",
-            f"kafka.consumer.session.timeout.ms: {old_to} -> {new_to}\nApplied by {author} "
-            f"(argo-cd sync, app {c}); pods restarted by the checksum/config annotation",
-            {
-                "service": c,
-                "author": author,
-                "config": f"{c}-config",
-                "kube_namespace": p.namespace,
-            },
+        events.configmap(
+            w, t_cfg, c, f"kafka.consumer.session.timeout.ms: {old_to} -> {new_to}", author, rng
         )
         cap = rng.uniform(0.15, 0.4)
         stall = clock.ramp(onset, onset + 120, 1.0)
         p.traffic = [1 - (1 - cap) * s for s in stall]
         p.err_own = [s * rng.uniform(0.01, 0.03) for s in stall]
-
-        def commit_failed(r: random.Random, ts: float):  # noqa: ANN202
-            gen = 40 + int((ts - onset) // 20)
-            return (
-                "error",
-                f"[Consumer clientId=consumer-{c}-1, groupId={c}] Offset commit failed on partition "
-                f"{topic}-{r.randint(0, 5)}: CommitFailedException: Commit cannot be completed since the "
-                f"group has already rebalanced and assigned the partitions to another member "
-                f"(generation {gen})",
-                {"topic": topic},
-            )
-
-        p.own_error = commit_failed
+        p.own_error = commit_failed(c, topic, onset)
         p.res["lag"] = lag_curve(w, p, onset, cap, rng)
-        w.stream(
-            c,
-            onset,
-            plan.end,
-            3.0,
-            lambda r, ts: (
-                "warn",
-                f"[Consumer clientId=consumer-{c}-1, groupId={c}] Attempt to heartbeat failed since "
-                "group is rebalancing",
-                {"topic": topic},
-            ),
-        )
+        w.stream(c, onset, plan.end, 3.0, heartbeat_failed(c, topic))
         t = onset
         k = 0
         while t < plan.end and k < 40:
@@ -388,11 +355,6 @@ class RebalanceStorm(Mechanism):
 
 # -- lock contention ---------------------------------------------------------------------------
 
-LOCK_COMMITS = (
-    "Wrap nightly {noun} re-pricing in a single transaction",
-    "Take SELECT ... FOR UPDATE on the {noun} row before validation",
-    "Backfill {noun} status inside the request transaction",
-)
 
 
 @register
@@ -416,53 +378,17 @@ class LockContention(Mechanism):
         db = rng.choice(self._dbs(w.topo, c))
         onset = plan.onset or plan.fired_at
         t_dep = onset - max(plan.recipe.time_offset_s, rng.randint(60, 240))
-        release(w, plan, rng, c, t_dep, LOCK_COMMITS, rng.randint(90, 200))
+        release(w, plan, rng, c, t_dep, rng.randint(90, 200))
         level = rng.uniform(0.2, 0.45)
         err = clock.ramp(onset, onset + rng.randint(120, 300), level)
         lat = clock.ramp(onset, onset + 180, rng.uniform(2.5, 6.0))
         p.err_own, p.lat_add = list(err), list(lat)
-        table = rng.choice(
-            ("orders", "inventory_items", "accounts", "carts", "payments", "invoices")
-        )
-        lang_msgs = {
-            "java": "org.postgresql.util.PSQLException: ERROR: canceling statement due to lock timeout",
-            "python": "psycopg2.errors.LockNotAvailable: canceling statement due to lock timeout",
-            "node": "error: canceling statement due to lock timeout",
-            "go": "pq: canceling statement due to lock timeout",
-        }
-        msg = lang_msgs.get(p.language, lang_msgs["go"])
-        p.own_error = lambda r, ts: (
-            "error",
-            f"{msg} (UPDATE {table} SET ... WHERE id = {r.randint(10000, 999999)})",
-            {"db.instance": db},
-        )
+        table = rng.choice(TABLES)
+        p.own_error = lock_timeout(p, db, table)
         q = w.p[db]
         locks = clock.ramp(onset - 60, onset + 180, 1.0)
-        base = rng.uniform(4, 12)
-        w.series(
-            "postgresql.locks",
-            {
-                "service": db,
-                "env": "prod",
-                "host": q.hosts[0] if q.hosts else db,
-                "db": db.removesuffix("-db").replace("-", "_"),
-                "lock_mode": "rowexclusivelock",
-                "granted": "false",
-            },
-            [sig(base * (1 + rng.uniform(-0.2, 0.2)) + s * rng.uniform(140, 220)) for s in locks],
-        )
-        w.stream(
-            db,
-            onset,
-            plan.end,
-            2.0,
-            lambda r, ts: (
-                "warn",
-                f"process {r.randint(1000, 60000)} still waiting for RowExclusiveLock on relation "
-                f"{r.randint(16000, 40000)} of database {db.replace('-', '_')} after 1000.0 ms",
-                {},
-            ),
-        )
+        q.res["+locks"] = [s * rng.uniform(140, 220) for s in locks]
+        w.stream(db, onset, plan.end, 2.0, lock_wait(db))
         propagate(w, plan, rng, err, lat, "5xx")
         plan.aliases += [f"{db}:{table}"]
         plan.evidence_for(
@@ -474,7 +400,7 @@ class LockContention(Mechanism):
         plan.evidence_for(
             "query_metrics",
             {"query": f"max:postgresql.locks{{service:{db}}}", **plan.window(3600)},
-            db,
+            "postgresql.locks",
             "ungranted locks pile up on the database",
         )
         plan.partial.append(

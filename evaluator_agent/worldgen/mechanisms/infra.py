@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import random
 
-from .. import messages
+from .. import events, messages
 from ..catalog import AUTHORS
-from ..telemetry import MIN, World, add, iso, shift
+from ..telemetry import MIN, LogMaker, Profile, World, add, iso, shift
 from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, propagate, register
+from .base import Mechanism, Plan, monitor_delay, propagate, register
 from .infra_signatures import (
     X509_EXPECT,
+    crawler_line,
+    rate_limited,
     redis_restart_lines,
     slow_query_line,
     tls_server_error,
@@ -45,7 +47,7 @@ class CertificateExpiry(Mechanism):
 
     def schedule(self, plan: Plan, rng: random.Random) -> None:
         plan.hop_delays = [0] + [rng.randint(*self.hop_range) for _ in plan.chain[2:]]
-        plan.symptom_start = plan.fired_at - rng.randint(150, 330)
+        plan.symptom_start = plan.fired_at - monitor_delay(rng)
         plan.onset = plan.symptom_start - sum(plan.hop_delays)
         plan.onset_tolerance_s = 120
 
@@ -75,22 +77,7 @@ class CertificateExpiry(Mechanism):
             }
             lead = max(plan.recipe.time_offset_s, rng.randint(40, 150) * MIN)
             if onset - lead > clock.start:
-                w.event(
-                    onset - lead,
-                    "kubernetes",
-                    f"Events from the Certificate {p.namespace}/{c}-tls",
-                    f"Failed: The certificate request has failed to complete and will be retried: Failed to wait for "
-                    f'order resource "{c}-tls-{rng.getrandbits(20):05x}-{rng.randint(1000, 9999)}" to become ready: '
-                    'order is in "errored" state: Failed to finalize Order: 429 urn:ietf:params:acme:error:rateLimited',
-                    {
-                        "service": c,
-                        "kube_namespace": p.namespace,
-                        "kube_kind": "Certificate",
-                        "reason": "Failed",
-                        "kube_cluster_name": p.cluster,
-                        "certificate": f"{c}-tls",
-                    },
-                )
+                events.certificate(w, onset - lead, c, False, rng)
                 plan.evidence_for(
                     "get_events",
                     {"query": f"{c}-tls", **plan.window(lead + 900)},
@@ -147,18 +134,7 @@ class CacheStampede(Mechanism):
                 [h["name"] for h in w.topo.hosts if h["cluster"] == r.cluster and h["name"] != host]
                 or [host]
             )
-            w.event(
-                onset - 45,
-                "kubernetes",
-                f"Events from the Node {host}",
-                f"NodeNotSchedulable: Node {host} status is now: NodeNotSchedulable (GKE node auto-upgrade to 1.29.4-gke.1043002)",
-                {
-                    "kube_kind": "Node",
-                    "reason": "NodeNotSchedulable",
-                    "host": host,
-                    "kube_cluster_name": r.cluster,
-                },
-            )
+            events.node_upgrade(w, onset - 45, host, r.cluster)
             w.k8s_event(
                 onset - 20,
                 c,
@@ -220,19 +196,14 @@ class CacheStampede(Mechanism):
             )
         else:
             old, new = rng.choice((("8gb", "2gb"), ("4gb", "1gb"), ("6gb", "1536mb")))
-            author = rng.choice(AUTHORS)
-            w.event(
+            events.configmap(
+                w,
                 onset - rng.randint(20, 60),
-                "config",
-                f"ConfigMap {r.namespace}/{c}-config updated",
-                f"maxmemory: {old} -> {new}\nmaxmemory-policy: allkeys-lru\nApplied by {author} "
-                f"(terraform apply, run-{rng.getrandbits(40):010x})",
-                {
-                    "service": c,
-                    "author": author,
-                    "kube_namespace": r.namespace,
-                    "config": f"{c}-config",
-                },
+                c,
+                f"maxmemory: {old} -> {new}\nmaxmemory-policy: allkeys-lru",
+                rng=rng,
+                restart=False,
+                how=f"terraform apply, run-{rng.getrandbits(40):010x}",
             )
             low = rng.uniform(0.3, 0.5)
             hit = [base_hit if clock.ts(i) + 30 < onset else low for i in range(clock.n)]
@@ -262,7 +233,7 @@ class CacheStampede(Mechanism):
             plan.evidence_for(
                 "query_metrics",
                 {"query": f"sum:redis.keys.evicted{{service:{c}}}", **plan.window(3600)},
-                c,
+                "redis.keys.evicted",
                 "evictions spike at the onset",
             )
         r.res["hit"] = hit
@@ -304,22 +275,36 @@ class CacheStampede(Mechanism):
         plan.technologies += ["redis", q.language, "kubernetes"]
 
 
-CAMPAIGNS = (
-    "Spring Flash Sale",
-    "Members Early Access",
-    "Weekend Free Shipping",
-    "Back to School Preview",
-    "Mother's Day Gift Guide",
-    "Summer Clearance",
-)
+def fault_abort(p: Profile, experiment: str) -> LogMaker:
+    """An injected 503, as Envoy's fault filter answers it."""
+
+    def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+        method, path = messages.path_of(p, rng)
+        return (
+            "error",
+            f'"{method} {path} HTTP/1.1" 503 FI fault filter abort',
+            {"http.status_code": 503, "chaos.experiment": experiment},
+        )
+
+    return make
 
 
 @register
 class NoFault(Mechanism):
+    """A page with nothing broken behind it: the symptom is real, its cause is benign.
+
+    A marketing campaign or a load test that the service absorbs but slower; a crawler
+    walking deep pages past the cache; a batch job that makes a database busy for a while; a
+    planned chaos experiment injecting errors or latency. The page is on errors, latency or
+    CPU like any other; only the cause, found in events and in who is sending the traffic,
+    says nothing needs fixing.
+    """
+
     name = "no_fault"
     culprit_roles = ("api", "gateway")
     max_chain = 1
-    monitor_kind = "hits"
+    monitor_kind = "latency"
+    CAUSES = ("campaign", "load_test", "crawler", "batch", "chaos")
 
     def accept(self, topo: Topo, name: str) -> bool:
         # A customer-facing service: a campaign lands on it. Ingest and partner APIs do not see shoppers.
@@ -332,74 +317,110 @@ class NoFault(Mechanism):
 
     def schedule(self, plan: Plan, rng: random.Random) -> None:
         plan.hop_delays = []
-        plan.symptom_start = plan.fired_at - rng.randint(240, 480)
+        plan.symptom_start = plan.fired_at - monitor_delay(rng)
         plan.onset = None
 
     def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
         s = plan.chain[0]
         plan.monitor_service, plan.chain = s, []
-        clock = w.clock
-        name = rng.choice(CAMPAIGNS)
+        p, clock = w.p[s], w.clock
         t_c = plan.symptom_start - rng.randint(60, 240)
-        mult = rng.uniform(1.8, 2.6)
-        curve = clock.ramp(t_c, t_c + 300, mult - 1)
-        w.event(
-            t_c,
-            "marketing",
-            f'Campaign "{name}" sent',
-            f"Email and push notification to {rng.uniform(1.2, 3.5):.1f}M subscribers; landing pages hit "
-            f"{s} and the product pages. Scheduled by the growth team.",
-            {
-                "campaign": name.lower().replace("'", "").replace(" ", "-"),
-                "team": "growth",
-                "channel": "email",
-            },
+        dbs = sorted(
+            d for d in w.topo.descendants(s) if w.p[d].role == "db" and w.p[d].language != "elasticsearch"
         )
-        touched = [s, *sorted(w.topo.ancestors(s))]
-        for k, name_ in enumerate(touched):
-            f = 1.0 if k == 0 else rng.uniform(0.5, 0.9)
-            add(w.p[name_].traffic, curve, f)
-        moved = sorted(d for d in w.topo.descendants(s) if w.p[d].role in ("api", "db", "redis"))
-        for d in moved:
-            add(w.p[d].traffic, curve, 0.5)
-        w.p[s].lat_add = [v * w.p[s].base_lat * 0.12 for v in curve]
-        p = w.p[s]
-        if p.namespace:
-            n0 = len(next(iter(p.pods.values())))
-            w.event(
-                t_c + rng.randint(200, 320),
-                "autoscaling",
-                f"HorizontalPodAutoscaler {p.namespace}/{s} scaled",
-                f"New size: {n0 * 2}; reason: cpu resource utilization (percentage of request) above target",
-                {"service": s, "kube_namespace": p.namespace, "kube_cluster_name": p.cluster},
+        causes = [c for c in self.CAUSES if c != "batch" or dbs]
+        cause = rng.choice(causes)
+        author = rng.choice(AUTHORS)
+        ramp = clock.ramp(t_c, t_c + 300, 1.0)
+        why = ""
+        if cause == "campaign":
+            name = rng.choice(events.CAMPAIGNS)
+            events.campaign(w, t_c, name, s, rng.uniform(1.2, 3.5))
+            mult = rng.uniform(1.8, 2.6)
+            for k, n in enumerate([s, *sorted(w.topo.ancestors(s))]):
+                add(w.p[n].traffic, ramp, (mult - 1) * (1.0 if k == 0 else rng.uniform(0.5, 0.9)))
+            for d in sorted(x for x in w.topo.descendants(s) if w.p[x].role in ("api", "db", "redis")):
+                add(w.p[d].traffic, ramp, (mult - 1) * 0.5)
+            add(p.lat_add, ramp, p.base_lat * rng.uniform(0.6, 1.2))
+            add(p.res.setdefault("+cpu", clock.zeros()), ramp, rng.uniform(0.45, 0.6))
+            plan.evidence_for(
+                "get_events", {"query": "source:marketing", **plan.window(1800, at=t_c)}, name,
+                "the campaign that explains the traffic",
             )
+            why = f'Marketing campaign "{name}" drove expected extra traffic to {s}'
+        elif cause == "load_test":
+            minutes = rng.randint(20, 45)
+            events.load_test(w, t_c, s, rng.choice((200, 400, 800)), minutes, author)
+            window = clock.ramp(t_c, t_c + 120, 1.0, until=t_c + minutes * MIN, decay_s=60)
+            add(p.traffic, window, rng.uniform(1.2, 2.5))
+            add(p.lat_add, window, p.base_lat * rng.uniform(0.7, 1.5))
+            add(p.res.setdefault("+cpu", clock.zeros()), window, rng.uniform(0.45, 0.6))
+            w.stream(s, t_c + 60, t_c + minutes * MIN, 2.0, rate_limited(p))
+            plan.evidence_for(
+                "search_logs", {"query": f"service:{s} loadtest-k6", **plan.window(1800, at=t_c)},
+                "loadtest-k6", "the traffic comes from the perf team's load generator",
+            )
+            why = f"a scheduled k6 load test against {s}"
+        elif cause == "crawler":
+            add(p.traffic, ramp, rng.uniform(0.4, 0.9))
+            add(p.lat_add, ramp, p.base_lat * rng.uniform(0.9, 2.0))
+            w.stream(s, t_c, plan.end, 3.0, crawler_line(p))
+            plan.evidence_for(
+                "search_logs", {"query": f"service:{s} Bytespider", **plan.window(1800, at=t_c)},
+                "Bytespider", "a crawler walking deep listing pages",
+            )
+            why = f"a search-engine crawler walking deep pages of {s} past the cache"
+        elif cause == "batch":
+            d = rng.choice(dbs)
+            q = w.p[d]
+            jobs = [c for c in w.topo.callers.get(d, []) if w.p[c].role == "cron"]
+            job = jobs[0] if jobs else f"{d.removesuffix('-db')}-export"
+            w.event(
+                t_c,
+                "cron",
+                f"Job {job} started",
+                f"CronJob {q.namespace or 'batch'}/{job} started job {job}-{int(t_c) // 60} "
+                "(monthly full export)",
+                {"service": job if job in w.p else d, "kube_namespace": q.namespace or "batch"},
+            )
+            for h in q.hosts[:1]:
+                w.host_res.setdefault(h, {})["+cpu"] = [x * rng.uniform(45, 60) for x in ramp]
+            add(q.lat_add, ramp, q.base_lat * rng.uniform(5, 12))
+            add(p.lat_add, ramp, p.base_lat * rng.uniform(0.8, 1.6))
+            table = d.removesuffix("-db").replace("-", "_")
+            w.stream(d, t_c + 30, plan.end, 1.5, slow_query_line(table))
+            plan.herrings.append({"entity": d, "why": "busy with a monthly export job; nothing failed"})
+            plan.evidence_for(
+                "get_events", {"query": "source:cron", **plan.window(1800, at=t_c)}, job,
+                "the export job that made the database busy",
+            )
+            why = f"a monthly export job ({job}) made {d} busy; {s} got slower"
+        else:
+            name = f"{s}-gameday-{rng.randint(10, 99)}"
+            minutes = rng.randint(25, 45)
+            window = clock.ramp(t_c, t_c + 60, 1.0, until=t_c + minutes * MIN, decay_s=60)
+            if rng.random() < 0.5:
+                pct = rng.choice((5, 8, 10, 15))
+                events.chaos(w, t_c, s, name, f"{pct}% HTTP 503 aborts", minutes, author)
+                add(p.err_own, window, pct / 100)
+                p.own_error = fault_abort(p, name)
+            else:
+                ms = rng.choice((300, 500, 800))
+                events.chaos(w, t_c, s, name, f"{ms}ms of latency", minutes, author)
+                add(p.lat_add, window, ms / 1000)
+            plan.evidence_for(
+                "get_events", {"query": "source:chaos", **plan.window(1800, at=t_c)}, name,
+                "the planned chaos experiment",
+            )
+            why = f"a planned chaos experiment ({name}) on {s}"
         plan.trigger = {
             "kind": "none",
             "entity": None,
             "at": t_c,
-            "description": f'Marketing campaign "{name}" drove expected extra traffic; nothing failed',
+            "description": f"{why}; nothing failed",
         }
-        plan.herrings.append(
-            {"entity": s, "why": "paged only because its traffic rose with the campaign"}
-        )
-        if moved:
-            d = rng.choice(moved)
-            plan.herrings.append(
-                {"entity": d, "why": "its load rose with the campaign traffic; no errors"}
-            )
-        plan.evidence_for(
-            "get_events",
-            {"query": "source:marketing", **plan.window(1800, at=t_c)},
-            name,
-            "the campaign that explains the traffic",
-        )
-        plan.evidence_for(
-            "query_metrics",
-            {"query": f"sum:trace.{p.op}.hits{{service:{s}}}", **plan.window(3600, at=t_c)},
-            s,
-            "traffic rose with the campaign while errors stayed flat",
-        )
-        plan.signals |= {"events", "metrics"}
+        plan.herrings.append({"entity": s, "why": f"paged by {cause.replace('_', ' ')}, nothing broken"})
+        plan.signals |= {"events", "metrics", "logs"}
         plan.technologies += [p.language]
 
 
@@ -416,21 +437,8 @@ class CrashloopBadConfig(Mechanism):
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
         key, old, bad, make = startup_failure(p)
-        author = rng.choice(AUTHORS)
         t_cfg = onset - rng.randint(30, 90)
-        w.event(
-            t_cfg,
-            "config",
-            f"ConfigMap {p.namespace}/{c}-config updated",
-            f'{key}: "{old}" -> "{bad}"\nApplied by {author} (argo-cd sync, app {c}); pods restarted by the '
-            "checksum/config annotation",
-            {
-                "service": c,
-                "author": author,
-                "config": f"{c}-config",
-                "kube_namespace": p.namespace,
-            },
-        )
+        events.configmap(w, t_cfg, c, f'{key}: "{old}" -> "{bad}"', rng=rng)
         pods = list(p.pods.get(p.version, []))
         n = len(pods)
         keep = max(1, round(n * rng.uniform(0.35, 0.6)))

@@ -10,7 +10,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from ..messages import dns, ip
+from ..messages import dns, ip, path_of
 from ..telemetry import LogMaker, Profile
 
 Line = tuple[str, str, dict[str, Any]]
@@ -259,6 +259,33 @@ def slow_query(table: str, column: str) -> LogMaker:
                 f"WHERE {column} = $1 ORDER BY created_at DESC LIMIT 50"
             ),
             {"db.table": table},
+        )
+
+    return make
+
+
+CRAWLER_UA = "Mozilla/5.0 (compatible; Bytespider; spider-feedback@bytedance.com)"
+
+
+def rate_limited(p: Profile) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+        method, path = path_of(p, rng)
+        return (
+            "warn",
+            f"429 Too Many Requests: rate limit exceeded for client loadtest-k6 ({method} {path})",
+            {"http.status_code": 429, "usr.id": "loadtest-k6"},
+        )
+
+    return make
+
+
+def crawler_line(p: Profile) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+        _, path = path_of(p, rng)
+        return (
+            "info",
+            f'GET {path}?page={rng.randint(40, 900)} 200 "{CRAWLER_UA}"',
+            {"http.status_code": 200, "http.useragent": CRAWLER_UA},
         )
 
     return make

@@ -369,3 +369,77 @@ def startup_failure(p: Profile) -> tuple[str, str, str, LogMaker]:
         )
 
     return key, old, bad, make
+
+
+def heartbeat_failed(group: str, topic: str) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> Line:
+        return (
+            "warn",
+            f"[Consumer clientId=consumer-{group}-1, groupId={group}] Attempt to heartbeat failed since "
+            "group is rebalancing",
+            {"topic": topic},
+        )
+
+    return make
+
+
+def commit_failed(group: str, topic: str, since: float) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> Line:
+        gen = 40 + int(max(0.0, ts - since) // 20)
+        return (
+            "error",
+            f"[Consumer clientId=consumer-{group}-1, groupId={group}] Offset commit failed on partition "
+            f"{topic}-{rng.randint(0, 5)}: CommitFailedException: Commit cannot be completed since the "
+            f"group has already rebalanced and assigned the partitions to another member "
+            f"(generation {gen})",
+            {"topic": topic},
+        )
+
+    return make
+
+
+LOCK_TIMEOUT = {
+    "java": "org.postgresql.util.PSQLException: ERROR: canceling statement due to lock timeout",
+    "python": "psycopg2.errors.LockNotAvailable: canceling statement due to lock timeout",
+    "node": "error: canceling statement due to lock timeout",
+    "go": "pq: canceling statement due to lock timeout",
+}
+TABLES = ("orders", "inventory_items", "accounts", "carts", "payments", "invoices")
+
+
+def lock_timeout(p: Profile, db: str, table: str) -> LogMaker:
+    msg = LOCK_TIMEOUT.get(p.language, LOCK_TIMEOUT["go"])
+
+    def make(rng: random.Random, ts: float) -> Line:
+        return (
+            "error",
+            f"{msg} (UPDATE {table} SET ... WHERE id = {rng.randint(10000, 999999)})",
+            {"db.instance": db},
+        )
+
+    return make
+
+
+def lock_wait(db: str) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> Line:
+        return (
+            "warn",
+            f"process {rng.randint(1000, 60000)} still waiting for RowExclusiveLock on relation "
+            f"{rng.randint(16000, 40000)} of database {db.replace('-', '_')} after 1000.0 ms",
+            {},
+        )
+
+    return make
+
+
+def slow_request(p: Profile) -> LogMaker:
+    """What a starved or slow handler logs about itself (any runtime, any cause)."""
+
+    def make(rng: random.Random, ts: float) -> Line:
+        return (
+            "warn",
+            f"Slow request: {rng.randint(1200, 6000)}ms exceeds threshold of 1000ms",
+            {},
+        )
+
+    return make

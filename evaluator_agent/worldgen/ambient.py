@@ -1,0 +1,911 @@
+"""Ambient: what a healthy fleet shows anyway, so that no artifact exists only when it is the answer.
+
+A world in which an OOM kill, a lock wait, a DNS lookup failure or a config change appears only
+when it caused the page teaches agents to grep. Real fleets show all of them all day, on
+services that have nothing to do with the incident. This module adds, to every noisy world:
+
+- routine changes of every kind an incident uses, spread over the whole window with no quiet
+  period around the onset: deploys, ConfigMap edits, feature-flag rollouts, terraform applies
+  (DNS automation included), schema migrations and grants, vendor status notices, marketing
+  campaigns, load tests, certificate renewals, node upgrades, cron runs, autoscaling;
+- chronic streams of the lines mechanisms are known by, on the services that plausibly log
+  them all day: scanners' TLS handshake errors at the edge, DNS lookup timeouts, slow-query and
+  lock-wait logs on busy databases, pool-wait and GC warnings, N+1 statistics, retries,
+  rebalances, malformed-record warnings;
+- blips: short, mild, resolved versions of every mechanism (:data:`BLIPS`, one per mechanism,
+  drawn uniformly) on unrelated services at random times, many inside the incident window: a
+  batch pod OOM-killed once, a bad config value caught on one pod and reverted, a lock pile-up
+  during a vacuum, a partner's brief 429s, a cache pod rescheduled during a node upgrade ...
+
+Blips use the very same line makers and event formats as the mechanisms (``events.py``,
+``mechanisms/signatures.py``), so a template's presence says nothing; what tells an incident
+apart is where it sits in the dependency graph, when it starts relative to the page and the
+changes, and whether it is still going on. A blip lands on a service of the causal chain only
+if it is over half an hour before the incident starts; it never lands on the service that paged.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from . import events, messages
+from .baseline import bump
+from .catalog import AUTHORS, DOMAINS
+from .commits import commit_message
+from .mechanisms import REGISTRY
+from .mechanisms.base import Plan
+from .mechanisms.infra_signatures import (
+    archive_failure,
+    crawler_line,
+    disk_full_error,
+    partner_error,
+    rate_limited,
+    redis_restart_lines,
+    retry_warning,
+    slow_query,
+    tls_server_error,
+    x509_error,
+)
+from .mechanisms.signatures import (
+    TABLES,
+    commit_failed,
+    crash_after_kill,
+    gc_pause_line,
+    heartbeat_failed,
+    hikari_leak_warning,
+    hikari_timeout,
+    kafka_poll_timeout,
+    kafka_revoke,
+    lock_timeout,
+    lock_wait,
+    n_plus_one,
+    oom_own_error,
+    overload_error,
+    slow_batch_line,
+    slow_request,
+    stack_trace,
+    startup_failure,
+    startup_lines,
+)
+from .telemetry import ARTIFACTS, MIN, LogMaker, Profile, World, add
+
+Blip = Callable[[World, Plan, random.Random, float], bool]
+
+COLUMNS = ("customer_id", "sku", "merchant_id", "status", "external_ref", "created_at", "region")
+CONFIG_CHANGES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "java": (
+        ("SPRING_DATASOURCE_HIKARI_MAXIMUM_POOL_SIZE", "20", "30"),
+        ("LOGGING_LEVEL_ROOT", "INFO", "WARN"),
+        ("JAVA_OPTS", "-Xmx1536m", "-Xmx1792m"),
+        ("HTTP_CLIENT_READ_TIMEOUT_MS", "2000", "3000"),
+    ),
+    "go": (
+        ("HTTP_READ_TIMEOUT", "5s", "8s"),
+        ("LOG_LEVEL", "info", "debug"),
+        ("GOMAXPROCS", "2", "4"),
+        ("UPSTREAM_RETRIES", "2", "1"),
+    ),
+    "python": (
+        ("GUNICORN_WORKERS", "4", "6"),
+        ("LOG_LEVEL", "INFO", "WARNING"),
+        ("REQUESTS_TIMEOUT_S", "5", "8"),
+    ),
+    "node": (
+        ("UPSTREAM_TIMEOUT_MS", "3000", "5000"),
+        ("NODE_OPTIONS", "--max-old-space-size=768", "--max-old-space-size=896"),
+        ("LOG_LEVEL", "info", "warn"),
+    ),
+}
+K8S_CHANGES = (
+    ("resources.limits.cpu", "1", "2"),
+    ("resources.limits.cpu", "500m", "1"),
+    ("resources.limits.memory", "1Gi", "2Gi"),
+    ("resources.requests.cpu", "250m", "400m"),
+    ("replicas", "3", "4"),
+    ("kafka.consumer.session.timeout.ms", "30000", "45000"),
+    ("kafka.consumer.max.poll.records", "500", "250"),
+)
+TERRAFORM = (
+    (
+        "gcp-storage-iam",
+        "Terraform apply: infra/gcp/storage-iam",
+        '~ google_storage_bucket_iam_member.{x}_exports\n    role: "roles/storage.objectViewer" -> '
+        '"roles/storage.objectAdmin"\nPlan: 0 to add, 1 to change, 0 to destroy.',
+    ),
+    (
+        "gke-node-pools",
+        "Terraform apply: infra/gke/node-pools",
+        "~ google_container_node_pool.{x}\n    autoscaling.max_node_count: 12 -> 16\n"
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ),
+    (
+        "cloudsql",
+        "Terraform apply: infra/gcp/cloudsql",
+        "~ google_sql_database_instance.{x}\n    settings.backup_configuration.start_time: "
+        '"03:00" -> "04:00"\nPlan: 0 to add, 1 to change, 0 to destroy.',
+    ),
+    (
+        "monitoring",
+        "Terraform apply: infra/datadog/monitors",
+        "+ datadog_monitor.{x}_latency\nPlan: 1 to add, 0 to change, 0 to destroy.",
+    ),
+    (
+        "pubsub",
+        "Terraform apply: infra/gcp/pubsub",
+        "~ google_pubsub_subscription.{x}\n    ack_deadline_seconds: 20 -> 30\n"
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ),
+)
+VENDOR_NOTICES = (
+    ("Scheduled maintenance", "Scheduled - We will be performing maintenance on the dashboard. The API is not affected."),
+    ("Degraded performance in EU region", "Investigating - Some requests in eu-west are slower than usual. US regions are not affected."),
+    ("Resolved: delayed webhooks", "Resolved - Webhook deliveries were delayed for some accounts. All queued events have been delivered."),
+    ("Elevated error rates", "Investigating - We are seeing elevated error rates for a small number of legacy API versions."),
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _anchor(plan: Plan) -> float:
+    return float(plan.onset or plan.symptom_start)
+
+
+def pool(
+    w: World,
+    plan: Plan,
+    t: float,
+    dur: float,
+    roles: tuple[str, ...] = ("api", "worker"),
+    langs: tuple[str, ...] | None = None,
+    need: Callable[[str], bool] | None = None,
+) -> list[str]:
+    """Services a background artifact may land on at ``t`` for ``dur`` seconds.
+
+    Never the paged service, never a service the incident depends on (``plan.protect``), and a
+    service of the causal chain only when the blip is over well before the incident starts.
+    """
+    early = t + dur < _anchor(plan) - 30 * MIN
+    out = []
+    for n in sorted(w.p):
+        p = w.p[n]
+        if p.role not in roles or (langs and p.language not in langs):
+            continue
+        if n == plan.symptom or n in plan.protect:
+            continue
+        if n in plan.chain and not early:
+            continue
+        if need and not need(n):
+            continue
+        out.append(n)
+    return out
+
+
+def _pick(rng: random.Random, xs: list[str]) -> str | None:
+    return rng.choice(xs) if xs else None
+
+
+def _callers(w: World, name: str) -> list[str]:
+    return [c for c in w.topo.callers.get(name, []) if w.p[c].role in ("api", "worker", "gateway")]
+
+
+def _stream(w: World, svc: str, t0: float, t1: float, per_min: float, make: LogMaker) -> None:
+    w.stream(svc, t0, min(t1, w.clock.end), per_min, make)
+
+
+def _lines(w: World, svc: str, t: float, n: int, spread: float, make: LogMaker, rng: random.Random) -> None:
+    for _ in range(n):
+        ts = t + rng.uniform(0, spread)
+        status, msg, attrs = make(rng, ts)
+        w.log(ts, svc, status, msg, attrs, rng=rng)
+
+
+def _bump(w: World, curve: list[float], t0: float, t1: float, level: float, ramp: float = 60) -> None:
+    add(curve, w.clock.ramp(t0, t0 + ramp, level, until=t1, decay_s=ramp))
+
+
+def _res(p: Profile, key: str, n: int) -> list[float]:
+    return p.res.setdefault(key, [0.0] * n)
+
+
+def _pg_dbs(w: World) -> list[str]:
+    return [n for n in sorted(w.p) if w.p[n].role == "db" and w.p[n].language == "postgres"]
+
+
+# --------------------------------------------------------------------------- blips
+
+
+def _oom(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    svc = _pick(rng, pool(w, plan, t, 15 * MIN, need=lambda n: bool(w.p[n].hosts and w.p[n].pods)))
+    if not svc:
+        return False
+    p, n = w.p[svc], w.clock.n
+    climb = rng.randint(5, 14) * MIN
+    _bump(w, _res(p, "+mem", n), t - climb, t, 0.97 - p.mem_base, ramp=climb)
+    pod = p.pod(rng, t)
+    kills = rng.choice((1, 1, 1, 2, 3))
+    tk = t
+    for _ in range(kills):
+        events.oom_kill(w, tk, p, pod, rng.choice(p.hosts), rng)
+        i = w.clock.idx(tk)
+        if i < n:
+            _res(p, "+oomkilled", n)[i] += 1
+            for j in range(i, n):
+                _res(p, "+restarts", n)[j] += 1
+        _lines(w, svc, tk - 3, 1, 2, oom_own_error(p), rng)
+        crash = crash_after_kill(p, rng)
+        if crash:
+            w.log(tk - rng.uniform(0.5, 3), svc, crash[0], crash[1], {"pod_name": pod, **crash[2]}, rng=rng)
+        for k, line in enumerate(startup_lines(p, rng, p.version_at(tk))):
+            w.log(tk + 8 + 2 * k, svc, "info", line, {"pod_name": pod}, rng=rng)
+        if rng.random() < 0.5:
+            w.k8s_event(
+                tk + rng.uniform(20, 90),
+                svc,
+                "BackOff",
+                f"Back-off restarting failed container {svc} in pod {pod}_{p.namespace}",
+                pod,
+            )
+        tk += rng.randint(120, 420)
+    if p.language == "java":
+        _stream(w, svc, t - climb * 0.5, t + 60, 0.8, gc_pause_line(p))
+    return True
+
+
+def _crashloop(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(3, 9) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), need=lambda n: bool(w.p[n].pods)))
+    if not svc:
+        return False
+    p, n = w.p[svc], w.clock.n
+    key, old, bad, make = startup_failure(p)
+    author = rng.choice(AUTHORS)
+    events.configmap(w, t, svc, f'{key}: "{old}" -> "{bad}"', author, rng)
+    pod = p.pod(rng, t)
+    w.k8s_event(t + 25, svc, "Killing", f"Stopping container {svc}", pod)
+    tc, backoff = t + 30, 10
+    while tc < t + dur:
+        status, msg, attrs = make(rng, tc)
+        w.log(tc + 2, svc, status, msg, {**attrs, "pod_name": pod}, rng=rng)
+        w.k8s_event(tc + 3, svc, "BackOff", f"Back-off restarting failed container {svc} in pod {pod}_{p.namespace}", pod)
+        for j in range(w.clock.idx(tc), n):
+            _res(p, "+restarts", n)[j] += 1
+        tc += backoff + 5
+        backoff = min(300, backoff * 2)
+    _bump(w, _res(p, "+replicas", n), t + 30, t + dur, -1.0, ramp=30)
+    events.configmap(w, t + dur, svc, f'{key}: "{bad}" -> "{old}" (revert)', author, rng)
+    return True
+
+
+def _throttle(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(5, 20) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur))
+    if not svc:
+        return False
+    p, n = w.p[svc], w.clock.n
+    _bump(w, _res(p, "+throttled", n), t, t + dur, rng.uniform(6, 22), ramp=120)
+    _bump(w, _res(p, "+cpu", n), t, t + dur, rng.uniform(0.3, 0.55), ramp=120)
+    _bump(w, p.lat_add, t, t + dur, p.base_lat * rng.uniform(0.3, 1.2), ramp=120)
+    if rng.random() < 0.5:
+        _stream(w, svc, t + 60, t + dur, 0.5, slow_request(p))
+    if rng.random() < 0.4 and p.pods:
+        w.k8s_event(
+            t + rng.uniform(60, dur),
+            svc,
+            "Unhealthy",
+            f'Readiness probe failed: Get "http://{messages.ip(rng)}:8080/healthz": context deadline '
+            "exceeded (Client.Timeout exceeded while awaiting headers)",
+            p.pod(rng, t),
+        )
+    return True
+
+
+def _lag(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(8, 25) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("worker",)))
+    if not svc:
+        return False
+    p, n = w.p[svc], w.clock.n
+    peak = rng.uniform(3000, 60000)
+    grow = dur * rng.uniform(0.3, 0.6)
+    add(_res(p, "+lag", n), w.clock.ramp(t, t + grow, peak, until=t + grow, decay_s=dur - grow))
+    topic = w.topo.consumed_topic(svc)
+    _stream(w, svc, t, t + grow, 1.0, slow_batch_line(topic))
+    if rng.random() < 0.4:
+        _lines(w, svc, t + grow / 2, 1, 60, kafka_poll_timeout(svc, topic), rng)
+    return True
+
+
+def _rebalance(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    svc = _pick(rng, pool(w, plan, t, 5 * MIN, roles=("worker",)))
+    if not svc:
+        return False
+    rebalance(w, svc, t, rng, rounds=rng.randint(1, 3))
+    return True
+
+
+def rebalance(w: World, svc: str, t: float, rng: random.Random, rounds: int = 1) -> None:
+    """A consumer group rebalancing ``rounds`` times (a deploy, a scale event, a slow member)."""
+    p = w.p[svc]
+    topic = w.topo.consumed_topic(svc)
+    for r in range(rounds):
+        tr = t + r * rng.randint(25, 70)
+        for j, line in enumerate(kafka_revoke(p, svc, topic)):
+            w.log(tr + j, svc, "info", line, {}, rng=rng)
+        _lines(w, svc, tr - 5, rng.randint(0, 2), 10, heartbeat_failed(svc, topic), rng)
+    if rounds > 1 and rng.random() < 0.5:
+        _lines(w, svc, t + 20, 1, 40, commit_failed(svc, topic, t), rng)
+
+
+def _stack(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(10, 60) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), need=lambda n: bool(w.p[n].resources)))
+    if not svc:
+        return False
+    p = w.p[svc]
+    res, _ = rng.choice(p.resources)
+    make, _ = stack_trace(p, rng, res)
+    _stream(w, svc, t, t + dur, rng.uniform(0.15, 0.6), make)
+    return True
+
+
+def _nplus1(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(20, 90) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",)))
+    if not svc:
+        return False
+    _stream(w, svc, t, t + dur, rng.uniform(0.2, 0.8), n_plus_one(w.p[svc]))
+    return True
+
+
+def _flag(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(4, 12) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), need=lambda n: bool(w.p[n].resources)))
+    if not svc:
+        return False
+    p = w.p[svc]
+    flag, author = events.flag_name(svc, rng), rng.choice(AUTHORS)
+    pct = rng.choice((5, 10, 20))
+    events.feature_flag(w, t, svc, flag, pct, 0, author)
+    res, _ = rng.choice(p.resources)
+    make, _ = stack_trace(p, rng, res)
+
+    def flagged(r: random.Random, ts: float) -> tuple[str, str, dict]:
+        s, m, a = make(r, ts)
+        return s, f"{m}\n[feature flag {flag} enabled for this request]", {**a, "feature_flag": flag}
+
+    _stream(w, svc, t + 30, t + dur, rng.uniform(0.3, 1.0), flagged)
+    events.feature_flag(w, t + dur, svc, flag, 0, pct, author)
+    return True
+
+
+def _pool_wait(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(2, 6) * MIN
+
+    def has_pg(n: str) -> bool:
+        return any(w.p[d].language == "postgres" for d in w.topo.calls.get(n, []))
+
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), langs=("java",), need=has_pg))
+    if not svc:
+        return False
+    total = rng.choice((10, 20, 30))
+    _lines(w, svc, t, rng.randint(2, 6), dur, hikari_timeout(total, rng.randint(3, 20)), rng)
+    _lines(w, svc, t - 60, rng.randint(1, 3), dur, hikari_leak_warning(), rng)
+    db = rng.choice([d for d in w.topo.calls[svc] if w.p[d].language == "postgres"])
+    if db not in plan.protect and db not in plan.chain:
+        _bump(w, _res(w.p[db], "+conn", w.clock.n), t, t + dur, rng.uniform(0.3, 0.5), ramp=60)
+    return True
+
+
+def _migration(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dbs = [d for d in _pg_dbs(w) if d not in plan.chain and _callers(w, d)]
+    if not dbs:
+        return False
+    db = rng.choice(dbs)
+    app = rng.choice(_callers(w, db))
+    table, col = db.removesuffix("-db").replace("-", "_"), rng.choice(COLUMNS)
+    num = rng.randint(120, 480)
+    if rng.random() < 0.5:
+        name, sql = f"add_{col}_to_{table}", f"ALTER TABLE {table} ADD COLUMN {col}_v2 text;"
+    else:
+        idx = f"idx_{table}_{col}"
+        name, sql = f"index_{table}_{col}", f"CREATE INDEX CONCURRENTLY {idx} ON {table} ({col});"
+    events.migration(w, t, db, num, name, sql, app, w.p[app].version_at(t))
+    if rng.random() < 0.5:
+        _stream(w, db, t, t + rng.randint(5, 20) * MIN, 1.0, slow_query(table, col))
+    return True
+
+
+def _locks(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(3, 9) * MIN
+    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
+    if not dbs:
+        return False
+    db = rng.choice(dbs)
+    q, n = w.p[db], w.clock.n
+    _bump(w, _res(q, "+locks", n), t, t + dur, rng.uniform(40, 160), ramp=60)
+    _stream(w, db, t, t + dur, rng.uniform(0.8, 2.0), lock_wait(db))
+    callers = [c for c in _callers(w, db) if c != plan.symptom and c not in plan.chain]
+    if callers:
+        c = rng.choice(callers)
+        _lines(w, c, t + 30, rng.randint(1, 5), dur, lock_timeout(w.p[c], db, rng.choice(TABLES)), rng)
+    return True
+
+
+def _tls(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    # a client that cannot verify a partner's certificate for a minute or two (a bad chain
+    # during the vendor's rotation), or a renewal that failed and will be retried
+    externals = [n for n in sorted(w.p) if w.p[n].role == "external" and n not in plan.chain]
+    callers = [
+        (c, e) for e in externals for c in pool(w, plan, t, 180, roles=("api", "worker")) if c in w.topo.callers.get(e, [])
+    ]
+    if callers and rng.random() < 0.6:
+        c, e = rng.choice(callers)
+        expired = t - rng.randint(60, 600)
+        for _ in range(rng.randint(2, 6)):
+            status, msg, attrs = x509_error(w.p[c], w.p[e], expired, rng)
+            w.log(t + rng.uniform(0, 150), c, status, msg, attrs, rng=rng)
+        return True
+    svc = _pick(rng, pool(w, plan, t, 60, roles=("api", "gateway")))
+    if not svc:
+        return False
+    events.certificate(w, t, svc, False, rng)
+    events.certificate(w, t + rng.randint(15, 60) * MIN, svc, True, rng)
+    return True
+
+
+def _dns(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    callers = [
+        (c, d)
+        for c in pool(w, plan, t, 120, roles=("api", "worker"))
+        for d in w.topo.calls.get(c, [])
+        if w.p[d].role in ("db", "redis", "api") and d not in plan.chain
+    ]
+    if not callers:
+        return False
+    c, d = rng.choice(callers)
+    for _ in range(rng.randint(2, 6)):
+        status, msg, attrs = messages.upstream_error(w.p[c], w.p[d], "dns", rng)
+        w.log(t + rng.uniform(0, 90), c, status, msg, attrs, rng=rng)
+    _bump(w, w.p[c].err_own, t, t + 90, rng.uniform(0.005, 0.02), ramp=30)
+    return True
+
+
+def _cache(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    caches = [
+        n
+        for n in sorted(w.p)
+        if w.p[n].role == "redis" and n not in plan.protect and (n not in plan.chain or t < _anchor(plan) - 2400)
+    ]
+    if not caches:
+        return False
+    c = rng.choice(caches)
+    r, n = w.p[c], w.clock.n
+    if rng.random() < 0.6 and r.hosts:
+        host = r.hosts[0]
+        other = rng.choice([h["name"] for h in w.topo.hosts if h["cluster"] == r.cluster and h["name"] != host] or [host])
+        pod = f"{c}-0"
+        events.node_upgrade(w, t - 45, host, r.cluster)
+        w.k8s_event(t - 20, c, "Killing", "Stopping container redis", pod, extra={"kube_stateful_set": c})
+        w.k8s_event(t + 12, c, "Scheduled", f"Successfully assigned {r.namespace}/{pod} to {other}", pod)
+        w.k8s_event(t + 31, c, "Started", "Started container redis", pod)
+        before, after = redis_restart_lines(rng)
+        for k, (st, line) in enumerate(before):
+            w.log(t - 19 + k, c, st, line, {"pod_name": pod}, rng=rng)
+        # persistence on: the dataset is loaded back, the cache comes back warm
+        after = after[:3] + [("info", f"DB loaded from disk: {rng.uniform(0.4, 3.5):.3f} seconds"), after[3]]
+        for k, (st, line) in enumerate(after):
+            w.log(t + 33 + k, c, st, line, {"pod_name": pod}, rng=rng)
+        _bump(w, _res(r, "+miss", n), t, t + 120, rng.uniform(0.05, 0.2), ramp=30)
+    else:
+        _bump(w, _res(r, "+evicted", n), t, t + rng.randint(2, 8) * MIN, rng.uniform(200, 3000), ramp=60)
+        _bump(w, _res(r, "+miss", n), t, t + 300, rng.uniform(0.02, 0.08), ramp=60)
+    return True
+
+
+def _partner(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    pairs = [
+        (c, e)
+        for e in sorted(w.p)
+        if w.p[e].role == "external" and e not in plan.chain
+        for c in _callers(w, e)
+        if c in pool(w, plan, t, 300, roles=("api", "worker"))
+    ]
+    if not pairs:
+        return False
+    c, e = rng.choice(pairs)
+    code = rng.choice((429, 503))
+    host = messages.dns(w.p[e])
+    for _ in range(rng.randint(2, 8)):
+        status, msg, attrs = partner_error(w.p[c], w.p[e], code, rng)
+        w.log(t + rng.uniform(0, 240), c, status, msg, attrs, rng=rng)
+    _lines(w, c, t, rng.randint(1, 4), 240, retry_warning(e, host), rng)
+    _bump(w, w.p[e].err_own, t, t + 240, rng.uniform(0.05, 0.2), ramp=30)
+    return True
+
+
+def _retries(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    pairs = [
+        (c, d)
+        for c in pool(w, plan, t, 600, roles=("api", "gateway"))
+        for d in w.topo.calls.get(c, [])
+        if w.p[d].role == "api" and d not in plan.chain
+    ]
+    if not pairs:
+        return False
+    c, d = rng.choice(pairs)
+    dur = rng.randint(2, 10) * MIN
+    _stream(w, c, t, t + dur, rng.uniform(0.4, 1.5), retry_warning(d, messages.dns(w.p[d])))
+    if rng.random() < 0.4:
+        _lines(w, d, t + 30, rng.randint(1, 3), dur, overload_error(w.p[d]), rng)
+    _bump(w, w.p[d].lat_add, t, t + dur, w.p[d].base_lat * rng.uniform(0.5, 2), ramp=60)
+    return True
+
+
+def _disk(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    kind = rng.random()
+    if kind < 0.4:  # a log burst fills a volume, logrotate brings it back
+        hosts = [h["name"] for h in w.topo.hosts if h["name"] not in set().union(*(w.p[c].hosts for c in plan.chain))]
+        if not hosts:
+            return False
+        h = rng.choice(hosts)
+        dur = rng.randint(10, 40) * MIN
+        curve = w.host_res.setdefault(h, {}).setdefault("+disk", [0.0] * w.clock.n)
+        add(curve, w.clock.ramp(t, t + dur, rng.uniform(0.08, 0.25), until=t + dur, decay_s=60))
+        return True
+    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and d not in plan.chain]
+    if kind < 0.7 and dbs:  # a temp file of a huge sort, or one archive attempt that failed
+        db = rng.choice(dbs)
+        if rng.random() < 0.5:
+            make = disk_full_error()
+            status, msg, attrs = "error", "", {}
+            for _ in range(10):
+                status, msg, attrs = make(rng, t)
+                if status == "error":
+                    break
+            w.log(t, db, status, msg, attrs, rng=rng)
+        else:
+            _lines(w, db, t, 1, 5, archive_failure(db, rng), rng)
+        return True
+    svc = _pick(rng, pool(w, plan, t, 60, roles=("worker", "api"), langs=("python", "go", "java")))
+    if not svc:
+        return False
+    name = f"/tmp/export-{rng.getrandbits(32):08x}.csv"
+    msg = {
+        "python": f"OSError: [Errno 28] No space left on device: '{name}'",
+        "go": f"write {name}: no space left on device",
+        "java": f"java.io.IOException: No space left on device (writing {name})",
+    }[w.p[svc].language]
+    w.log(t, svc, "error", msg, {"error.kind": "ENOSPC"}, rng=rng)
+    return True
+
+
+def _baddata(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    pubs = [s for s in sorted(w.publishers) if s not in plan.chain and _callers(w, s)]
+    if not pubs:
+        return False
+    pub = rng.choice(pubs)
+    consumers = [c for c in _callers(w, pub) if c in pool(w, plan, t, 300, roles=("api", "worker", "gateway"))]
+    artifact, _ = w.publishers[pub]
+    limit = rng.choice((60, 128, 200, 256))
+    got = limit + rng.randint(1, 40)
+    dur = rng.randint(3, 8) * MIN
+    _bump(w, _res(w.p[pub], "+artifact", w.clock.n), t, t + dur, rng.uniform(0.2, 0.6), ramp=30)
+    if consumers:
+        c = rng.choice(consumers)
+        for _ in range(rng.randint(1, 3)):
+            status, msg, attrs = messages.upstream_error(
+                w.p[c], w.p[pub], f"baddata:{artifact}:{limit}:{got}", rng
+            )
+            w.log(t + rng.uniform(30, dur), c, status, msg, attrs, rng=rng)
+    return True
+
+
+def _benign_load(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    """A campaign, a load test or a crawler drives traffic to some service, which copes."""
+    svc = _pick(rng, pool(w, plan, t, 1800, roles=("api",)))
+    if not svc:
+        return False
+    p = w.p[svc]
+    dur = rng.randint(10, 40) * MIN
+    kind = rng.random()
+    if kind < 0.4:
+        events.campaign(w, t, rng.choice(events.CAMPAIGNS), svc, rng.uniform(0.3, 2.0))
+        _bump(w, p.traffic, t, t + dur, rng.uniform(0.3, 0.9), ramp=240)
+    elif kind < 0.7:
+        events.load_test(w, t, svc, rng.choice((50, 100, 200, 400)), dur // MIN, rng.choice(AUTHORS))
+        _bump(w, p.traffic, t, t + dur, rng.uniform(0.5, 1.5), ramp=60)
+        _stream(w, svc, t + 60, t + dur, rng.uniform(0.3, 1.0), rate_limited(p))
+    else:
+        _bump(w, p.traffic, t, t + dur, rng.uniform(0.2, 0.6), ramp=120)
+        _stream(w, svc, t, t + dur, rng.uniform(0.5, 1.5), crawler_line(p))
+    return True
+
+
+# Every mechanism's mild, resolved background version: the lint test checks the keys.
+BLIPS: dict[str, Blip] = {
+    "oom_killed": _oom,
+    "memory_leak": _oom,
+    "crashloop_bad_config": _crashloop,
+    "cpu_throttling": _throttle,
+    "consumer_lag": _lag,
+    "rebalance_storm": _rebalance,
+    "bad_release": _stack,
+    "latency_regression": _nplus1,
+    "feature_flag": _flag,
+    "connection_pool_exhaustion": _pool_wait,
+    "slow_query_migration": _migration,
+    "lock_contention": _locks,
+    "certificate_expiry": _tls,
+    "dns_failure": _dns,
+    "cache_stampede": _cache,
+    "third_party_outage": _partner,
+    "retry_storm": _retries,
+    "disk_full": _disk,
+    "bad_data": _baddata,
+    "no_fault": _benign_load,
+}
+
+
+# --------------------------------------------------------------------------- chronic streams
+
+
+def chronic_streams(w: World, plan: Plan, rng: random.Random) -> None:
+    """Lines some services log all day, at rates that do not change with the incident."""
+    start, end = w.clock.start, w.clock.end
+
+    def some(roles: tuple[str, ...], k: int, langs: tuple[str, ...] | None = None) -> list[str]:
+        cands = [
+            n
+            for n in sorted(w.p)
+            if w.p[n].role in roles
+            and (not langs or w.p[n].language in langs)
+            and n not in plan.chain
+            and n != plan.symptom
+        ]
+        return rng.sample(cands, k=min(k, len(cands)))
+
+    # scanners and old clients fail TLS handshakes at the edge and on public endpoints
+    for s in some(("gateway",), 1) + some(("api",), rng.randint(0, 2), ("go",)):
+        _stream(w, s, start, end, rng.uniform(0.1, 0.6), tls_server_error(w.p[s]))
+    # the cluster resolver times out now and then
+    for s in some(("api", "worker"), rng.randint(1, 3)):
+        _stream(w, s, start, end, rng.uniform(0.01, 0.05), dns_timeout(w.p[s]))
+    # busy databases log slow queries and lock waits all day
+    dbs = [d for d in _pg_dbs(w) if d not in plan.chain]
+    for d in rng.sample(dbs, k=min(len(dbs), rng.randint(1, 3))):
+        table = d.removesuffix("-db").replace("-", "_")
+        _stream(w, d, start, end, rng.uniform(0.05, 0.3), slow_query(table, rng.choice(COLUMNS)))
+        if rng.random() < 0.6:
+            _stream(w, d, start, end, rng.uniform(0.03, 0.2), lock_wait(d))
+    for s in some(("api",), rng.randint(0, 2), ("java",)):
+        _stream(w, s, start, end, rng.uniform(0.02, 0.1), hikari_leak_warning())
+    for s in some(("api", "worker"), rng.randint(1, 2), ("java",)):
+        _stream(w, s, start, end, rng.uniform(0.05, 0.3), gc_pause_line(w.p[s]))
+    for s in some(("api",), rng.randint(0, 2)):
+        _stream(w, s, start, end, rng.uniform(0.05, 0.3), n_plus_one(w.p[s]))
+    for s in some(("api", "gateway"), rng.randint(1, 2)):
+        kids = [d for d in w.topo.calls.get(s, []) if w.p[d].role in ("api", "external")]
+        if kids:
+            d = rng.choice(kids)
+            _stream(w, s, start, end, rng.uniform(0.02, 0.15), retry_warning(d, messages.dns(w.p[d])))
+    for s in some(("worker",), rng.randint(0, 2)):
+        _stream(w, s, start, end, rng.uniform(0.02, 0.1), malformed_record(w.p[s], w.topo.consumed_topic(s)))
+    for s in some(("api",), rng.randint(0, 1), ("python",)):
+        _stream(w, s, start, end, rng.uniform(0.01, 0.05), overload_error(w.p[s]))
+    for s in some(("api", "worker"), rng.randint(0, 2)):
+        _stream(w, s, start, end, rng.uniform(0.03, 0.2), slow_request(w.p[s]))
+    # caches warming up: memory that climbs slowly for hours, nothing wrong
+    for s in some(("api", "worker"), rng.randint(0, 2)):
+        p = w.p[s]
+        rate = rng.uniform(0.0005, 0.0015)
+        p.res["mem_drift"] = [rate * i for i in range(w.clock.n)]
+
+
+def dns_timeout(p: Profile) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+        host = f"{rng.choice(('auth', 'catalog', 'orders', 'pricing', 'inventory'))}.{p.namespace or 'default'}.svc.cluster.local"
+        return (
+            "warn",
+            f"dial tcp: lookup {host} on 10.96.0.10:53: read udp {messages.ip(rng)}:"
+            f"{rng.randint(30000, 60000)}->10.96.0.10:53: i/o timeout",
+            {"error.kind": "dns"},
+        )
+
+    return make
+
+
+def malformed_record(p: Profile, topic: str) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+        return (
+            "warn",
+            f"Skipping malformed record at {topic}-{rng.randint(0, 11)} offset {rng.randint(10**6, 10**8)}: "
+            f"missing required field '{rng.choice(('id', 'sku', 'amount', 'currency'))}'",
+            {"topic": topic},
+        )
+
+    return make
+
+
+# --------------------------------------------------------------------------- routine changes
+
+
+def routine_changes(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
+    """The fleet's churn, uniformly over the window: no quiet period around the incident."""
+    clock = w.clock
+    culprit = plan.chain[0] if plan.chain else None
+    anchor = _anchor(plan)
+
+    def when() -> float:
+        return rng.uniform(clock.start + 5 * MIN, clock.end - 2 * MIN)
+
+    def free(n: str, t: float) -> bool:
+        # the culprit's own story has one change; another near it would be a second story
+        return not (n == culprit and anchor - 45 * MIN <= t)
+
+    # deploys: at most one per service in the window, so versions stay monotonic
+    in_window = {n for n in w.p if any(d.ts >= clock.start for d in w.p[n].deploys)}
+    deployable = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "gateway") and n not in in_window]
+    k = rng.randint(7, 11) if high else rng.randint(5, 8)
+    for name in rng.sample(deployable, k=min(len(deployable), k)):
+        t = when()
+        if not free(name, t):
+            continue
+        routine_deploy(w, name, t, rng)
+    # config edits of every service kind
+    for _ in range(rng.randint(3, 5) if high else rng.randint(2, 4)):
+        t = when()
+        cands = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "redis") and free(n, t)]
+        if not cands:
+            continue
+        name = rng.choice(cands)
+        p = w.p[name]
+        if p.role == "redis":
+            old, new = rng.choice((("2gb", "4gb"), ("4gb", "6gb"), ("1gb", "2gb")))
+            events.configmap(
+                w, t, name, f"maxmemory: {old} -> {new}\nmaxmemory-policy: allkeys-lru", rng=rng,
+                restart=False, how=f"terraform apply, run-{rng.getrandbits(40):010x}",
+            )
+            continue
+        opts = list(CONFIG_CHANGES.get(p.language, CONFIG_CHANGES["go"])) + list(K8S_CHANGES)
+        if p.role != "worker":
+            opts = [o for o in opts if not o[0].startswith("kafka.")]
+        key, old, new = rng.choice(opts)
+        if key.startswith("resources.") or key == "replicas":
+            text = f"{key}: {old} -> {new}"
+        else:
+            text = f'{key}: "{old}" -> "{new}"'
+        events.configmap(w, t, name, text, rng=rng, restart=rng.random() < 0.7)
+    for _ in range(rng.randint(1, 3)):
+        t = when()
+        cands = [n for n in sorted(w.p) if w.p[n].role == "api" and free(n, t)]
+        if cands:
+            name = rng.choice(cands)
+            pct = rng.choice((10, 25, 50, 100))
+            was = {10: 0, 25: 10, 50: 25, 100: 50}[pct]
+            events.feature_flag(w, t, name, events.flag_name(name, rng), pct, was, rng.choice(AUTHORS))
+    for _ in range(rng.randint(1, 3)):
+        t = when()
+        if rng.random() < 0.45:
+            cands = [n for n in sorted(w.p) if w.p[n].role in ("db", "redis", "api") and free(n, t)]
+            if cands:
+                name = rng.choice(cands)
+                events.dns_plan(w, t, name, messages.dns(w.p[name]), rng.randint(100000, 999999), rng.randint(1, 4))
+        else:
+            ws, title, diff = rng.choice(TERRAFORM)
+            events.terraform(w, t, ws, title, diff.replace("{x}", rng.choice(sorted(w.p)).replace("-", "_")), rng.choice(AUTHORS))
+    for _ in range(rng.randint(0, 2)):
+        _migration(w, plan, rng, when())
+    if rng.random() < 0.5:
+        t = when()
+        cands = [n for n in sorted(w.p) if w.p[n].role == "api" and free(n, t)]
+        if cands:
+            name = rng.choice(cands)
+            events.grant(w, t, name, rng.choice(AUTHORS), rng.choice(("reporting", "analytics", "r1")), "Read access for the reporting replica.")
+    externals = [n for n in sorted(w.p) if w.p[n].role == "external"]
+    for _ in range(rng.randint(0, 2)):
+        if externals:
+            e = rng.choice(externals)
+            title, text = rng.choice(VENDOR_NOTICES)
+            events.statuspage(w, when(), e, _vendor(e), title, text)
+    for _ in range(rng.randint(1, 2)):
+        svc = rng.choice([n for n in sorted(w.p) if w.p[n].role in ("api", "gateway")])
+        events.certificate(w, when(), svc, True, rng)
+    if rng.random() < 0.4:
+        _benign_load(w, plan, rng, when())
+    cron_and_scaling(w, rng)
+
+
+def routine_deploy(w: World, name: str, t: float, rng: random.Random) -> None:
+    """A deploy with nothing wrong in it (a worker's consumers rebalance as pods roll)."""
+    w.deploy(
+        name,
+        t,
+        bump(w.p[name].version, rng),
+        rng.choice(AUTHORS),
+        commit_message(rng, name),
+        rollout_s=rng.randint(90, 300),
+        pipeline=rng.choice(("argo-cd", "github-actions", "spinnaker")),
+    )
+    if w.p[name].role == "worker":
+        rebalance(w, name, t + rng.uniform(20, 60), rng, rounds=rng.randint(1, 2))
+
+
+def _vendor(name: str) -> str:
+    for d in DOMAINS:
+        for e in d.entries:
+            if e.name == name:
+                return e.description
+    return name
+
+
+def cron_and_scaling(w: World, rng: random.Random) -> None:
+    clock = w.clock
+    for name in sorted(n for n in w.p if w.p[n].role == "cron"):
+        for t in range(clock.start + rng.randint(5, 55) * MIN, clock.end - 5 * MIN, 3600):
+            took = rng.randint(40, 900)
+            w.event(
+                t,
+                "cron",
+                f"Job {name} started",
+                f"CronJob {w.p[name].namespace}/{name} started job {name}-{t // 60}",
+                {"service": name, "kube_namespace": w.p[name].namespace},
+            )
+            w.log(t + 2, name, "info", f"Job {name} started", rng=rng)
+            w.log(
+                t + took,
+                name,
+                "info",
+                f"Job {name} finished in {took}s; processed {rng.randint(1000, 90000)} rows",
+                rng=rng,
+            )
+    for _ in range(rng.randint(2, 5)):
+        name = rng.choice([n for n in sorted(w.p) if w.p[n].role in ("api", "gateway")])
+        n0 = len(next(iter(w.p[name].pods.values()), [1, 1]))
+        t = rng.uniform(clock.start, clock.end - MIN)
+        w.event(
+            t,
+            "autoscaling",
+            f"HorizontalPodAutoscaler {w.p[name].namespace}/{name} scaled",
+            f"New size: {max(2, n0 + rng.choice((-1, 1, 2)))}; reason: cpu resource utilization (percentage of request) "
+            f"{rng.choice(('above', 'below'))} target",
+            {"service": name, "kube_namespace": w.p[name].namespace},
+        )
+
+
+def publishers(w: World, rng: random.Random) -> None:
+    """Services that publish a file their callers load (feature files, rule sets ...)."""
+    cands = [n for n in sorted(w.p) if w.p[n].role == "api" and w.topo.callers.get(n)]
+    for name in rng.sample(cands, k=min(len(cands), rng.randint(3, 6))):
+        w.publishers.setdefault(name, (rng.choice(ARTIFACTS), rng.choice((60, 128, 200, 256)) * rng.uniform(0.5, 1.2)))
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def apply_ambient(w: World, plan: Plan, rng: random.Random) -> None:
+    """Routine changes, chronic streams and blips of every mechanism (noisy worlds only)."""
+    high = w.noise == "high"
+    routine_changes(w, plan, random.Random(f"{w.seed}|routine"), high)
+    chronic_streams(w, plan, random.Random(f"{w.seed}|chronic"))
+    brng = random.Random(f"{w.seed}|blips")
+    names = sorted(BLIPS)
+    k = brng.randint(10, 14) if high else brng.randint(7, 11)
+    clock = w.clock
+    made = 0
+    for _ in range(4 * k):
+        if made >= k:
+            break
+        # a third of the blips fall in the hour before the page, where an incident would be
+        if brng.random() < 0.35:
+            t = brng.uniform(max(clock.start + 10 * MIN, plan.fired_at - 3600), clock.end - 3 * MIN)
+        else:
+            t = brng.uniform(clock.start + 10 * MIN, clock.end - 3 * MIN)
+        if BLIPS[brng.choice(names)](w, plan, brng, t):
+            made += 1
+
+
+def check_coverage() -> list[str]:
+    """Mechanisms without a background blip (must be empty)."""
+    return sorted(set(REGISTRY) - set(BLIPS))
