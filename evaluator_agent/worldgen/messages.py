@@ -225,31 +225,76 @@ def upstream_error(p: Profile, child: Profile, style: str, rng: random.Random) -
     return "error", msg if lang == "go" else f"{kind}: {msg}", {**err, "error.kind": kind}
 
 
-BACKGROUND = {
+# Errors every service throws now and then, for its own domain reasons (bad input, missing
+# rows, client disconnects). A service draws a few of its language's templates, filled with its
+# own nouns, so two services rarely share a background error and none is the incident's.
+BACKGROUND: dict[str, list[tuple[str, str]]] = {
     "java": [
         ("org.apache.catalina.connector.ClientAbortException", "java.io.IOException: Broken pipe"),
-        ("jakarta.validation.ConstraintViolationException", "quantity: must be greater than 0"),
+        ("jakarta.validation.ConstraintViolationException", "{field}: must not be null"),
         (
             "org.springframework.dao.DataIntegrityViolationException",
-            'duplicate key value violates unique constraint "uq_idempotency_key"',
+            'duplicate key value violates unique constraint "uq_{table}_idempotency_key"',
         ),
+        ("com.shop.{pkg}.{Cls}NotFoundException", "{Noun} {id} not found"),
+        ("java.lang.IllegalArgumentException", "Unsupported currency 'XTS' for {noun} {id}"),
+        (
+            "org.springframework.web.HttpMediaTypeNotSupportedException",
+            "Content type 'text/plain;charset=UTF-8' not supported",
+        ),
+        ("com.fasterxml.jackson.databind.exc.InvalidFormatException", "Cannot deserialize value of type `java.time.Instant` from String \"{id}\""),
+        ("org.springframework.orm.ObjectOptimisticLockingFailureException", "Row was updated or deleted by another transaction: {Noun}#{id}"),
     ],
     "go": [
         ("context.Canceled", "context canceled"),
         ("*json.SyntaxError", "invalid character '<' looking for beginning of value"),
         ("*errors.errorString", "client disconnected before response"),
+        ("*errors.errorString", "{noun} {id}: not found"),
+        ("*errors.errorString", "validate {noun}: {field} is required"),
+        ("*strconv.NumError", 'strconv.Atoi: parsing "{id}x": invalid syntax'),
+        ("*errors.errorString", "{noun} {id}: version conflict"),
     ],
     "python": [
         ("ValueError", "invalid literal for int() with base 10: 'undefined'"),
-        ("KeyError", "'currency'"),
-        ("marshmallow.exceptions.ValidationError", "{'email': ['Not a valid email address.']}"),
+        ("KeyError", "'{field}'"),
+        ("marshmallow.exceptions.ValidationError", "{{'{field}': ['Not a valid value.']}}"),
+        ("{Cls}DoesNotExist", "{Noun} matching query does not exist (id={id})"),
+        ("django.db.utils.IntegrityError", 'duplicate key value violates unique constraint "{table}_pkey"'),
+        ("TypeError", "'NoneType' object is not subscriptable"),
     ],
     "node": [
-        ("TypeError", "Cannot read properties of undefined (reading 'id')"),
+        ("TypeError", "Cannot read properties of undefined (reading '{field}')"),
         ("Error", "socket hang up"),
         ("GraphQLError", 'Variable "$first" got invalid value -1'),
+        ("NotFoundError", "{Noun} {id} not found"),
+        ("ValidationError", '"{field}" is required'),
+        ("SyntaxError", "Unexpected token < in JSON at position 0"),
     ],
 }
+FIELDS = ("currency", "email", "quantity", "locale", "postal_code", "tenant_id", "sku", "channel")
+
+
+def _domain_words(p: Profile) -> dict[str, str]:
+    noun = p.name.removesuffix("-api").removesuffix("-service").removesuffix("-worker")
+    stem = noun.split("-")[0].rstrip("s") or noun
+    cls = "".join(x.capitalize() for x in noun.split("-"))
+    return {
+        "noun": stem,
+        "Noun": stem.capitalize(),
+        "Cls": cls,
+        "pkg": noun.replace("-", ""),
+        "table": noun.replace("-", "_"),
+    }
+
+
+def background_pool(p: Profile) -> list[tuple[str, str]]:
+    """The few background errors one service throws (seeded by its name: stable across worlds)."""
+    rng = random.Random(f"background|{p.name}|{p.language}")
+    pool = BACKGROUND.get(p.language, BACKGROUND["go"])
+    words = _domain_words(p)
+    words["field"] = rng.choice(FIELDS)
+    chosen = rng.sample(pool, k=min(len(pool), rng.randint(3, 4)))
+    return [(k.format(**words), m.replace("{id}", "{{id}}").format(**words)) for k, m in chosen]
 
 
 def background_error(p: Profile, rng: random.Random) -> Line:
@@ -265,7 +310,8 @@ def background_error(p: Profile, rng: random.Random) -> Line:
         )
     if p.role == "external":
         return "error", f"{p.name}: 500 Internal Server Error", {}
-    kind, msg = rng.choice(BACKGROUND.get(p.language, BACKGROUND["go"]))
+    kind, msg = rng.choice(background_pool(p))
+    msg = msg.replace("{id}", str(rng.randint(1000, 9999999)))
     return "error", msg if p.language == "go" else f"{kind}: {msg}", {"error.kind": kind}
 
 
