@@ -85,3 +85,19 @@ def test_compare_reports_accuracy_deltas() -> None:
     cmp |= {"base": {"target": "agent", "version": "1"}, "new": {"target": "agent", "version": "2"}}
     md = render_compare_markdown(cmp)
     assert "root cause AC@1 50% → 100% (+50.0%)" in md and "mechanism 50% → 100% (+50.0%)" in md
+
+
+def test_proctor_runs_lists_accuracies(tmp_path, capsys) -> None:
+    from evaluator_agent.cli import main
+    from evaluator_agent.store import Store
+
+    db = str(tmp_path / "r.db")
+    store = Store(db)
+    store.create_run("run_acc", {"target": {"name": "agent", "version": "1", "url": "http://t"},
+                                 "labelset": {"name": "smoke", "hash": "h"}})
+    store.finish_run("run_acc", "completed", _result(_rows())["summary"])
+    store.close()
+    assert main(["runs", "--db", db]) == 0
+    head, _, row = capsys.readouterr().out.splitlines()[:3]
+    assert head.split() == ["run", "created", "status", "target", "labelset", "n", "pass", "AC@1", "mech", "score"]
+    assert row.split()[-5:] == ["4", "25.0%", "50.0%", "50.0%", "0.525"]
