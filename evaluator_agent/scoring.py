@@ -28,7 +28,8 @@ aliases form one alias group; a name matches a group when it normalises to any m
   the top candidate when none is correct): 1 when it equals the ground truth,
   ``NEAR_MECHANISM_CREDIT`` (0.5) when the two are a near-synonym pair of the closed map
   ``vocab.MECHANISM_NEAR_SYNONYMS`` (e.g. memory_leak for oom_killed), else 0; a mechanism
-  outside the closed vocabulary counts as wrong.
+  outside the closed vocabulary counts as wrong. ``details["mechanism_status"]`` is
+  ``exact``, ``near``, ``wrong`` or ``missing``.
 - ``causal_chain`` (0.1) -- LCS-based F1 between the predicted path and the ground-truth
   path after normalisation (aliases map to their root cause). The predicted path starts at
   the source of the first edge whose source is no edge's target and follows edges in
