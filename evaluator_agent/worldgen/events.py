@@ -228,6 +228,18 @@ def node_upgrade(w: World, ts: float, host: str, cluster: str) -> dict:
     )
 
 
+def backfill(w: World, ts: float, topic: str, job: str, events_n: int, author: str) -> dict:
+    """A batch producer replaying history into a topic (a data fix): consumers fall behind for a while."""
+    return w.event(
+        ts,
+        "cron",
+        f"Job {job} started",
+        f"Backfill {job}: replaying {events_n:,} historical events into topic {topic} "
+        f"(data fix DATA-{abs(hash(job)) % 9000 + 1000}, run by {author})",
+        {"service": topic, "job": job, "author": author},
+    )
+
+
 def chaos(w: World, ts: float, service: str, name: str, what: str, minutes: int, author: str) -> dict:
     """A planned fault-injection experiment (game day): announced, bounded, expected to page."""
     return w.event(

@@ -157,7 +157,7 @@ def paging_monitor(w: World, plan: Plan, rng: random.Random) -> dict:
         else:
             base = max(base_vals)
             rise = (value - base) / (abs(base) + 1e-9)
-            floor = {"errors": 0.01, "latency": 0.0, "lag": 2000, "saturation": 0.6}[kind]
+            floor = {"errors": 0.01, "latency": 0.0, "lag": 2000, "saturation": 0.85}[kind]
             ok = value > base * 1.3 and value - base > 1e-6 and value >= floor
         scored.append((rise, kind, vals, query, typ, name, base, value))
         if ok:
@@ -174,6 +174,8 @@ def paging_monitor(w: World, plan: Plan, rng: random.Random) -> dict:
             crit = _nice((base + value) / 2)
         op = "<"
     else:
+        if kind == "saturation":  # nobody pages on a CPU below three quarters of its limit
+            base = max(base, 0.75)
         crit = _nice(base + 0.6 * (value - base))
         if not base < crit < value:
             crit = _nice((base + value) / 2) if value > base else _nice(value * 0.95)

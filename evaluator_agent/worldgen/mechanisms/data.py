@@ -7,7 +7,7 @@ import random
 
 from .. import events, messages
 from ..catalog import AUTHORS
-from ..telemetry import MIN, World, add
+from ..telemetry import MIN, World, add, diurnal
 from ..topology import CHAIN_ROLES, Topo
 from .base import Mechanism, Plan, propagate, register, release
 from .infra_signatures import archive_failure, disk_full_error, nospace_upstream, slow_query
@@ -24,6 +24,27 @@ def _pg_with_callers(topo: Topo, name: str) -> bool:
 
 def _table(db: str) -> str:
     return db.removesuffix("-db").replace("-", "_")
+
+
+def wal_fill(w: World, rng: random.Random, t0: float, t_full: float) -> list[float]:
+    """Disk usage while unarchived WAL piles up from ``t0``: it grows with the write volume
+    (busier minutes write more), in 16 MB segments, and reaches the end of the volume at
+    ``t_full``."""
+    clock = w.clock
+    d0 = rng.uniform(0.52, 0.7)
+    i0, i1 = clock.idx(t0), max(clock.idx(t0) + 1, clock.idx(t_full))
+    writes = [diurnal(clock.ts(i)) * rng.lognormvariate(0, 0.35) for i in range(i0, i1)]
+    total = sum(writes) or 1.0
+    out, acc = [], 0.0
+    for i in range(clock.n):
+        if i < i0:
+            out.append(d0 + rng.gauss(0, 0.0005))
+            continue
+        if i < i1:
+            acc += writes[i - i0]
+        frac = d0 + (1 - d0) * acc / total
+        out.append(min(1.0, round(frac / 0.002) * 0.002))
+    return out
 
 
 @register
@@ -57,11 +78,7 @@ class DiskFull(Mechanism):
             "Plan: 0 to add, 1 to change, 0 to destroy.",
             author,
         )
-        d0 = rng.uniform(0.52, 0.7)
-        w.host_res.setdefault(host, {})["disk"] = [
-            d0 if clock.ts(i) < t0 else min(1.0, d0 + (1 - d0) * (clock.ts(i) - t0) / lead)
-            for i in range(clock.n)
-        ]
+        w.host_res.setdefault(host, {})["disk"] = wal_fill(w, rng, t0, onset)
         w.stream(db, t0 + 60, plan.end, 1.0, archive_failure(db, rng))
         level = rng.uniform(0.3, 0.6)
         err = clock.ramp(onset, onset + 60, level)

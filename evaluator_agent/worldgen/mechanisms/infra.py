@@ -301,12 +301,14 @@ class NoFault(Mechanism):
     """
 
     name = "no_fault"
-    culprit_roles = ("api", "gateway")
+    culprit_roles = ("api", "gateway", "worker")
     max_chain = 1
     monitor_kind = "latency"
     CAUSES = ("campaign", "load_test", "crawler", "batch", "chaos")
 
     def accept(self, topo: Topo, name: str) -> bool:
+        if topo.role(name) == "worker":  # a consumer a backfill floods
+            return topo.role(topo.consumed_topic(name)) == "topic"
         # A customer-facing service: a campaign lands on it. Ingest and partner APIs do not see shoppers.
         edge = {"api-gateway", "web-bff", "mobile-bff"}
         shopper = name in edge or bool(set(topo.callers.get(name, [])) & edge)
@@ -329,7 +331,7 @@ class NoFault(Mechanism):
             d for d in w.topo.descendants(s) if w.p[d].role == "db" and w.p[d].language != "elasticsearch"
         )
         causes = [c for c in self.CAUSES if c != "batch" or dbs]
-        cause = rng.choice(causes)
+        cause = "backfill" if p.role == "worker" else rng.choice(causes)
         author = rng.choice(AUTHORS)
         ramp = clock.ramp(t_c, t_c + 300, 1.0)
         why = ""
@@ -370,6 +372,25 @@ class NoFault(Mechanism):
                 "Bytespider", "a crawler walking deep listing pages",
             )
             why = f"a search-engine crawler walking deep pages of {s} past the cache"
+        elif cause == "backfill":
+            topic = w.topo.consumed_topic(s)
+            job = f"{topic}-backfill"
+            n_events = rng.randint(2, 20) * 100_000
+            events.backfill(w, t_c, topic, job, n_events, author)
+            burst = rng.uniform(2.5, 5.0)
+            for c in [x for x in w.topo.callers.get(topic, []) if w.p[x].role == "worker"]:
+                add(w.p[c].res.setdefault("+lag", clock.zeros()), [
+                    max(0.0, (clock.ts(i) + 30 - t_c) / MIN) * w.p[c].rps * MIN * (burst - 1) * 0.4
+                    if clock.ts(i) + 30 >= t_c else 0.0
+                    for i in range(clock.n)
+                ])
+            add(p.traffic, ramp, rng.uniform(0.3, 0.6))  # consuming flat out
+            add(p.res.setdefault("+cpu", clock.zeros()), ramp, rng.uniform(0.3, 0.5))
+            plan.evidence_for(
+                "get_events", {"query": "source:cron", **plan.window(1800, at=t_c)}, job,
+                "the backfill replaying history into the topic",
+            )
+            why = f"a backfill ({job}) flooded {topic}; {s} consumes at full speed and catches up"
         elif cause == "batch":
             d = rng.choice(dbs)
             q = w.p[d]
