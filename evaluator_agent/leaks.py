@@ -164,6 +164,7 @@ _NUM_RE = re.compile(r"\d+(?:[.,]\d+)*")
 # In tag values a short digit run right after a letter is part of a code (P3, psycopg2).
 _CODE_NUM_RE = re.compile(r"(?<![0-9])(?:(?<=[A-Za-z])\d{3,}|(?<![A-Za-z])\d+)(?:[.,]\d+)*")
 _ZERO = str.maketrans("123456789", "000000000")
+_PLAIN_NUM_RE = re.compile(r"\d+(?:[.,]\d+)*")
 # Entity kinds by masking priority: a name that is a service in one world and a namespace in
 # another is masked the same way everywhere.
 _PLACEHOLDERS = {"service": "<svc>", "host": "<host>", "namespace": "<ns>", "cluster": "<cluster>",
@@ -209,8 +210,18 @@ class Masker:
     def value(self, text: str) -> str:
         hit = self._value_cache.get(text)
         if hit is None:
-            short = text[:_MAX_TEXT] + "…" if len(text) > _MAX_TEXT else text
-            hit = self._value_cache[text] = self._mask(short, self._entity_re, _CODE_NUM_RE)
+            key, _, val = text.partition(":")
+            # Fast paths for the commonest values (what the masks below would give anyway).
+            if val in self._kinds:
+                hit = f"{key}:{_PLACEHOLDERS[self._kinds[val]]}"
+            elif _PLAIN_NUM_RE.fullmatch(val):
+                hit = f"{key}:<num>"
+            elif _POD_RE.fullmatch(val):
+                hit = f"{key}:<pod>"
+            else:
+                short = text[:_MAX_TEXT] + "…" if len(text) > _MAX_TEXT else text
+                hit = self._mask(short, self._entity_re, _CODE_NUM_RE)
+            self._value_cache[text] = hit
         return hit
 
     def _mask(self, s: str, entity_re: re.Pattern[str] | None, num_re: re.Pattern[str]) -> str:
@@ -321,20 +332,46 @@ def _query_metrics(query: str) -> list[str]:
     return sorted(set(out))
 
 
+_KEY_ONLY = object()  # an attribute whose value is a mapping or list: its key is a value
+
+
 def _add_attrs(add: Any, attrs: Mapping[str, Any], prefix: str) -> None:
-    """Log attributes as ``log.attr_key`` and ``log.attr`` items (nested keys dotted)."""
+    """Log attributes as ``("log.attr", key, value)`` items (nested keys dotted)."""
     for k, v in attrs.items():
         key = prefix + k if prefix else k
-        add(("log.attr_key", key))
         t = v.__class__
         if t is str:
             add(("log.attr", key, v))
-        elif t is dict:
-            _add_attrs(add, v, key + ".")
         elif t is int or t is float:
             add(("log.attr", key, "<num>"))
+        elif t is dict:
+            add(("log.attr", key, _KEY_ONLY))
+            _add_attrs(add, v, key + ".")
         elif t is bool or v is None:
             add(("log.attr", key, str(v)))
+        else:
+            add(("log.attr", key, _KEY_ONLY))
+
+
+def _expand(item: tuple[Any, ...]) -> list[tuple[str, str]]:
+    """The (kind, value) pairs one collected item stands for (several kinds share an item:
+    a tag gives its key and its key:value pair, a log status its precision)."""
+    kind = item[0]
+    if len(item) == 2:
+        return [(kind, item[1])]
+    a, b = item[1], item[2]
+    if kind == "log.status":
+        return [(kind, a), ("log.precision", f"{a}: {'whole seconds' if b else 'sub-second'}")]
+    if kind == "event.precision":
+        return [(kind, f"{a}: {'whole seconds' if b else 'sub-second'}")]
+    if kind == "page.tag":
+        return [(kind, f"{a}:{b}")]
+    key_kind = kind + "_key" if kind != "log.attr" else "log.attr_key"
+    if b is _KEY_ONLY:
+        return [(key_kind, a)]
+    if kind == "span.tag" and a in _SPAN_OWN_TAGS:
+        return [(key_kind, a), ("span.error_type" if a == "error.type" else "span.error_message", str(b))]
+    return [(key_kind, a), (kind, f"{a}:{b}")]
 
 
 class Census:
@@ -411,7 +448,6 @@ class Census:
             for line in str(e.get("text", "")).splitlines():
                 add(("event.text", line.strip()))
             for k, v in tags.items():
-                add(("event.tag_key", k))
                 add(("event.tag", k, v))
             ts = e["ts"]
             add(("event.precision", src, ts == int(ts)))
@@ -422,7 +458,6 @@ class Census:
             add = bucket(tags.get("service"), tags.get("host")).add
             add(("metric.name", m["metric"]))
             for k, v in tags.items():
-                add(("metric.tag_key", k))
                 add(("metric.tag", k, v))
             metric_names.add(m["metric"])
 
@@ -430,9 +465,8 @@ class Census:
             add = bucket(r.get("service"), r.get("host")).add
             status = r.get("status", "info")
             add(("log.template", r.get("message", "")))
-            add(("log.status", status))
             ts = r["ts"]
-            add(("log.precision", status, ts == int(ts)))
+            add(("log.status", status, ts == int(ts)))
             attrs = r.get("attrs")
             if attrs:
                 _add_attrs(add, attrs, "")
@@ -441,15 +475,8 @@ class Census:
             add = bucket(sp.get("service"), None).add
             add(("span.name", str(sp.get("name", ""))))
             add(("span.resource", str(sp.get("resource", ""))))
-            tags = sp.get("tags") or {}
-            for k, v in tags.items():
-                add(("span.tag_key", k))
-                if k not in _SPAN_OWN_TAGS:
-                    add(("span.tag", k, v))
-            if "error.type" in tags:
-                add(("span.error_type", str(tags["error.type"])))
-            if "error.message" in tags:
-                add(("span.error_message", str(tags["error.message"])))
+            for k, v in (sp.get("tags") or {}).items():
+                add(("span.tag", k, v))
 
         for mon in data.get("monitors") or []:
             tags = mon.get("tags") or {}
@@ -483,21 +510,14 @@ class Census:
             else:
                 where = ELSEWHERE
             for item in items:
-                kind = item[0]
-                if len(item) == 2:
-                    value = item[1]
-                elif kind.endswith(".precision"):
-                    value = f"{item[1]}: {'whole seconds' if item[2] else 'sub-second'}"
-                else:
-                    value = f"{item[1]}:{item[2]}"
-                if not value:
-                    continue
-                key = (kind, value)
-                slot = values.get(key)
-                if slot is None:
-                    values[key] = [where, entity]
-                else:
-                    slot[0] |= where
+                for key in _expand(item):
+                    if not key[1]:
+                        continue
+                    slot = values.get(key)
+                    if slot is None:
+                        values[key] = [where, entity]
+                    else:
+                        slot[0] |= where
 
         # Metric names that carry an entity name of this world (as words of one segment).
         ent_names = {n.replace("_", "-"): k for n, k in names.items() if k in ("service", "host") and len(n) >= 3}
@@ -569,7 +589,8 @@ class Census:
                     f"({', '.join(sorted(classes))}): {_label_list(labels)}; {example}",
                     labels,
                 ))
-            elif all(not (w & ELSEWHERE) for w in wheres):
+            elif not kind.startswith("page.") and all(not (w & ELSEWHERE) for w in wheres):
+                # (the page watches the end of the chain by construction: not a leak)
                 out.append(Leak(
                     "leak.chain_only", "warning", kind, value,
                     f"{what} occurs only on the causal chain, in all {n} worlds where it occurs "
@@ -577,6 +598,7 @@ class Census:
                     labels,
                 ))
         out.extend(self._metric_entity_leaks())
+        out.sort(key=lambda x: (x.check, x.severity != "error", -len(x.labels), x.kind, x.value))
         return out
 
     def _metric_entity_leaks(self) -> list[Leak]:

@@ -101,6 +101,7 @@ from pydantic import ValidationError
 
 from .labels import LABEL_ID_RE, Label, LabelSetInfo, labelsets_dir
 from .labels import snapshots_dir as default_snapshots_dir
+from .leaks import Census, WorldTruth
 from .vocab import MECHANISM_INFO, SEGMENTS
 
 __all__ = ["CHECKS", "LintReport", "Problem", "lint_labelset"]
@@ -131,6 +132,10 @@ CHECKS: dict[str, str] = {
     "leak.entity": "the briefing names a root-cause entity that is not the paged one",
     "leak.label_id": "the label id appears in something a target sees",
     "leak.tool_metadata": "tool names or result/data keys spell a mechanism or ground-truth word",
+    "leak.exclusive_mechanism": "a world value occurs only in worlds of one mechanism (set-level census)",
+    "leak.culprit_only": "a world value occurs only on the culprit wherever it occurs (set-level census)",
+    "leak.chain_only": "a world value occurs only on the causal chain wherever it occurs (set-level census)",
+    "leak.entity_in_metric_name": "a metric name carries an entity name of its world (set-level census)",
     "trigger.monitor_missing": "trigger.monitor_id is not a monitor of the world",
     "trigger.monitor_state": "the paging monitor is not in Alert at the world's end",
     "trigger.fired_at": "trigger.fired_at is outside the world's range or not when the monitor fired",
@@ -146,6 +151,7 @@ CHECKS: dict[str, str] = {
     "herring.is_root_cause": "a must-not-blame entity is also a root cause",
     "evidence.error": "a key-evidence query fails when run through the tools",
     "evidence.missing": "a key-evidence query result does not contain its expect string",
+    "evidence.listing_satisfies": "a key-evidence expect string is an entity name or what a listing call returns",
     "difficulty.factors": "difficulty factors disagree with the label or its world",
     "weights.invalid": "rubric weights are invalid",
     "lint.internal": "the linter itself failed on a label (a bug in lint; other labels still checked)",
@@ -208,6 +214,8 @@ _TRUTH_KEY_WORDS = ("ground_truth", "groundtruth", "root_cause", "rootcause", "c
                     "must_not_blame", "mechanism", "label_id", "injected", "scenario")
 
 FIRED_AT_TOLERANCE_S = 300  # fired_at vs the paging monitor's transition to Alert
+CENSUS_FILE = "(census)"  # Problem.file of set-level leaks found across all worlds
+_TAG_VALUES = "a filtered list_metrics (tag values)"
 _SNAPSHOT_NAME_RE = re.compile(r"^[0-9a-f]{64}\.json\.gz$")
 _WORLD_ID_RE = re.compile(r"^w_[0-9a-f]{8,64}$")
 _SEP = r"[\s_\-./]*"
@@ -319,8 +327,10 @@ class LintReport:
     def render(self) -> str:
         lines = [f"Label set {self.labelset} ({self.path})"]
         groups: dict[str | None, list[Problem]] = {}
+        census = [p for p in self.problems if p.file == CENSUS_FILE and p.label_id is None]
         for p in self.problems:
-            groups.setdefault(p.label_id, []).append(p)
+            if not (p.file == CENSUS_FILE and p.label_id is None):
+                groups.setdefault(p.label_id, []).append(p)
         order = sorted(groups, key=lambda k: (k is not None, k or ""))
         for key in order:
             probs = groups[key]
@@ -333,6 +343,21 @@ class LintReport:
                 where = f"{p.file}: " if key is None else ""
                 lines.append(f"  {tag} {p.check:<24} {where}{p.message}")
         c = self.checked
+        if census:
+            counts: dict[str, list[int]] = {}
+            for p in census:
+                counts.setdefault(p.check, [0, 0])[p.severity != "error"] += 1
+            lines.append("")
+            lines.append(
+                f"structural leaks across the set (census of {c.get('census_worlds', 0)} worlds, "
+                f"{c.get('census_values', 0)} distinct values, {c.get('census_tested', 0)} seen in 3+ worlds; "
+                "one line per value):"
+            )
+            for check, (ne, nw) in sorted(counts.items()):
+                lines.append(f"  {check:<28} {ne} error(s), {nw} warning(s)")
+            for p in sorted(census, key=lambda p: (p.severity != "error", p.check)):
+                tag = "error  " if p.severity == "error" else "warning"
+                lines.append(f"  {tag} {p.check:<28} {p.message}")
         summary = (
             f"{c.get('labels', 0)} label file(s), {c.get('snapshots', 0)} snapshot(s), "
             f"{c.get('key_evidence', 0)} key-evidence quer{'y' if c.get('key_evidence', 0) == 1 else 'ies'} "
@@ -340,8 +365,10 @@ class LintReport:
         )
         ne, nw = len(self.errors), len(self.warnings)
         bad = len({p.label_id for p in self.errors if p.label_id})
+        across = sum(1 for p in census if p.severity == "error")
         if ne:
-            summary += f"{ne} error(s) in {bad} label(s)" + (", " if nw else "")
+            summary += f"{ne} error(s) in {bad} label(s)" + (f" and {across} across the set" if across else "")
+            summary += ", " if nw else ""
         elif not nw:
             summary += "OK, no problems"
         else:
@@ -411,6 +438,7 @@ class _World:
         self._signals: tuple[set[str], str] | None = None
         self._keys: set[str] | None = None
         self._spelled: list[tuple[str, str, str, str]] | None = None
+        self._listing: list[tuple[str, Any]] | None = None
 
     def has_entity(self, name: str) -> bool:
         low = name.strip().lower()
@@ -488,6 +516,39 @@ class _World:
             self._index = WorldIndex.from_dict(self.data)
             self._toolbox = Toolbox(self._index, now=self.end)
         return self._toolbox
+
+    def listing(self) -> list[tuple[str, Any]]:
+        """(tool, scoring's view of its results) for the listing calls: every page of
+        list_services and list_metrics, the dependencies of every service, and every tag
+        value of every metric series (what filtered list_metrics calls can show)."""
+        if self._listing is None:
+            from .scoring import ViewedResult, _Seen
+
+            tb = self.toolbox()
+            out: list[tuple[str, Any]] = []
+            for tool in ("list_services", "list_metrics"):
+                pages: list[Any] = []
+                args: dict[str, Any] = {"limit": 500}
+                for _ in range(1000):
+                    res = tb.call(tool, dict(args))
+                    if not res.ok:
+                        break
+                    pages.append(res.content)
+                    cursor = res.content.get("next_cursor") if isinstance(res.content, dict) else None
+                    if not cursor:
+                        break
+                    args["cursor"] = cursor
+                out.append((tool, pages))
+            topo = self.data.get("topology") or {}
+            out.append(("get_service_dependencies", topo.get("dependencies") or []))
+            tag_values = sorted({f"{k}:{v}" for m in self.data.get("metrics", []) for k, v in (m.get("tags") or {}).items()})
+            out.append((_TAG_VALUES, tag_values))
+            self._listing = [
+                (tool, _Seen(ViewedResult(tool=tool, arguments={}, ok=True,
+                                          text=json.dumps(content, default=str, separators=(",", ":")))))
+                for tool, content in out
+            ]
+        return self._listing
 
     def monitor_state(self, m: dict[str, Any]) -> str:
         """State at the world's end, the way get_monitors computes it."""
@@ -664,19 +725,53 @@ class _Linter:
         # Labels grouped by world, each world released after its group: memory stays at a
         # couple of worlds however large the set is.
         valid.sort(key=lambda x: (x[0].world.snapshot, x[0].id))
+        census = Census()
+        group: list[tuple[Label, str]] = []
         for i, (label, fname) in enumerate(valid):
             try:
                 _LabelCheck(self, label, fname).run()
             except Exception as e:  # noqa: BLE001 - a bug of ours must not hide the other labels
                 log.exception("lint crashed on %s", label.id)
                 self.add(label.id, fname, "lint.internal", f"lint itself failed on this label: {type(e).__name__}: {e}")
+            group.append((label, fname))
             nxt = valid[i + 1][0].world.snapshot if i + 1 < len(valid) else None
             if nxt != label.world.snapshot:
+                self._census_world(census, group)
+                group = []
                 self.snaps.release(label.world.snapshot)
             if label.world.snapshot_noise_free and label.world.snapshot_noise_free != nxt:
                 self.snaps.release(label.world.snapshot_noise_free)
+        self._census_report(census)
         self._check_snapshot_folder()
         self.checked["snapshots"] = len(self.snaps)
+
+    # ---------------------------------------------------------------- census
+
+    def _census_world(self, census: Census, group: list[tuple[Label, str]]) -> None:
+        """Feed one world (still loaded) and its labels to the set-level leak census."""
+        world, _ = self.snaps.get(group[0][0].world.snapshot)
+        if world is None:
+            return
+        try:
+            census.add_world(world.data, WorldTruth.from_labels([lb for lb, _ in group]))
+        except Exception as e:  # noqa: BLE001 - a bug of ours must not hide the other checks
+            log.exception("leak census crashed on world %s", world.digest)
+            lb, fname = group[0]
+            self.add(lb.id, fname, "lint.internal", f"the leak census failed on this world: {type(e).__name__}: {e}")
+
+    def _census_report(self, census: Census) -> None:
+        """Set-level leaks, one problem per value (see :mod:`evaluator_agent.leaks`)."""
+        try:
+            found = census.leaks()
+        except Exception as e:  # noqa: BLE001
+            log.exception("leak census crashed")
+            self.add(None, CENSUS_FILE, "lint.internal", f"the leak census failed: {type(e).__name__}: {e}")
+            return
+        for leak in found:
+            self.add(None, CENSUS_FILE, leak.check, leak.message, leak.severity)
+        self.checked["census_worlds"] = census.worlds
+        self.checked["census_values"] = census.values
+        self.checked["census_tested"] = census.tested
 
     def _check_tool_names(self) -> None:
         from .tool_catalog import TOOL_SPECS
@@ -1063,6 +1158,38 @@ class _LabelCheck:
                          f"{what} returns {n} but not {ke.expect!r}")
             for key in sorted(set(_iter_keys(out.content)) - world_keys):
                 self._check_key(key, f"{what} result key", mech_rx, data_key=False)
+        self._evidence_listing(w)
+
+    def _evidence_listing(self, w: _World) -> None:
+        """Key evidence whose ``expect`` any listing call shows proves nothing was looked at.
+
+        An ``expect`` that is an entity name of the world (``invoices-db``), or a string in
+        what list_services, get_service_dependencies or list_metrics return (metric names,
+        tag keys and any tag value, which a filtered list_metrics reveals), is found in the
+        results of a target that only listed the catalog.
+        """
+        from .scoring import _squash
+
+        listing = None
+        for i, ke in enumerate(self.gt.key_evidence, start=1):
+            needle = _squash(ke.expect)
+            if not needle:
+                continue
+            what = f"key_evidence[{i}] ({ke.tool}) expects {ke.expect!r}"
+            kind = w.names.get(needle)
+            if kind is not None:
+                self.add("evidence.listing_satisfies",
+                         f"{what}, a bare {kind} name of the world: any listing call returns it, so finding it "
+                         "proves nothing was looked at; expect what only this query shows")
+                continue
+            listing = listing if listing is not None else w.listing()
+            tools = [tool for tool, seen in listing if seen.contains(needle)]
+            if "list_metrics" in tools:  # the tag values are then shown unfiltered already
+                tools.remove(_TAG_VALUES)
+            if tools:
+                self.add("evidence.listing_satisfies",
+                         f"{what}, which {' and '.join(tools)} also return: a target earns it without running "
+                         "the query; expect what only this query shows")
 
 
 def _result_size(content: Any) -> str:

@@ -82,9 +82,35 @@ def copy_set(tmp: Path, ids: tuple[str, ...] | None = None, name: str = "mini") 
     return Mini(root, folder, snaps)
 
 
+def sound_evidence(m: Mini) -> None:
+    """Key evidence only its own query shows, in the two mini labels.
+
+    smoke was generated before ``evidence.listing_satisfies``: POOL expects the version
+    ``3.7.0`` (also a tag value list_metrics shows) and the bare name ``invoices-db``, NOFAULT
+    the bare name ``checkout``. The copy expects the deploy's title instead and drops the
+    other two, so that each test below plants exactly one problem into a clean set.
+    """
+
+    def pool(d: dict[str, Any]) -> None:
+        ke = d["ground_truth"]["key_evidence"]
+        assert ke[0]["expect"] == "3.7.0" and ke[2]["expect"] == "invoices-db"
+        ke[0]["expect"] = "Deployed billing-api 3.7.0"
+        del ke[2]
+
+    def nofault(d: dict[str, Any]) -> None:
+        ke = d["ground_truth"]["key_evidence"]
+        assert ke[1]["expect"] == "checkout"
+        del ke[1]
+
+    m.edit(POOL, pool)
+    m.edit(NOFAULT, nofault)
+
+
 @pytest.fixture
 def mini(tmp_path: Path) -> Mini:
-    return copy_set(tmp_path, MINI)
+    m = copy_set(tmp_path, MINI)
+    sound_evidence(m)
+    return m
 
 
 def errors(report: LintReport) -> set[tuple[str | None, str]]:
@@ -350,6 +376,39 @@ def test_invisible_red_herring(mini: Mini) -> None:
 def test_key_evidence_that_finds_nothing(mini: Mini) -> None:
     mini.edit(POOL, lambda d: d["ground_truth"]["key_evidence"][0].update(expect="no such text anywhere"))
     assert "no such text anywhere" in only(mini.lint(), "evidence.missing")
+
+
+_PG = {"query": "max:postgresql.percent_usage_connections{service:invoices-db} by {host}",
+       "from": "2026-03-10T15:08:25Z", "to": "2026-03-10T16:28:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expect", "says"),
+    [
+        ("query_metrics", _PG, "invoices-db", "a bare service name of the world"),  # smoke's own
+        ("query_metrics", _PG, "pg-invoices-01", "a bare host name of the world"),
+        ("get_events", {"query": "source:deploy service:billing-api"}, "3.7.0",
+         "which list_metrics also return"),  # smoke's own: a version tag list_metrics shows unfiltered
+        ("list_services", {"query": "invoices"}, "PostgreSQL 15, invoices", "which list_services also return"),
+    ],
+)
+def test_key_evidence_that_a_listing_call_satisfies(
+    mini: Mini, tool: str, arguments: dict[str, Any], expect: str, says: str
+) -> None:
+    # The query does return it (no evidence.missing), but so does a call that only lists the
+    # catalog: finding it proves nothing was looked at.
+    mini.edit(POOL, lambda d: d["ground_truth"]["key_evidence"].append(
+        {"tool": tool, "arguments": arguments, "expect": expect}))
+    msg = only(mini.lint(), "evidence.listing_satisfies")
+    assert "key_evidence[3]" in msg and repr(expect) in msg and says in msg
+
+
+def test_key_evidence_only_its_query_shows_is_fine(mini: Mini) -> None:
+    # The fixture's deploy title: the event shows it, no listing does.
+    ke = mini.label(POOL)["ground_truth"]["key_evidence"][0]
+    assert ke["expect"] == "Deployed billing-api 3.7.0"
+    report = mini.lint()
+    assert report.ok and not report.problems, report.render()
 
 
 def test_key_evidence_that_fails(mini: Mini) -> None:
