@@ -53,11 +53,12 @@ LOCAL_PROTOCOL_VERSION = "local"
 
 def a2a_numbers(value: Any) -> Any:
     """``value`` with every int turned into a float, as a protobuf ``Struct`` carries it."""
-    if isinstance(value, dict):
+    kind = type(value)  # exact types: bool is not int here, and this is the hot path
+    if kind is dict:
         return {k: a2a_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if kind is list:
         return [a2a_numbers(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
+    if kind is int:
         return float(value)
     return value
 

@@ -347,10 +347,14 @@ def _scope_service(scope: Any) -> str | None:
 @lru_cache(maxsize=1)
 def _policies() -> dict[str, Policy]:
     from .methodical import Methodical
+    from .shortcuts import SHORTCUTS
 
-    return {p.name: p for p in (RandomGuess(), AlertBlamer(), GreedyAnomaly(), Methodical())}
+    reference = (RandomGuess(), AlertBlamer(), GreedyAnomaly(), Methodical())
+    return {p.name: p for p in (*reference, *SHORTCUTS.values())}
 
 
+#: the reference agents (served by ``python -m mock_agents serve``); the shortcut battery's
+#: policies (:mod:`mock_agents.shortcuts`) are known to :func:`get_policy` as well
 POLICY_NAMES: tuple[str, ...] = ("random_guess", "alert_blamer", "greedy_anomaly", "methodical")
 
 
@@ -359,7 +363,7 @@ def get_policy(name: str) -> Policy:
         return _policies()[name]
     except KeyError:
         raise ValueError(
-            f"unknown policy {name!r}; expected one of {', '.join(POLICY_NAMES)}"
+            f"unknown policy {name!r}; expected one of {', '.join(_policies())}"
         ) from None
 
 
