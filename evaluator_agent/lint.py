@@ -23,6 +23,13 @@ leak.*       the answer reaching a target: the label's mechanism in the briefing
              monitor text when it is not what the monitor watches; the label id anywhere a
              target can see (briefing, world data); tool names or result / data keys that
              spell a mechanism or ground-truth words (``root_cause``, ``mechanism`` ...).
+             Across the set (:mod:`evaluator_agent.leaks`, one problem per value, reported
+             with ``label_id`` None and file ``(census)``): a value of any world field that
+             occurs only in worlds of one mechanism (``leak.exclusive_mechanism``; an error
+             when chance is implausible, else a warning), only on the culprit wherever it
+             occurs (``leak.culprit_only``) or only on the causal chain
+             (``leak.chain_only``, a warning); a metric name carrying an entity name of its
+             world (``leak.entity_in_metric_name``).
 trigger.*    the paging monitor exists in the world and is in Alert at the world's end;
              ``fired_at`` is inside the world's time range and within
              ``FIRED_AT_TOLERANCE_S`` of the monitor's transition to Alert.
@@ -34,7 +41,10 @@ herring.*    every must-not-blame entity exists in the topology and has at least
              (log, span, event, metric series or monitor) a target could be misled by; none
              is also a root cause.
 evidence.*   every key-evidence query, run through the real Toolbox at ``now`` = world end,
-             returns ok and contains ``expect`` the way scoring looks for it.
+             returns ok and contains ``expect`` the way scoring looks for it; an ``expect``
+             that is a bare entity name of the world, or that listing calls return
+             (list_services, list_metrics with any tag value, get_service_dependencies), is
+             an error too (``evidence.listing_satisfies``): it proves nothing was looked at.
 difficulty.* factors agree with the label: ``chain_length == len(causal_chain)`` (the
              generator's convention: entities from culprit to paged service; 0 for no-fault),
              ``red_herrings == len(must_not_blame)``, ``services`` == services in the world.
@@ -77,8 +87,9 @@ Decisions worth knowing:
 - Both the snapshot and its noise-free twin are hash-checked and schema-validated; the twin
   must also span the same time range, hold the same services and the paging monitor.
 - Speed and memory: labels are checked grouped by world and each world is dropped after its
-  group; a small process-wide LRU (keyed by file identity) serves repeat lints. Roughly
-  0.1 s per label on one core, most of it JSON parsing and WorldSnapshot validation.
+  group (the census keeps only a summary of each: its distinct values); a small process-wide
+  LRU (keyed by file identity) serves repeat lints. Roughly 0.1 s per label on one core, most
+  of it JSON parsing and WorldSnapshot validation; the census adds ~15 ms per world.
 """
 
 from __future__ import annotations
