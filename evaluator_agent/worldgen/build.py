@@ -14,10 +14,11 @@ from .labeling import make_label
 from .mechanisms import REGISTRY, Plan
 from .monitors import build_monitors
 from .noise import apply_noise
+from .postmortems import story
 from .recipe import Recipe, load_recipes
 from .render import render_logs, render_metrics
 from .telemetry import MIN, Clock, World
-from .topology import Topo, build_topology
+from .topology import CHAIN_ROLES, Topo, build_topology
 from .traces import render_traces
 
 
@@ -31,14 +32,26 @@ def _topology(recipe: Recipe) -> tuple[Topo, list[str]]:
         raise GenerationError(
             f"mechanism {recipe.mechanism!r} has no generator yet; available: {', '.join(sorted(REGISTRY))}"
         )
-    want = max(mech.min_chain, min(mech.max_chain, recipe.chain_length))
+    st = story(recipe.postmortem)
+    lo, hi = st.chain if st and st.chain else (mech.min_chain, mech.max_chain)
+    lo, hi = max(lo, mech.min_chain), min(hi, mech.max_chain)
+    want = max(lo, min(hi, recipe.chain_length))
     pick = random.Random(f"{recipe.seed}|chain")
-    for length in range(want, mech.min_chain - 1, -1):
+    for length in range(want, lo - 1, -1):
         for attempt in range(40):
             topo = build_topology(
                 random.Random(f"{recipe.seed}|topology|{length}|{attempt}"), recipe.n_services
             )
-            chains = mech.chains(topo, length)
+            if st and st.culprit:  # the postmortem says where it started
+                chains = [
+                    ch
+                    for n in topo.names()
+                    if st.culprit(topo, n)
+                    for ch in topo.chains(n, length)
+                    if topo.role(ch[-1]) in CHAIN_ROLES
+                ]
+            else:
+                chains = mech.chains(topo, length)
             if chains:
                 return topo, pick.choice(sorted(chains))
     raise GenerationError(f"no topology of {recipe.n_services} services fits {recipe.mechanism}")

@@ -82,14 +82,23 @@ def terraform(w: World, ts: float, workspace: str, title: str, diff: str, author
     )
 
 
-def dns_plan(w: World, ts: float, service: str, record: str, plan_id: int, n_records: int) -> dict:
+def dns_plan(
+    w: World,
+    ts: float,
+    service: str,
+    record: str,
+    plan_id: int,
+    n_records: int,
+    actor: str = "dns-enactor",
+    note: str | None = None,
+) -> dict:
     """The DNS automation's apply of one record set (0 records: the record was emptied)."""
+    note = note or ("(stale plan cleanup)" if n_records == 0 else "(endpoint refresh)")
     return w.event(
         ts,
         "terraform",
         f"DNS automation applied plan {plan_id} to zone internal",
-        f"dns-enactor applied plan {plan_id}: record set {record} (A) updated, {n_records} records "
-        + ("(stale plan cleanup)" if n_records == 0 else "(endpoint refresh)"),
+        f"{actor} applied plan {plan_id}: record set {record} (A) updated, {n_records} records {note}",
         {"service": service, "record": record, "author": "dns-automation", "workspace": "dns-internal"},
     )
 

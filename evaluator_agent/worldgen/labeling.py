@@ -9,6 +9,7 @@ from ..labels import Label
 from ..vocab import MECHANISM_INFO, SEGMENTS
 from .mechanisms import REGISTRY
 from .mechanisms.base import Plan
+from .postmortems import STORIES
 from .recipe import Recipe
 from .telemetry import MIN, World
 
@@ -127,7 +128,7 @@ def make_label(
         "provenance": {
             "kind": "synthetic",
             "source": f"{GENERATOR}, seed {recipe.seed}",
-            **({"postmortem": recipe.postmortem} if recipe.postmortem else {}),
+            **({"postmortem": STORIES[recipe.postmortem].title} if recipe.postmortem else {}),
         },
         "split": recipe.split,
         "family": f"synthetic/{recipe.mechanism}",

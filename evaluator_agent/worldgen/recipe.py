@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..vocab import MECHANISM_INFO
 
@@ -80,7 +80,9 @@ class Recipe(BaseModel):
         "its callers' logs and its metrics)",
     )
     postmortem: str | None = Field(
-        None, description="Public postmortem this recipe adapts (goes to the label's provenance)"
+        None,
+        description="Id of the public postmortem this recipe recreates (worldgen/postmortems.py): "
+        "its causal story shapes the world, and its title goes to the label's provenance",
     )
     segment: str | None = Field(
         None,
@@ -95,6 +97,19 @@ class Recipe(BaseModel):
         if v not in MECHANISM_INFO:
             raise ValueError(f"unknown mechanism {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _story(self) -> Recipe:
+        if self.postmortem is not None:
+            from .postmortems import story
+
+            s = story(self.postmortem)
+            assert s is not None
+            if s.mechanism != self.mechanism:
+                raise ValueError(
+                    f"postmortem {self.postmortem!r} recreates a {s.mechanism} incident, not {self.mechanism}"
+                )
+        return self
 
     @field_validator("fired_at")
     @classmethod

@@ -100,6 +100,7 @@ class Deploy:
     ts: float
     version: str
     rollout_s: float = 180
+    final: float = 1.0  # share of traffic the new version ends with (< 1: a rollout that stalled)
 
 
 @dataclass
@@ -160,7 +161,7 @@ class Profile:
         """Fraction of traffic served by each version at ts (rolling deploys overlap)."""
         shares = {self.deploys[0].version: 1.0}
         for d in self.deploys[1:]:
-            f = min(1.0, max(0.0, (ts - d.ts) / d.rollout_s))
+            f = min(d.final, max(0.0, (ts - d.ts) / d.rollout_s))
             if f <= 0:
                 continue
             shares = {v: s * (1 - f) for v, s in shares.items() if s * (1 - f) > 0}
@@ -339,15 +340,21 @@ class World:
         commit_msg: str,
         rollout_s: float = 180,
         pipeline: str = "argo-cd",
+        left_behind: int = 0,
     ) -> dict:
-        """Record a rolling deploy: new pods, the deploy event, and the usual kubelet chatter."""
+        """Record a rolling deploy: new pods, the deploy event, and the usual kubelet chatter.
+
+        ``left_behind`` pods stay on the previous version (a rollout that stalled on them)."""
         p = self.p[service]
         rng = self.rng("deploy", service, int(ts))
         prev = p.version
-        p.deploys.append(Deploy(ts, version, rollout_s))
+        n_pods = len(next(iter(p.pods.values()), [])) or 3
+        left_behind = min(left_behind, n_pods - 1)
+        final = 1.0 - left_behind / n_pods
+        p.deploys.append(Deploy(ts, version, rollout_s, final))
         p.deploys.sort(key=lambda d: d.ts)
         rs = hexid(rng, 10)[:9] if p.role != "gateway" else hexid(rng, 9)
-        n_pods = len(next(iter(p.pods.values()), [])) or 3
+        n_pods -= left_behind
         p.pods[version] = [
             f"{service}-{rs}-{''.join(rng.choice('bcdfghjklmnpqrstvwxz2456789') for _ in range(5))}"
             for _ in range(n_pods)

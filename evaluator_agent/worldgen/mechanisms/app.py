@@ -334,6 +334,9 @@ class FeatureFlag(Mechanism):
         t1 = onset - rng.randint(20, 60)
         t2 = onset + rng.randint(150, 300)
         first = rng.choice((10, 20, 25))
+        if plan.story == "knight-capital-2012":
+            self._knight(w, plan, rng, c, flag, author, t1)
+            return
         events.feature_flag(w, t1, c, flag, first, 0, author)
         if t2 < plan.fired_at - 60:
             events.feature_flag(w, t2, c, flag, 100, first, author)
@@ -384,6 +387,50 @@ class FeatureFlag(Mechanism):
             },
             res,
             "errors on one endpoint only",
+        )
+        plan.signals |= {"events", "logs", "metrics"}
+        plan.technologies += [p.language, "launchdarkly"]
+
+    def _knight(
+        self, w: World, plan: Plan, rng: random.Random, c: str, flag: str, author: str, t1: float
+    ) -> None:
+        """A deploy that missed one instance, then a reused flag that wakes the old code there."""
+        p, clock = w.p[c], w.clock
+        old = p.version
+        t_dep = t1 - rng.randint(25, 70) * MIN
+        new = release(w, plan, rng, c, t_dep, rng.randint(120, 300))
+        # the release is the story's first step, the flag its trigger
+        w.p[c].deploys[-1].final = 1.0 - 1.0 / max(2, len(p.pods.get(old, [])) or 2)
+        flag = f"{c.removesuffix('-api')}.legacy-router"
+        events.feature_flag(w, t1, c, flag, 100, 0, author)
+        res, wgt = rng.choice(p.resources)
+        p.err_version = old
+        share_old = [p.share(clock.ts(i) + 30).get(old, 0.0) for i in range(clock.n)]
+        level = rng.uniform(0.8, 0.98)
+        on = [1.0 if clock.ts(i) + 30 >= t1 else 0.0 for i in range(clock.n)]
+        p.err_own = [level * f for f in on]
+        make, exc = stack_trace(p, rng, res)
+        p.own_error = make
+        propagate(w, plan, rng, [level * f * s for f, s in zip(on, share_old, strict=True)], clock.zeros(), "5xx")
+        plan.trigger = {
+            "kind": "flag",
+            "entity": flag,
+            "at": int(t1),
+            "description": f"Flag {flag} reused and switched on; the one instance still on {old} "
+            f"(missed by the {new} deploy) runs the retired code path",
+        }
+        plan.aliases += [flag, f"{c}@{old}"]
+        plan.evidence_for(
+            "get_events",
+            {"query": f"source:feature_flag service:{c}", **plan.window()},
+            flag,
+            "the reused flag switched on",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {"query": f"sum:trace.{p.op}.errors{{service:{c}}} by {{version}}", **plan.window(3600)},
+            old,
+            "errors only from the instance left on the old version",
         )
         plan.signals |= {"events", "logs", "metrics"}
         plan.technologies += [p.language, "launchdarkly"]

@@ -44,6 +44,11 @@ class Plan:
     baseline_end: int | None = None
 
     @property
+    def story(self) -> str | None:
+        """The public postmortem this incident recreates (``postmortems.STORIES``), if any."""
+        return self.recipe.postmortem
+
+    @property
     def symptom(self) -> str | None:
         return self.monitor_service or (self.chain[-1] if self.chain else None)
 

@@ -13,7 +13,7 @@ import random
 
 from .. import events, messages
 from ..catalog import AUTHORS
-from ..telemetry import ARTIFACTS, MIN, Profile, World
+from ..telemetry import ARTIFACTS, MIN, Profile, World, add
 from ..topology import CHAIN_ROLES, Topo
 from .base import Mechanism, Plan, lag_curve, propagate, register, release
 from .signatures import (
@@ -82,8 +82,29 @@ class DnsFailure(Mechanism):
         # Nobody reaches the endpoint any more: its own request rate collapses, it logs nothing wrong.
         p.traffic = [max(0.05, t * (1 - e)) for t, e in zip(p.traffic, err, strict=True)]
         propagate(w, plan, rng, err, clock.zeros(), "dns")
+        if plan.story == "aws-dynamodb-dns-2025":
+            # a consumer must write every message to the database: it fails on all of them and
+            # its backlog grows for as long as the record stays empty
+            for q in w.topo.callers.get(c, []):
+                if w.p[q].role == "worker" and q not in plan.chain:
+                    add(w.p[q].err_prop, err, rng.uniform(0.7, 0.9))
         plan_id = rng.randint(100000, 999999)
-        events.dns_plan(w, t_change, c, host, plan_id, 0)
+        if plan.story == "aws-dynamodb-dns-2025":
+            # two enactors race: the delayed one applies an older plan over the newest, and the
+            # cleanup of plans older than the newest deletes the record set it now points at
+            newest, stale = plan_id + rng.randint(20, 90), plan_id
+            n = rng.randint(2, 4)
+            events.dns_plan(w, t_change - rng.randint(150, 400), c, host, newest, n, "dns-enactor-1")
+            events.dns_plan(
+                w, t_change - rng.randint(20, 90), c, host, stale, n, "dns-enactor-2",
+                "(delayed apply of an older plan)",
+            )
+            events.dns_plan(
+                w, t_change, c, host, stale, 0, "dns-cleanup",
+                f"(plans older than {newest} deleted)",
+            )
+        else:
+            events.dns_plan(w, t_change, c, host, plan_id, 0)
         plan.trigger = {
             "kind": "infrastructure",
             "entity": host,
@@ -155,7 +176,14 @@ class BadData(Mechanism):
         got = limit * 2 + rng.randint(2, 40)
         lead = max(plan.recipe.time_offset_s, rng.randint(60, 240))
         t_change = onset - lead
-        if rng.random() < 0.5:
+        cloudflare, crowdstrike = plan.story == "cloudflare-bot-management-2025", plan.story == "crowdstrike-2024"
+        if cloudflare:
+            field_name, limit = "features", 200
+            got = limit * 2 + rng.randint(2, 40)
+        if crowdstrike:
+            field_name, limit, got = "fields", 20, 21
+        grant = (rng.random() < 0.5 or cloudflare) and not crowdstrike
+        if grant:
             author = rng.choice(AUTHORS)
             events.grant(
                 w,
@@ -172,13 +200,45 @@ class BadData(Mechanism):
                 "description": f"a database permission change made {c} emit every {field_name[:-1]} twice",
             }
         else:
-            release(w, plan, rng, c, t_change, rng.randint(60, 180))
+            release(
+                w, plan, rng, c, t_change, rng.randint(60, 180),
+                f"Content update: add {field_name[:-1]} template instance with {got} input fields"
+                if crowdstrike else None,
+            )
         # The producer stays healthy; consumers reload the data every few minutes and fail.
         err = clock.ramp(onset, onset + 120, rng.uniform(0.5, 0.9))
+        bad = [1.0 if clock.ts(i) >= t_change + 60 else 0.0 for i in range(clock.n)]
+        if cloudflare:
+            # the file is rebuilt every five minutes while the change reaches database nodes one
+            # by one: good and bad files alternate until every node returns duplicates
+            settle = onset + rng.randint(3, 5) * 10 * MIN
+            for i in range(clock.n):
+                t = clock.ts(i) + 30
+                if onset <= t < settle and int((t - onset) // 300) % 2 == 1:
+                    err[i], bad[i] = 0.0, 0.0
         propagate(w, plan, rng, err, clock.zeros(), f"baddata:{field_name}:{limit}:{got}")
         # the only sign on the producer: the file it publishes doubled at the change
         w.publishers[c] = (field_name, limit * 1.3)
-        p.res["+artifact"] = [1.1 if clock.ts(i) >= t_change + 60 else 0.0 for i in range(clock.n)]
+        p.res["+artifact"] = [(got / limit - 1) * b for b in bad]
+        if crowdstrike:
+            # the consumers load the content at start-up too: they crash, restart and crash again
+            for s in plan.chain[1:2]:
+                q = w.p[s]
+                restarts = clock.zeros()
+                t = onset + rng.randint(20, 60)
+                n_back = 0
+                while t < clock.end:
+                    for j in range(clock.idx(t), clock.n):
+                        restarts[j] += 1
+                    if n_back < 10 and q.pods:
+                        pod = q.pod(rng, t)
+                        w.k8s_event(
+                            t + 2, s, "BackOff",
+                            f"Back-off restarting failed container {s} in pod {pod}_{q.namespace}", pod,
+                        )
+                        n_back += 1
+                    t += rng.randint(40, 160)
+                q.res["restarts"] = restarts
         plan.aliases += [f"{c}:{field_name}-file", f"deployment/{c}"]
         caller = plan.chain[1]
         plan.evidence_for(
@@ -225,7 +285,8 @@ class CpuThrottling(Mechanism):
         onset = plan.onset or plan.fired_at
         t_cfg = onset - rng.randint(40, 150)
         author = rng.choice(AUTHORS)
-        if rng.random() < 0.5:
+        waf = plan.story == "cloudflare-waf-2019"
+        if rng.random() < 0.5 and not waf:
             old, new = rng.choice((("2", "500m"), ("1500m", "400m"), ("4", "1")))
             marker = f"resources.limits.cpu: {old} -> {new}"
             text = f"{marker} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
@@ -256,6 +317,13 @@ class CpuThrottling(Mechanism):
                 p.pod(rng, onset),
             )
         propagate(w, plan, rng, [e * 6 for e in err], lat, "timeout")
+        if waf:
+            # the edge cannot keep up: it times requests out and sheds them, and what does not
+            # get through never reaches the backends
+            p.err_own = [s * rng.uniform(0.35, 0.6) for s in sat]
+            for b in sorted(w.topo.calls.get(c, [])):
+                drop = rng.uniform(0.4, 0.7)
+                w.p[b].traffic = [t * (1 - drop * s) for t, s in zip(w.p[b].traffic, sat, strict=True)]
         plan.trigger = {
             "kind": "config",
             "entity": f"{c}-config",
