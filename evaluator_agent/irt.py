@@ -80,8 +80,13 @@ def fit_rasch(
     ability_prior_sd: float | None = None,
     max_iter: int = 100,
     tol: float = 1e-9,
+    prior_means: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Fit the Rasch model (module docstring) to (target, label, passed) observations.
+
+    ``prior_means`` centres a label's difficulty prior on an a-priori guess (e.g. from the
+    factors a label was built with) instead of 0: labels the data says little about (all
+    targets pass, or all fail) then keep their order from the guess.
 
     Returns a JSON-serialisable dict::
 
@@ -109,21 +114,22 @@ def fit_rasch(
         by_label[l_i].append((t_i, n, y))
     tau_b = 1.0 / (prior_sd * prior_sd)
     tau_t = 1.0 / (ability_prior_sd * ability_prior_sd)
+    mu = [float((prior_means or {}).get(lab, 0.0)) for lab in labels]
 
     theta = [0.0] * T
-    b = [0.0] * L
+    b = mu[:]
 
     def log_post(th: Sequence[float], bb: Sequence[float]) -> float:
         s = 0.0
         for l_i, t_i, n, y in cells:
             eta = th[t_i] - bb[l_i]
             s += y * eta - n * _log1pexp(eta)
-        s -= 0.5 * tau_b * math.fsum(x * x for x in bb)
+        s -= 0.5 * tau_b * math.fsum((x - m) * (x - m) for x, m in zip(bb, mu, strict=True))
         s -= 0.5 * tau_t * math.fsum(x * x for x in th)
         return s
 
     def derivatives(th: Sequence[float], bb: Sequence[float]):
-        g_b = [-tau_b * x for x in bb]
+        g_b = [-tau_b * (x - m) for x, m in zip(bb, mu, strict=True)]
         g_t = [-tau_t * x for x in th]
         d_b = [tau_b] * L
         d_t = [tau_t] * T

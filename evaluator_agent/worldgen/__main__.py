@@ -1,4 +1,4 @@
-"""``python -m evaluator_agent.worldgen build-smoke | build-core | build <recipes.json> | show <recipes.json> <i> | calibrate <set> [--noise off] | gc``."""
+"""``python -m evaluator_agent.worldgen build-smoke | build-core | build <recipes.json> | show <recipes.json> <i> | calibrate <set> [--noise off] | fit-tiers <set> | gc``."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--sample", type=int, help="a deterministic sample of N labels")
     c.add_argument("--policies", help="comma-separated policies (default: the reference agents)")
     sub.add_parser("gc", help="delete snapshots no label set points at")
+    ft = sub.add_parser(
+        "fit-tiers", help="calibrate the agent pool on a set, refit its tiers from the outcomes"
+    )
+    ft.add_argument("labelset")
+    ft.add_argument("--jobs", type=int, default=2)
+    ft.add_argument("--dry-run", action="store_true", help="print, do not rewrite the labels")
+    ft.add_argument("--json", type=Path, help="also write the fit and cross-validation here")
     s = sub.add_parser("show", help="print the label of one recipe of a file (no files written)")
     s.add_argument("recipes", type=Path)
     s.add_argument("index", type=int)
@@ -53,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return calibrate_main(
             args.labelset, args.noise, args.jobs, args.detail, args.sample, policies
         )
+    if args.cmd == "fit-tiers":
+        return _fit_tiers(args.labelset, args.jobs, args.dry_run, args.json)
     if args.cmd == "gc":
         for p in gc_snapshots():
             print(f"removed {p.name}")
@@ -77,6 +86,30 @@ def main(argv: list[str] | None = None) -> int:
             f"{lb.id}  {lb.ground_truth.mechanism:28s} {lb.difficulty.tier:6s} chain={len(lb.ground_truth.causal_chain)} "
             f"herrings={len(lb.ground_truth.must_not_blame)} {size / 1024:6.1f} KB gz ({raw / 1024:.0f} KB raw)"
         )
+    return 0
+
+
+def _fit_tiers(set_name: str, jobs: int, dry_run: bool, out: Path | None) -> int:
+    import time
+
+    from mock_agents.policies import POLICY_NAMES
+
+    from ..labels import load_labelset
+    from . import tiers
+    from .calibrate import calibrate
+
+    t0 = time.time()
+    labels = load_labelset(set_name).labels
+    rows = calibrate(set_name, POLICY_NAMES, jobs=jobs)
+    a, b = tiers.split_pool(POLICY_NAMES)
+    cv = tiers.crossval(rows, labels, a, b)
+    fitted = tiers.fit(rows, labels)
+    print(tiers.report(fitted, cv))
+    if out:
+        out.write_text(tiers.dumps(fitted, cv))
+    if not dry_run:
+        print(f"rewrote {tiers.write_tiers(set_name, fitted)} labels of {set_name}")
+    print(f"{len(rows)} investigations by {len(POLICY_NAMES)} agents in {time.time() - t0:.0f} s")
     return 0
 
 

@@ -12,7 +12,8 @@ deterministic: same code, same file). Layout:
   before the page (``transient_bursts``: a node drain), the kind of noise a "largest error
   growth" heuristic falls for;
 - no-fault controls (benign, explained traffic spikes) in every band, about 11%;
-- hard recreations of public postmortems (``postmortem`` goes to the label's provenance).
+- hard recreations of public postmortems, two per story of ``postmortems.py`` (the story
+  shapes the world; its title goes to the label's provenance).
 
 The tier of each label is still computed from what the world ended up containing
 (``labeling.tier``), not asserted by the recipe.
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..labels import project_root
+from .postmortems import STORIES
 
 FAULTS = (
     "oom_killed",
@@ -50,70 +52,20 @@ FAULTS = (
     "bad_data",
 )
 
-COMMON = ("bad_release", "connection_pool_exhaustion", "lock_contention", "rebalance_storm")
+COMMON = ("bad_release", "connection_pool_exhaustion", "lock_contention", "rebalance_storm", "oom_killed")
 
-# (mechanism, postmortem, knobs). Facts adapted, not copied: see /work/shared/INCIDENTS.md.
-POSTMORTEMS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    (
-        "dns_failure",
-        "AWS us-east-1 DynamoDB DNS, Oct 2025",
-        {"chain_length": 5, "red_herrings": 3, "early_herrings": 1, "n_services": 70},
-    ),
-    (
-        "dns_failure",
-        "Facebook BGP withdrawal takes DNS down, Oct 2021",
-        {"chain_length": 4, "red_herrings": 2, "quiet_culprit": True, "n_services": 64},
-    ),
-    (
-        "cpu_throttling",
-        "Cloudflare WAF regex CPU exhaustion, Jul 2019",
-        {"chain_length": 4, "red_herrings": 2, "early_herrings": 1, "n_services": 60},
-    ),
-    (
-        "bad_data",
-        "Cloudflare bot-management feature file doubled, Nov 2025",
-        {"chain_length": 4, "red_herrings": 3, "early_herrings": 1, "n_services": 66},
-    ),
-    (
-        "bad_data",
-        "CrowdStrike content update field-count mismatch, Jul 2024",
-        {"chain_length": 3, "red_herrings": 2, "quiet_culprit": True, "time_offset_s": 2400},
-    ),
-    (
-        "crashloop_bad_config",
-        "Fastly valid customer config triggers latent bug, Jun 2021",
-        {"chain_length": 4, "red_herrings": 2, "early_herrings": 1, "n_services": 58},
-    ),
-    (
-        "feature_flag",
-        "Knight Capital reused feature flag activates dead code, Aug 2012",
-        {"chain_length": 3, "red_herrings": 3, "early_herrings": 2, "n_services": 55},
-    ),
-    (
-        "connection_pool_exhaustion",
-        "GitHub network partition and cross-region MySQL failover, Oct 2018",
-        {"chain_length": 4, "red_herrings": 2, "early_herrings": 1, "time_offset_s": 1800},
-    ),
-    (
-        "memory_leak",
-        "Roblox Consul streaming and BoltDB freelist growth, Oct 2021",
-        {"chain_length": 4, "red_herrings": 2, "time_offset_s": 6600, "early_herrings": 1},
-    ),
-    (
-        "third_party_outage",
-        "Slack AWS Transit Gateway scaling after the holidays, Jan 2021",
-        {"chain_length": 4, "red_herrings": 3, "early_herrings": 1, "n_services": 62},
-    ),
-    (
-        "retry_storm",
-        "Slack retry amplification during TGW congestion, Jan 2021",
-        {"chain_length": 5, "red_herrings": 2, "quiet_culprit": True, "noise": "high"},
-    ),
-    (
-        "dns_failure",
-        "AWS us-east-1 DynamoDB DNS (regional dependants), Oct 2025",
-        {"chain_length": 3, "red_herrings": 2, "early_herrings": 1, "quiet_culprit": True},
-    ),
+# (story id, knobs): two recreations of each postmortem story (worldgen/postmortems.py).
+POSTMORTEMS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("aws-dynamodb-dns-2025", {"chain_length": 4, "red_herrings": 3, "early_herrings": 1, "n_services": 70}),
+    ("aws-dynamodb-dns-2025", {"chain_length": 3, "red_herrings": 2, "quiet_culprit": True}),
+    ("cloudflare-waf-2019", {"chain_length": 1, "red_herrings": 3, "early_herrings": 1, "n_services": 60}),
+    ("cloudflare-waf-2019", {"chain_length": 1, "red_herrings": 2, "noise": "high"}),
+    ("cloudflare-bot-management-2025", {"chain_length": 4, "red_herrings": 3, "early_herrings": 1, "n_services": 66}),
+    ("cloudflare-bot-management-2025", {"chain_length": 3, "red_herrings": 2, "quiet_culprit": True}),
+    ("crowdstrike-2024", {"chain_length": 3, "red_herrings": 2, "quiet_culprit": True, "time_offset_s": 2400}),
+    ("crowdstrike-2024", {"chain_length": 4, "red_herrings": 2, "n_services": 58}),
+    ("knight-capital-2012", {"chain_length": 3, "red_herrings": 3, "early_herrings": 1, "n_services": 55}),
+    ("knight-capital-2012", {"chain_length": 4, "red_herrings": 2, "noise": "high"}),
 )
 
 BANDS: dict[str, list[dict[str, Any]]] = {
@@ -147,7 +99,7 @@ DEEP_ONLY = (
 DEEP: dict[str, list[dict[str, Any]]] = {
     **BANDS,
     "easy": [
-        {"chain_length": 2, "red_herrings": 0, "noise": "off"},
+        {"chain_length": 2, "red_herrings": 0},
         {"chain_length": 2, "red_herrings": 1},
     ],
 }
@@ -200,10 +152,10 @@ def core_recipes() -> list[dict[str, Any]]:
         for band in ("easy", "medium", "hard"):
             bands = FLAT if flat else DEEP if m in DEEP_ONLY else BANDS
             for knobs in bands[band]:
-                if band != "easy" and knobs.get("noise") != "off":
+                if band != "easy":
                     knobs = {"transient_bursts": 2, **knobs}
                 add(m, dict(knobs), band)
-    # the most common real incidents get a second pair of medium worlds
+        # the most common real incidents get more medium worlds
     for m in COMMON:
         for knobs in (
             {"chain_length": 2, "red_herrings": 1},
@@ -218,8 +170,8 @@ def core_recipes() -> list[dict[str, Any]]:
             {**knobs, "chain_length": 1, "segment": "auto"},
             ["easy", "medium", "hard"][min(2, i % 10 // 3)],
         )
-    for m, pm, knobs in POSTMORTEMS:
-        add(m, {"transient_bursts": 2, **knobs, "postmortem": pm}, "hard")
+    for pm, knobs in POSTMORTEMS:
+        add(STORIES[pm].mechanism, {"transient_bursts": 2, **knobs, "postmortem": pm}, "hard")
     return out
 
 
@@ -229,8 +181,8 @@ def write_core_recipes(path: Path | None = None) -> Path:
         "name": "core",
         "description": "The core synthetic label set: every implemented mechanism at three difficulty "
         "bands over 36-70 service worlds, ~11% no-fault controls, and hard recreations of public "
-        "postmortems (AWS DynamoDB DNS, Cloudflare WAF and feature file, CrowdStrike, Fastly, "
-        "Knight Capital, GitHub, Roblox, Slack, Facebook).",
+        "postmortems that follow their causal stories (AWS DynamoDB DNS 2025, Cloudflare WAF 2019, "
+        "Cloudflare bot-management file 2025, CrowdStrike 2024, Knight Capital 2012).",
         "version": "1",
         "recipes": core_recipes(),
     }

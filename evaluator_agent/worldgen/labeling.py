@@ -26,7 +26,7 @@ def tier(
     points = (
         extra
         + max(0, chain - 1)
-        + 0.5 * herrings
+        + 0.25 * herrings
         + (1 if offset >= 1800 else 0)
         + (0.5 if services >= 60 else 0)
         + (0.5 if kinds >= 5 else 0)
