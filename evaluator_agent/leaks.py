@@ -41,7 +41,11 @@ Rules (check ids of :mod:`evaluator_agent.lint`), one problem per value, not per
     chance of that is hypergeometric: ``p = C(K_M, n) / C(N, n)`` (``K_M`` worlds of ``M`` out
     of ``N``). ``p <= ALPHA / m`` (Bonferroni over the ``m`` values seen in >= 3 worlds) is an
     error; a larger ``p`` (too little support to rule out chance) is a warning. Values in
-    fewer than 3 worlds are not judged: most values of one world occur in no other.
+    fewer than 3 worlds are not judged: most values of one world occur in no other. A value
+    confined to two or three mechanisms (event source ``terraform`` only in ``disk_full`` and
+    ``dns_failure`` worlds) narrows the answer almost as much: the same test with ``K`` the
+    worlds of those mechanisms and ``p`` multiplied by the number of such subsets (the subset
+    is picked after the fact) is an error too; no warning below that.
 ``leak.culprit_only``
     in every world where the value occurs (``n >= 3``), every occurrence is on the culprit:
     an error. Every occurrence on the causal chain (and not all on the culprit) in every such
@@ -76,10 +80,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .labels import Label
 
-__all__ = ["ALPHA", "KINDS", "MIN_WORLDS", "Census", "Leak", "Masker", "WorldTruth"]
+__all__ = ["ALPHA", "KINDS", "MAX_CLASSES", "MIN_WORLDS", "Census", "Leak", "Masker", "WorldTruth"]
 
 ALPHA = 0.01  # family-wise error rate of the exclusivity test, split over the values tested
 MIN_WORLDS = 3  # a value must occur in at least this many worlds to be judged
+MAX_CLASSES = 3  # a value confined to this many mechanisms (and enough worlds) is a leak too
 
 KINDS: dict[str, str] = {
     "event.source": "event source",
@@ -301,6 +306,10 @@ class Leak:
 def _quote(s: str, limit: int = 110) -> str:
     s = s if len(s) <= limit else s[: limit - 1] + "…"
     return repr(s)
+
+
+def _and(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _label_list(ids: Sequence[str], limit: int = 4) -> str:
@@ -581,6 +590,17 @@ class Census:
                     f"{n_worlds - k}; p={p:.1e}{tail}): {_label_list(labels)}; {example}",
                     labels,
                 ))
+            elif len(classes) <= MAX_CLASSES:
+                # A few mechanisms: the subset is chosen after the fact, hence the factor.
+                k = sum(per_class[c] for c in classes)
+                p = math.comb(len(per_class), len(classes)) * math.comb(k, n) / math.comb(n_worlds, n)
+                if p <= threshold:
+                    out.append(Leak(
+                        "leak.exclusive_mechanism", "error", kind, value,
+                        f"{what} occurs only in {_and(sorted(classes))} worlds ({n} of their {k}, "
+                        f"none of the other {n_worlds - k}; p={p:.1e}): {_label_list(labels)}; {example}",
+                        labels,
+                    ))
             wheres = [slot[0] for slot in per.values()]
             if all(w == ON_CULPRIT for w in wheres):
                 out.append(Leak(
