@@ -529,13 +529,28 @@ def _squash(s: str) -> str:
     return " ".join(s.lower().split())
 
 
+# Parts of a result that echo what the target asked rather than what the world holds: a
+# metric name found only in the echoed query proves nothing was seen.
+_ECHOED = {"query_metrics": ("query", "from", "to")}
+
+
 class _Seen:
     """Lower-cased text of a viewed result, raw and decoded, computed once."""
 
     def __init__(self, v: ViewedResult):
         self.v = v
-        self.raw = _squash(v.text)
         self._decoded: str | None = None
+        text = v.text
+        echoed = _ECHOED.get(v.tool)
+        if echoed:
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError):
+                data = None
+            if isinstance(data, dict):
+                text = json.dumps({k: x for k, x in data.items() if k not in echoed})
+                self._decoded = _squash("\n".join(_strings({k: x for k, x in data.items() if k not in echoed})))
+        self.raw = _squash(text)
 
     def contains(self, needle: str) -> bool:
         if needle in self.raw:

@@ -725,6 +725,27 @@ def test_citing_evidence_without_viewing_it_earns_nothing():
     assert score(d, viewed=FULL_VIEW).subscores["evidence"] == 1.0
 
 
+def test_a_metric_name_echoed_back_in_the_query_is_not_seen():
+    # query_metrics echoes the query: asking for a metric that returns nothing has shown nothing
+    echo_only = [
+        seen(
+            "query_metrics",
+            {"query": "max:postgresql.percent_usage_connections{service:x}", "series": []},
+        )
+    ]
+    assert score(diag(), viewed=FULL_VIEW[:1] + echo_only).subscores["evidence"] == 0.5
+    with_series = [
+        seen(
+            "query_metrics",
+            {
+                "query": "max:postgresql.percent_usage_connections{service:x}",
+                "series": [{"metric": "postgresql.percent_usage_connections", "pointlist": [[1, 0.9]]}],
+            },
+        )
+    ]
+    assert score(diag(), viewed=FULL_VIEW[:1] + with_series).subscores["evidence"] == 1.0
+
+
 def test_no_key_evidence_scores_one():
     assert score(diag(), viewed=[], label=make_label(key_evidence=[])).subscores["evidence"] == 1.0
 
