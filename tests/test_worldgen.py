@@ -334,3 +334,41 @@ def test_early_herring_changes_and_degrades_before_the_culprit() -> None:
     assert len(culprit_logs) < 0.2 * max(
         1, len([r for r in world["logs"] if r["service"] == plan.chain[-1]])
     )
+
+
+def test_every_mechanism_has_a_background_blip() -> None:
+    from evaluator_agent.worldgen.ambient import check_coverage
+
+    assert check_coverage() == []
+
+
+def test_only_the_direct_caller_reports_the_culprits_own_failure() -> None:
+    # an expired certificate: the culprit's direct caller logs x509 errors; callers above it see
+    # their own callee fail (5xx, timeouts), never the certificate
+    world, plan, w, _ = build_world(_recipe("certificate_expiry", chain_length=4, noise="off"))
+    chain = plan.chain
+    assert len(chain) >= 3
+    onset = plan.onset
+
+    def lines(svc: str) -> list[str]:
+        return [r["message"] for r in world["logs"] if r["service"] == svc and r["ts"] >= onset]
+
+    cert = re.compile(r"x509|certificate|CERT_HAS_EXPIRED|PKIX", re.I)
+    assert any(cert.search(m) for m in lines(chain[1]))
+    for svc in chain[2:]:
+        assert lines(svc) and not any(cert.search(m) for m in lines(svc)), svc
+
+
+def test_background_carries_every_change_kind_in_the_incident_window() -> None:
+    # routine changes of every kind also happen near the onset, not only the incident's own
+    sources: set[str] = set()
+    for seed in range(6):
+        world, plan, w, _ = build_world(_recipe("bad_release", seed=seed, n_services=40))
+        anchor = plan.onset or plan.symptom_start
+        culprit = plan.chain[0]
+        sources |= {
+            e["source"]
+            for e in world["events"]
+            if abs(e["ts"] - anchor) < 45 * 60 and e["tags"].get("service") != culprit
+        }
+    assert {"deploy", "config", "feature_flag", "terraform", "kubernetes"} <= sources, sources
