@@ -247,30 +247,34 @@ class ScriptedWorld:
                 )
             return {"query": q, "from": frm, "to": to, "series": series}
         if name == "search_logs":
-            svc = re.search(r"service:(\S+)", args.get("query", "")).group(1)
-            status = "error" if "status:error" in args.get("query", "") else "warn"
+            query = args.get("query", "")
+            svc = re.search(r"service:(\S+)", query).group(1)
+            status = re.search(r"status:(\S+)", query)
             onset, _ = self.faults.get(svc, (None, 0))
             logs = []
-            if status == "error" and onset is not None:
+            if (status is None or status.group(1) == "error") and onset is not None:
                 msg = {
                     "payments": "java.lang.IllegalStateException: PaymentIntent.amount is null (version 2.5.0)",
                     "checkout": "upstream payments returned 500 Internal Server Error",
                     "web-gateway": "upstream checkout returned 502",
                     "noisy-batch": "batch row rejected: duplicate key",
                 }[svc]
-                logs = [
-                    {
-                        "timestamp": datetime.fromtimestamp(onset + 5, UTC).isoformat(),
-                        "ts": onset + 5,
-                        "service": svc,
-                        "host": f"{svc}-1",
-                        "status": "error",
-                        "message": msg,
-                        "attributes": {},
-                        "trace_id": None,
-                    }
-                ]
-            return {"logs": logs, "total_matched": len(logs), "next_cursor": None}
+                # one line a minute since the fault started, newest first
+                for t in reversed(self.minutes(max(frm, onset), to)):
+                    logs.append(
+                        {
+                            "timestamp": datetime.fromtimestamp(t + 5, UTC).isoformat(),
+                            "ts": t + 5,
+                            "service": svc,
+                            "host": f"{svc}-1",
+                            "status": "error",
+                            "message": msg,
+                            "attributes": {},
+                            "trace_id": None,
+                        }
+                    )
+            total = len(logs)
+            return {"logs": logs[: int(args.get("limit", 50))], "total_matched": total, "next_cursor": None}
         raise ValueError(f"unknown tool {name}")
 
     def results(self, reply: dict[str, Any]) -> list[dict[str, Any]]:
