@@ -428,6 +428,34 @@ def cmd_labels(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_labels_audit(a: argparse.Namespace) -> int:
+    """Shortcut battery and leakage learner on a label set; exit 1 when it leaks (see audit.report)."""
+    from .audit import Thresholds, render, run_audit
+    from .labels import LabelError
+
+    policies = [p for p in (a.policies or "").split(",") if p] or None
+    thresholds = Thresholds(a.threshold, a.combination_threshold, a.learner_culprit_threshold,
+                            a.learner_mechanism_margin)  # fmt: skip
+    progress = None if a.json else Progress(0, quiet=False)
+
+    def tick(done: int, total: int) -> None:
+        if progress is not None:
+            progress.total = total
+            progress.update(done, 0)
+
+    try:
+        report = run_audit(a.set, sample=a.sample, jobs=a.jobs, policies=policies, learner=not a.no_learner,
+                           train=a.train, train_size=a.train_size, thresholds=thresholds, progress=tick)  # fmt: skip
+    except (LabelError, ValueError) as e:
+        print(f"proctor labels audit: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    if a.json:
+        _write_json("-", report.as_dict())
+    else:
+        print(render(report))
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
 def cmd_env(a: argparse.Namespace) -> int:
     """World generation: a whole label set from a recipe file, or one world from flags."""
     from pydantic import ValidationError
@@ -602,6 +630,21 @@ def build_parser() -> argparse.ArgumentParser:
     lt = lsub.add_parser("lint", help="check a label set: schema, leaks, hashes, entities, key evidence, red herrings")
     lt.add_argument("set", help="label set name, or a path to its folder")
     lt.add_argument("--json", action="store_true")
+    au = lsub.add_parser("audit", help="leak audit: shortcut battery and leakage learner; exit 1 when the set leaks")
+    au.add_argument("set", help="label set name")
+    au.add_argument("--sample", type=int, help="a deterministic sample of N labels")
+    au.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    au.add_argument("--policies", help="comma-separated policies (default: every shortcut and the reference agents)")
+    au.add_argument("--no-learner", action="store_true", help="skip the leakage learner")
+    au.add_argument("--train", help="train the learner on this label set (default: fresh worlds from the set's recipes)")
+    au.add_argument("--train-size", type=int, help="recipes to generate for the learner's training set")
+    au.add_argument("--threshold", type=float, default=0.15, help="max pass rate of one shortcut (0.15)")
+    au.add_argument("--combination-threshold", type=float, default=0.20, help="max pass rate of the combination (0.20)")
+    au.add_argument("--learner-culprit-threshold", type=float, default=0.15, help="max learner culprit top-1 (0.15)")
+    au.add_argument("--learner-mechanism-margin", type=float, default=0.15,
+                    help="max learner mechanism accuracy above the majority baseline (0.15)")
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(fn=cmd_labels_audit)
     lb.set_defaults(fn=cmd_labels)
 
     env = sub.add_parser("env", help="world snapshots: generate synthetic incident worlds")

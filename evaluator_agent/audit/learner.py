@@ -337,18 +337,21 @@ def recipes_path(set_name: str) -> Path:
 
 
 def cases_from_recipes(
-    set_name: str, *, seed_shift: int = SEED_SHIFT, limit: int | None = None, jobs: int = 2
+    set_name: str, *, seed_shift: int = SEED_SHIFT, size: int | None = None, jobs: int = 2
 ) -> tuple[list[Case], list[str]]:
     """A fresh training set: every recipe of ``environments/recipes/<set>.json`` with its seed
     shifted (new topology, names, timings and noise; the same mix of mechanisms and knobs),
-    generated in memory in ``jobs`` worker processes. Returns the cases and, for recipes the
-    generator refused, why."""
+    generated in memory in ``jobs`` worker processes; ``size`` takes that many recipes spread
+    evenly over the file (all by default). Returns the cases and, for recipes the generator
+    refused, why."""
     import json
 
     path = recipes_path(set_name)
     if not path.is_file():
         raise FileNotFoundError(f"no recipe file {path}: give the training set with --train SET")
-    recipes = json.loads(path.read_text())["recipes"][:limit]
+    recipes = json.loads(path.read_text())["recipes"]
+    if size is not None and 0 < size < len(recipes):
+        recipes = [recipes[i * len(recipes) // size] for i in range(size)]
     shifted = [{**r, "seed": int(r["seed"]) + seed_shift} for r in recipes]
     out = _map(_case_from_recipe, shifted, jobs)
     return [c for c in out if isinstance(c, Case)], [c for c in out if isinstance(c, str)]
@@ -490,11 +493,12 @@ def run_learner(
     label_ids: list[str] | None = None,
     jobs: int = 2,
     seed_shift: int = SEED_SHIFT,
+    train_size: int | None = None,
     root: str | None = None,
 ) -> tuple[LearnerReport, dict[str, float]]:
     """Train on ``train`` (a label set) or on a fresh set generated from ``set_name``'s recipe
-    file with shifted seeds; test on ``set_name`` (or its ``label_ids``). Returns the report
-    and the wall time of each phase."""
+    file with shifted seeds (``train_size`` recipes of it, default all); test on ``set_name``
+    (or its ``label_ids``). Returns the report and the wall time of each phase."""
     import time
 
     times: dict[str, float] = {}
@@ -503,7 +507,9 @@ def run_learner(
         train_cases = cases_from_labelset(train, root=root, jobs=jobs)
         train_name = f"label set {train}"
     else:
-        train_cases, refused = cases_from_recipes(set_name, seed_shift=seed_shift, jobs=jobs)
+        train_cases, refused = cases_from_recipes(
+            set_name, seed_shift=seed_shift, size=train_size, jobs=jobs
+        )
         if not train_cases:
             raise RuntimeError(
                 f"the generator refused every recipe of recipes/{set_name}.json"
@@ -512,10 +518,10 @@ def run_learner(
         train_name = f"{len(train_cases)} fresh worlds from recipes/{set_name}.json (seeds +{seed_shift})"
         if refused:
             train_name += f", {len(refused)} recipes refused (first: {refused[0]})"
-    times["train_set_s"] = round(time.monotonic() - t0, 1)
+    times["learner_train_set_s"] = round(time.monotonic() - t0, 1)
     t1 = time.monotonic()
     test_cases = cases_from_labelset(set_name, label_ids, root=root, jobs=jobs)
-    times["test_set_s"] = round(time.monotonic() - t1, 1)
+    times["learner_test_set_s"] = round(time.monotonic() - t1, 1)
     rep = evaluate(train_cases, test_cases, jobs=jobs, train_name=train_name, test_name=f"label set {set_name}")
-    times["fit_s"] = rep.wall_s
+    times["learner_fit_s"] = rep.wall_s
     return rep, times
