@@ -395,14 +395,17 @@ class LearnerReport:
         return asdict(self)
 
 
-def _models(seed: int, jobs: int) -> dict[str, Any]:
+FOREST_TREES = 200
+
+
+def _models(seed: int, jobs: int, trees: int = FOREST_TREES) -> dict[str, Any]:
     _, LogisticRegression, RandomForestClassifier = _sklearn()
     return {
         "logistic": lambda balanced: LogisticRegression(
             C=1.0, max_iter=3000, class_weight="balanced" if balanced else None
         ),
         "forest": lambda balanced: RandomForestClassifier(
-            n_estimators=200, min_samples_leaf=1, random_state=seed, n_jobs=max(1, jobs),
+            n_estimators=trees, min_samples_leaf=1, random_state=seed, n_jobs=max(1, jobs),
             class_weight="balanced_subsample" if balanced else None,
         ),
     }  # fmt: skip
@@ -423,7 +426,8 @@ def _top_features(model: Any, vec: Any, k: int = 8) -> list[tuple[str, float]]:
 
 
 def evaluate(train: list[Case], test: list[Case], *, seed: int = 0, jobs: int = 1,
-             train_name: str = "train", test_name: str = "test") -> LearnerReport:  # fmt: skip
+             trees: int = FOREST_TREES, train_name: str = "train", test_name: str = "test",
+             ) -> LearnerReport:  # fmt: skip
     """Fit both models on ``train``, score them on ``test``; the better of each is reported."""
     import time
 
@@ -457,7 +461,7 @@ def evaluate(train: list[Case], test: list[Case], *, seed: int = 0, jobs: int = 
     yc_train = np.array([y for c in train_c for y in c.culprit])
     xc_test = cvec.transform([f for c in with_culprit for f in c.service_features]) if with_culprit else None
     best_m = best_c = -1.0
-    for name, make in _models(seed, jobs).items():
+    for name, make in _models(seed, jobs, trees).items():
         m_model = make(False).fit(xm_train, ym_train)
         acc = float(np.mean(m_model.predict(xm_test) == np.array([c.mechanism for c in test])))
         top1 = top3 = 0.0
