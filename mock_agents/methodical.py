@@ -21,12 +21,13 @@
 Budget: at most ``max_calls_per_turn`` calls per reply; the diagnosis goes out when two
 replies remain, with whatever has been gathered by then.
 
-Weaker variants of the same agent (fewer replies, no metrics, no dependency walk, no baseline)
+Weaker variants of the same agent (fewer replies, no metrics, no dependency walk, keywords)
 are at the end of the module, for the agent pool the difficulty tiers are fitted on.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,6 +56,7 @@ LEAF_KINDS = {"database", "cache", "external", "queue"}
 FOLLOW_RATE = 0.25
 #: ... and the share of the service's current error lines they must make up
 FOLLOW_SHARE = 0.15
+FOLLOW_TRICKLE = 0.08
 #: a hypothesis this well supported is a fault whatever else is going on
 STRONG = 4.0
 #: below this, nothing proves a fault
@@ -82,7 +84,7 @@ class Methodical(Policy):
     #: knobs the weaker variants turn
     use_metrics = True
     max_hops = MAX_HOPS
-    baseline = True
+    max_replies: int | None = None
 
     # ------------------------------------------------------------------ time
 
@@ -234,24 +236,29 @@ class Methodical(Policy):
         if service in memo:
             return memo[service]
         recent = self.window(conv, service, "recent", errors=True)
-        base = self.window(conv, service, "base", errors=True) if self.baseline else None
+        base = self.window(conv, service, "base", errors=True)
         deps = self.neighbours(conv, service, "downstream")
         out = None
-        if recent is not None and deps is not None and (base is not None or not self.baseline):
+        if recent is not None and base is not None and deps is not None:
             cat = self.catalog(conv)
             peers = {d: cat.get(d) or Peer(d, "service") for d in deps}
-            empty = LogWindow([], 0, *self._span(conv, "base"))
-            out = attribute(service, recent, base or empty, peers)
+            out = attribute(service, recent, base, peers)
         memo[service] = out
         return out
 
     def walk(self, conv: Conversation) -> tuple[list[str], list[Step], bool]:
-        """(services from the symptom to where attribution stops, the hops, finished?)."""
+        """(services from the symptom to where attribution stops, the hops, finished?).
+
+        Errors first: go where the current service's errors point. When they point nowhere
+        but the service got slow, follow the latency: a direct dependency whose own latency
+        rose far more than the service's is where the slowness comes from (a slow dependency
+        causes timeouts only once it is very slow)."""
         if "walk" in conv.memo:
             return conv.memo["walk"]
         symptom = self.symptom(conv)
         path: list[str] = [symptom] if symptom else []
         steps: list[Step] = []
+        needs: list[dict[str, Any]] = []
         done = not path
         while path and not done:
             node = path[-1]
@@ -263,19 +270,62 @@ class Methodical(Policy):
                 break  # its calls are pending
             peer, rate = att.top()
             share = rate / max(att.total_rate, 1e-9)
-            if (
-                peer is None
-                or peer in path
-                or rate < FOLLOW_RATE
-                or share < FOLLOW_SHARE
-                or len(steps) >= self.max_hops
-            ):
+            # a steady stream naming one dependency, or a trickle that is all the service
+            # logs now (slow dependencies cause few errors, but nothing else explains them)
+            follow = (rate >= FOLLOW_RATE and share >= FOLLOW_SHARE) or (
+                rate >= FOLLOW_TRICKLE and share >= 0.5
+            )
+            if len(steps) >= self.max_hops:
                 done = True
                 break
-            steps.append(Step(node, peer, att.style(peer), rate))
-            path.append(peer)
+            if peer is not None and peer not in path and follow:
+                steps.append(Step(node, peer, att.style(peer), rate))
+                path.append(peer)
+                continue
+            slow, needs = self.slower_dependency(conv, node)
+            if needs:
+                break
+            if slow is None or slow[0] in path:
+                done = True
+                break
+            steps.append(Step(node, slow[0], "slow", slow[1]))
+            path.append(slow[0])
         conv.memo["walk"] = (path, steps, done)
+        conv.memo["walk_needs"] = needs
         return path, steps, done
+
+    def latency_change(self, conv: Conversation, service: str) -> tuple[float | None, list[dict[str, Any]]]:
+        """(latency now / its baseline, calls still needed to know it)."""
+        lm = self._list_metrics(service)
+        if lm["id"] not in conv.results:
+            return None, [lm]
+        q = self.metric_plan(conv, service, self.kind(conv, service)).get("duration")
+        if q is None:
+            return None, []
+        c = self._query(conv, "duration", q, service)
+        if c["id"] not in conv.results:
+            return None, [c]
+        f = Facts(service, self.kind(conv, service))
+        f.metrics["duration"] = series_points(conv.content(c["id"]))
+        return f.change("duration", self.frame(conv)), []
+
+    def slower_dependency(self, conv: Conversation, service: str) -> tuple[tuple[str, float] | None, list[dict[str, Any]]]:
+        """The direct dependency that got much slower than ``service`` did, if ``service``
+        itself got slower (and the calls still needed to tell)."""
+        if not self.use_metrics:
+            return None, []
+        own, needs = self.latency_change(conv, service)
+        if needs or own is None or own < 1.8:
+            return None, needs
+        best = None
+        for d in self.neighbours(conv, service, "downstream") or []:
+            if self.kind(conv, d) == "queue":
+                continue
+            r, more = self.latency_change(conv, d)
+            needs += more
+            if r is not None and r >= max(3.0, 1.5 * own) and (best is None or r > best[1]):
+                best = (d, r)
+        return (None, needs) if needs else (best, [])
 
     # ------------------------------------------------------------------ the evidence of one entity
 
@@ -331,8 +381,7 @@ class Methodical(Policy):
         calls = [self._events_of(conv, service)]
         if logs:
             calls.append(self._logs(conv, service, "recent", errors=False))
-            if self.baseline:
-                calls.append(self._logs(conv, service, "base", errors=False))
+            calls.append(self._logs(conv, service, "base", errors=False))
         if self.use_metrics:
             calls.append(self._list_metrics(service))
             if conv.issued(self._list_metrics(service)["id"]):
@@ -344,7 +393,7 @@ class Methodical(Policy):
         f = Facts(service, kind, events=self.events_of(conv, service))
         if logs:
             f.recent = self.window(conv, service, "recent", errors=False)
-            f.base = self.window(conv, service, "base", errors=False) if self.baseline else None
+            f.base = self.window(conv, service, "base", errors=False)
             if f.recent is not None:
                 base = f.base or LogWindow([], 0, *self._span(conv, "base"))
                 f.new = new_kinds(f.recent, base)
@@ -378,14 +427,15 @@ class Methodical(Policy):
         calls = [self._deps(t)] + self.entity_calls(conv, t)
         if caller:
             calls.append(self._logs(conv, caller, "recent", errors=False))
-            if self.baseline:
-                calls.append(self._logs(conv, caller, "base", errors=False))
+            calls.append(self._logs(conv, caller, "base", errors=False))
         if self.kind(conv, t) == "database":
             calls += [self._deps(c) for c in ([caller] if caller else []) + (self.neighbours(conv, t, "upstream") or [])[:4]]
         for r in self.related(conv, t, caller):
             calls += self.entity_calls(conv, r, logs=self.kind(conv, r) == "cache")
-        if len(path) == 1:
-            calls += self.benign_calls(conv, t)
+        if not any(s.style != "slow" for s in steps):
+            if len(path) > 1:
+                calls += self.entity_calls(conv, path[0])
+            calls += self.benign_calls(conv, path[0])
         return calls
 
     def benign_calls(self, conv: Conversation, symptom: str) -> list[dict[str, Any]]:
@@ -401,6 +451,8 @@ class Methodical(Policy):
     # ------------------------------------------------------------------ the plan
 
     def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+        if self.max_replies is not None and conv.n_replies >= self.max_replies:
+            return []
         calls = list(self._orient(conv).values())
         symptom = self.symptom(conv)
         if not symptom:
@@ -411,8 +463,8 @@ class Methodical(Policy):
                 continue
             calls.append(self._deps(node))
             calls.append(self._logs(conv, node, "recent", errors=True))
-            if self.baseline:
-                calls.append(self._logs(conv, node, "base", errors=True))
+            calls.append(self._logs(conv, node, "base", errors=True))
+        calls += conv.memo.get("walk_needs") or []
         if done:
             calls += self.terminal_calls(conv, path, steps)
         return calls
@@ -441,7 +493,7 @@ class Methodical(Policy):
                 a = self._errlog_anomalies(conv).get(caller)
                 f.onset = a.onset if a else None
             recent = self.window(conv, caller, "recent", errors=False)
-            base = self.window(conv, caller, "base", errors=False) if self.baseline else None
+            base = self.window(conv, caller, "base", errors=False)
             if recent is not None:
                 cat = self.catalog(conv)
                 peers = {t: cat.get(t) or Peer(t, f.kind)}
@@ -457,11 +509,16 @@ class Methodical(Policy):
         for r in self.related(conv, t, caller):
             f.related[r] = self.facts(conv, r, logs=self.kind(conv, r) == "cache")
         out["facts"] = f
-        out["hypotheses"] = hypotheses(f, frame)
-        if len(path) == 1:
-            out["benign"] = self.benign(conv, f, frame)
+        out["hypotheses"] = self.rank(conv, f, frame)
+        if not any(s.style != "slow" for s in steps):
+            sym = f if len(path) == 1 else self.facts(conv, path[0])
+            out["benign"] = self.benign(conv, sym, frame)
         conv.memo["examined"] = out
         return out
+
+    def rank(self, conv: Conversation, f: Facts, frame: Frame) -> list[Hypothesis]:
+        """Hypotheses about the entity where attribution stopped, best supported first."""
+        return hypotheses(f, frame)
 
     def benign(self, conv: Conversation, f: Facts, frame: Frame) -> list[str]:
         """Benign causes of a page that stayed on its own service."""
@@ -503,9 +560,11 @@ class Methodical(Policy):
         hs: list[Hypothesis] = ex.get("hypotheses") or []
         best = hs[0] if hs else None
         score = best.score if best else 0.0
-        if len(path) == 1:
+        steps: list[Step] = ex["steps"]
+        if not any(s.style != "slow" for s in steps):
+            # nothing failed on the way down: a fault needs its own proof, a benign cause wins
             benign = ex.get("benign") or []
-            if (benign and score < STRONG) or score < WEAK:
+            if (benign and score < STRONG) or (len(path) == 1 and score < WEAK):
                 return self._no_fault(conv, benign, f"{path[0]}'s errors name no failing dependency")
         return self._fault(conv, ex)
 
@@ -595,3 +654,95 @@ class Methodical(Policy):
             "evidence": evidence[:16],
             "summary": summary,
         }
+
+
+# --------------------------------------------------------------------------- weaker variants
+
+
+class MethodicalHasty(Methodical):
+    """Answers after four replies with whatever it has: a long chain is cut short and the
+    mechanism rests on the evidence gathered by then."""
+
+    name = "methodical_hasty"
+    description = "The methodical investigation on a budget of four replies."
+    max_replies = 4
+
+
+class MethodicalLogsOnly(Methodical):
+    """Never reads a metric: the walk follows errors only (not latency), and the mechanism
+    rests on logs and events (no memory, CPU, lag, hit ratio or disk to tell them apart)."""
+
+    name = "methodical_logs_only"
+    description = "The methodical investigation from logs and events alone, no metrics."
+    use_metrics = False
+
+
+class MethodicalShallow(Methodical):
+    """No dependency walk beyond the paged service's direct dependencies: blames the first
+    hop its errors name, or the paged service itself."""
+
+    name = "methodical_shallow"
+    description = "The methodical investigation without walking past the first dependency."
+    max_hops = 2
+
+
+#: the mechanism each kind of line or event is the signature of, for the keyword counter
+SIGNATURES: dict[str, str] = {
+    "dns": "dns_failure", "dns_change": "dns_failure", "x509": "certificate_expiry",
+    "tls_server": "certificate_expiry", "parse": "bad_data", "nospace": "disk_full",
+    "archive": "disk_full", "rate_limited": "third_party_outage",
+    "statuspage": "third_party_outage", "oom": "oom_killed", "gc": "memory_leak",
+    "startup": "crashloop_bad_config", "backoff": "crashloop_bad_config",
+    "config": "crashloop_bad_config", "pool": "connection_pool_exhaustion",
+    "pool_leak": "connection_pool_exhaustion", "conn_slots": "connection_pool_exhaustion",
+    "lock_timeout": "lock_contention", "lock_wait": "lock_contention",
+    "overload": "retry_storm", "retry": "retry_storm", "n_plus_one": "latency_regression",
+    "slow": "cpu_throttling", "unhealthy": "cpu_throttling", "crash": "bad_release",
+    "deploy": "bad_release", "flag": "feature_flag", "heartbeat": "rebalance_storm",
+    "rebalance": "rebalance_storm", "commit_failed": "rebalance_storm",
+    "poll_timeout": "consumer_lag", "slow_batch": "consumer_lag",
+    "slow_query": "slow_query_migration", "migration": "slow_query_migration",
+    "stmt_timeout": "slow_query_migration", "redis_restart": "cache_stampede",
+}  # fmt: skip
+
+
+class MethodicalKeywords(Methodical):
+    """Finds the culprit like ``methodical`` but names the mechanism by counting signatures:
+    each of its recent log lines, each of its caller's errors about it and each of its
+    events of the last hour votes for the mechanism its kind is the signature of. No
+    baseline, no metric, no timing, no combination of signals: a chronic stream, a stray
+    signature line or a routine change outvotes the evidence."""
+
+    name = "methodical_keywords"
+    description = "The methodical walk with a signature count for the mechanism."
+
+    def rank(self, conv: Conversation, f: Facts, frame: Frame) -> list[Hypothesis]:
+        votes: Counter[str] = Counter()
+        lines = list(f.recent.lines) if f.recent else []
+        recent = self.window(conv, f.caller, "recent", errors=True) if f.caller else None
+        if f.caller and recent:
+            peers = {f.name: self.catalog(conv).get(f.name) or Peer(f.name, f.kind)}
+            lines += [x for x in recent.lines if named_peer(x, peers, f.caller) == f.name]
+        for x in lines:
+            votes.update(SIGNATURES[k] for k in x.kinds if k in SIGNATURES)
+        for e in f.events:
+            k = event_kind(e)
+            if event_ts(e) >= frame.fired - 3600 and k in SIGNATURES:
+                votes[SIGNATURES[k]] += 1
+        allowed = conv.mechanisms
+        ranked = sorted(
+            (m for m in votes if not allowed or m in allowed), key=lambda m: (-votes[m], m)
+        )
+        if not ranked:
+            return [Hypothesis("bad_release", 0.0, ["no signature found"])]
+        why = ["signatures in its logs, its caller's errors and its events"]
+        return [Hypothesis(m, float(votes[m]), why) for m in ranked]
+
+
+#: the methodical variants of weaker skill (the agent pool the difficulty tiers are fitted on)
+VARIANTS: tuple[Methodical, ...] = (
+    MethodicalHasty(),
+    MethodicalLogsOnly(),
+    MethodicalShallow(),
+    MethodicalKeywords(),
+)

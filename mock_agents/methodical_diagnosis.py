@@ -195,11 +195,15 @@ def app_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     thr = f.grew("throttled", frame, 3.0, floor=0.05)
     cpu = _fraction([(x, v / 1e9) for x, v in f.series("cpu")], f.series("cpu_limit"))
     hot = (med(cpu, frame.fired - 10 * MIN, frame.end) or 0) >= 0.85
+    busier = f.grew("hits", frame, 1.6)
     _add(h, thr, 3, "CFS throttling rose well above its baseline")
     _add(h, hot, 1, "CPU pinned at its limit")
-    _add(h, config is not None and thr, 1, "after a change to its configuration")
+    _add(h, config is not None and thr, 1.5, "after a change to its configuration")
     _add(h, bool(f.of_kind("unhealthy", t0=t - 5 * MIN)) and thr, 0.5, "readiness probes time out")
     _add(h, f.grew("duration", frame, 2.0) and thr, 0.5, "latency rose")
+    _add(h, thr and not busier, 0.5, "with no more traffic than usual")
+    # more demand explains a hot CPU: load, not a limit or a change
+    _add(h, thr and busier, -2.5, "")
     out.append(h)
 
     # -- Kafka consumers

@@ -346,11 +346,11 @@ def _scope_service(scope: Any) -> str | None:
 
 @lru_cache(maxsize=1)
 def _policies() -> dict[str, Policy]:
-    from .methodical import Methodical
+    from .methodical import VARIANTS, Methodical
     from .shortcuts import SHORTCUTS
 
     reference = (RandomGuess(), AlertBlamer(), GreedyAnomaly(), Methodical())
-    return {p.name: p for p in (*reference, *SHORTCUTS.values())}
+    return {p.name: p for p in (*reference, *VARIANTS, *SHORTCUTS.values())}
 
 
 #: the reference agents (served by ``python -m mock_agents serve``); the shortcut battery's
