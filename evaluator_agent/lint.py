@@ -1174,10 +1174,12 @@ class _LabelCheck:
     def _evidence_listing(self, w: _World) -> None:
         """Key evidence whose ``expect`` any listing call shows proves nothing was looked at.
 
-        An ``expect`` that is an entity name of the world (``invoices-db``), or a string in
-        what list_services, get_service_dependencies or list_metrics return (metric names,
-        tag keys and any tag value, which a filtered list_metrics reveals), is found in the
-        results of a target that only listed the catalog.
+        An ``expect`` that is an entity name of the world (``invoices-db``) is found in any
+        result of the evidence's tool that mentions the entity; an evidence item of a listing
+        tool (list_services, get_service_dependencies, list_metrics) whose ``expect`` that
+        listing returns (metric names, tag keys and any tag value, which a filtered
+        list_metrics reveals) is earned by listing. Scoring credits only results of the
+        evidence's own tool, so another tool's listing showing the string earns nothing.
         """
         from .scoring import _squash
 
@@ -1197,6 +1199,9 @@ class _LabelCheck:
             tools = [tool for tool, seen in listing if seen.contains(needle)]
             if "list_metrics" in tools:  # the tag values are then shown unfiltered already
                 tools.remove(_TAG_VALUES)
+            # scoring credits only results of the evidence's own tool: a listing of another
+            # tool that shows the string earns nothing
+            tools = [t for t in tools if t == ke.tool or (t == _TAG_VALUES and ke.tool == "list_metrics")]
             if tools:
                 self.add("evidence.listing_satisfies",
                          f"{what}, which {' and '.join(tools)} also return: a target earns it without running "

@@ -387,8 +387,8 @@ _PG = {"query": "max:postgresql.percent_usage_connections{service:invoices-db} b
     [
         ("query_metrics", _PG, "invoices-db", "a bare service name of the world"),  # smoke's own
         ("query_metrics", _PG, "pg-invoices-01", "a bare host name of the world"),
-        ("get_events", {"query": "source:deploy service:billing-api"}, "3.7.0",
-         "which list_metrics also return"),  # smoke's own: a version tag list_metrics shows unfiltered
+        ("list_metrics", {"query": "service:billing-api"}, "3.7.0",
+         "which list_metrics also return"),  # a version tag list_metrics shows unfiltered
         ("list_services", {"query": "invoices"}, "PostgreSQL 15, invoices", "which list_services also return"),
     ],
 )
@@ -401,6 +401,15 @@ def test_key_evidence_that_a_listing_call_satisfies(
         {"tool": tool, "arguments": arguments, "expect": expect}))
     msg = only(mini.lint(), "evidence.listing_satisfies")
     assert "key_evidence[3]" in msg and repr(expect) in msg and says in msg
+
+
+def test_another_tools_listing_does_not_earn_evidence(mini: Mini) -> None:
+    # list_metrics shows the version as a tag value, but scoring credits a get_events item only
+    # for a get_events result: a version the deploy event shows is fine evidence
+    mini.edit(POOL, lambda d: d["ground_truth"]["key_evidence"].append(
+        {"tool": "get_events", "arguments": {"query": "source:deploy service:billing-api"}, "expect": "3.7.0"}))
+    report = mini.lint()
+    assert "evidence.listing_satisfies" not in {p.check for p in report.problems}, report.render()
 
 
 def test_key_evidence_only_its_query_shows_is_fine(mini: Mini) -> None:
