@@ -529,6 +529,357 @@ def test_policy_survives_garbage() -> None:
         parse_reply(decide(get_policy(name), contents))
 
 
+# --------------------------------------------------------------------------- methodical's reasoning
+
+
+class StreamWorld(ScriptedWorld):
+    """A world described the way the methodical agent reads one: log streams (a service's
+    lines of one kind, at a rate, over a time span), events, and metric curves per service.
+    Callers name their dependencies in ``peer.service``; background streams run all day."""
+
+    services: dict[str, str] = {}
+    edges: list[tuple[str, str]] = []
+    # (service, start, end, lines per minute, status, message, attributes)
+    streams: list[tuple[str, float, float, int, str, str, dict[str, Any]]] = []
+    metrics_of: dict[str, list[str]] = {}
+    # (service or host, metric) -> value at time t
+    curves: dict[tuple[str, str], Any] = {}
+    events: list[dict[str, Any]] = []
+
+    def lines(self, service: str, status: str | None, frm: float, to: float) -> list[dict[str, Any]]:
+        out = []
+        for svc, start, end, per_min, st, msg, attrs in self.streams:
+            if svc != service or (status is not None and st != status):
+                continue
+            for t in self.minutes(max(frm, start), min(to, end)):
+                for k in range(per_min):
+                    ts = t + (k + 0.5) * 60 / per_min
+                    out.append(
+                        {"timestamp": datetime.fromtimestamp(ts, UTC).isoformat(), "ts": ts,
+                         "service": svc, "host": f"{svc}-1", "status": st, "message": msg,
+                         "attributes": dict(attrs), "trace_id": None}
+                    )  # fmt: skip
+        return sorted(out, key=lambda x: -x["ts"])
+
+    def answer(self, name: str, args: dict[str, Any]) -> Any:
+        frm, to = _parse(args.get("from", "now-4h")), _parse(args.get("to", "now"))
+        query = args.get("query", "")
+        if name == "search_logs":
+            svc = re.search(r"service:(\S+)", query).group(1)
+            status = re.search(r"status:(\S+)", query)
+            logs = self.lines(svc, status.group(1) if status else None, frm, to)
+            return {"logs": logs[: int(args.get("limit", 50))], "total_matched": len(logs)}
+        if name == "aggregate_logs":
+            buckets = []
+            for svc in self.services:
+                pts = []
+                for t in self.minutes(frm, to):
+                    pts.append([t, len(self.lines(svc, "error", t, t + 59.9))])
+                n = sum(v for _, v in pts)
+                if n:
+                    buckets.append({"by": {"service": svc}, "count": n, "series": pts})
+            return {"buckets": sorted(buckets, key=lambda b: -b["count"]), "total": 0}
+        if name == "get_service_dependencies":
+            svc = args["service"]
+            down = [{"service": b, "protocol": "http", "depth": 1} for a, b in self.edges if a == svc]
+            up = [{"service": a, "protocol": "http", "depth": 1} for a, b in self.edges if b == svc]
+            return {"service": svc, "downstream": down, "upstream": up}
+        if name == "list_metrics":
+            svc = query.removeprefix("service:")
+            names = self.metrics_of.get(svc, [])
+            return {
+                "metrics": [{"metric": n, "type": "gauge", "tags": {"service": [svc], "host": [f"{svc}-host"]}}
+                            for n in names],
+                "total": len(names),
+            }  # fmt: skip
+        if name == "query_metrics":
+            m = re.match(r"(\w+):([\w.]+)\{(\w+):([^}]*)\}", args["query"])
+            metric, owner = m.group(2), m.group(4)
+            curve = self.curves.get((owner, metric), lambda t: 1.0)
+            pts = [[t, curve(t)] for t in self.minutes(frm, to)]
+            return {"query": args["query"], "series": [{"tags": {}, "pointlist": pts}]}
+        return super().answer(name, args)
+
+
+def _event(ts: float, source: str, title: str, text: str, service: str | None, **tags: str) -> dict[str, Any]:
+    tag_list = [f"{k}:{v}" for k, v in {"service": service, **tags}.items() if v]
+    return {"id": f"{source}-{ts}", "ts": ts, "source": source, "title": title, "text": text, "tags": tag_list}
+
+
+def _page(service: str, title: str) -> Briefing:
+    b = make_briefing()
+    b.problem.title = title
+    b.problem.monitor = {**ScriptedWorld.monitor, "name": title, "tags": [f"service:{service}"]}
+    return b
+
+
+class DnsWorld(StreamWorld):
+    """orders-db's DNS record is emptied at 13:40: orders cannot resolve it, the gateway gets
+    503s from orders. Background: catalog's resolver times out all day, the gateway throws
+    its own 503s all day, payments had a routine deploy a minute before the onset."""
+
+    services = {
+        "web-gateway": "gateway", "orders": "service", "orders-db": "database",
+        "payments": "service", "payments-db": "database", "catalog": "service",
+    }  # fmt: skip
+    edges = [
+        ("web-gateway", "orders"), ("web-gateway", "catalog"), ("orders", "orders-db"),
+        ("orders", "payments"), ("payments", "payments-db"),
+    ]  # fmt: skip
+    day = (START.timestamp(), NOW.timestamp())
+    streams = [
+        ("orders", _ts(13, 41), NOW.timestamp(), 6, "error",
+         "java.net.UnknownHostException: pg-orders-01: Name or service not known",
+         {"peer.service": "orders-db", "peer.hostname": "pg-orders-01", "error.kind": "dns"}),
+        ("web-gateway", _ts(13, 42), NOW.timestamp(), 4, "error",
+         '"GET /v1/orders/1 HTTP/2" 503 UC 0 95 8886 - "10.1.2.3"', {"peer.service": "orders"}),
+        ("web-gateway", *day, 1, "error", '"GET /v1/x HTTP/2" 503 URX 0 91 310 -', {}),
+        ("catalog", *day, 2, "warn",
+         "dial tcp: lookup pricing.catalog.svc.cluster.local on 10.96.0.10:53: i/o timeout",
+         {"error.kind": "dns"}),
+    ]  # fmt: skip
+    metrics_of: dict[str, list[str]] = {}
+    events = [
+        _event(_ts(13, 39), "deploy", "Deployed payments 2.5.0", "payments 2.4.1 -> 2.5.0", "payments"),
+        _event(_ts(13, 39) + 20, "terraform", "DNS automation applied plan 630073 to zone internal",
+               "dns-enactor applied plan 630073: record set pg-orders-01 (A) updated, 0 records",
+               "orders-db"),
+        _event(_ts(13, 30), "terraform", "DNS automation applied plan 630001 to zone internal",
+               "dns-enactor applied plan 630001: record set catalog (A) updated, 4 records", "catalog"),
+    ]  # fmt: skip
+
+
+def test_methodical_follows_the_errors_to_a_silent_database() -> None:
+    calls, reply = run_direct("methodical", make_briefing(), DnsWorld())
+    d = reply["diagnosis"]
+    assert d["no_fault"] is False
+    assert (d["root_causes"][0]["entity"], d["root_causes"][0]["mechanism"]) == ("orders-db", "dns_failure")
+    assert d["causal_chain"] == [
+        {"source": "orders-db", "target": "orders"},
+        {"source": "orders", "target": "web-gateway"},
+    ]
+    # it read the errors of the services on the way, never the innocent ones' in detail
+    asked = [json.dumps(c["arguments"]) for r in calls for c in r["tool_calls"] if c["name"] == "search_logs"]
+    assert any("service:orders " in a for a in asked) and not any("service:catalog" in a for a in asked)
+
+
+class LoadWorld(StreamWorld):
+    """search got slower at 13:46 with its CPU throttled. With ``cause="loadtest"`` a k6 load
+    test doubled its traffic (nothing is broken); with ``cause="limit"`` its CPU limit was
+    lowered at 13:44 and traffic stayed flat (a fault)."""
+
+    cause = "loadtest"
+    services = {"web-gateway": "gateway", "search": "service", "search-db": "database"}
+    edges = [("web-gateway", "search"), ("search", "search-db")]
+    metrics_of = {
+        "search": ["trace.http.request.hits", "trace.http.request.duration",
+                   "kubernetes.cpu.cfs.throttled.seconds", "kubernetes.cpu.usage.total",
+                   "kubernetes.cpu.limits"],
+        "search-db": ["trace.postgres.query.hits", "trace.postgres.query.duration"],
+    }  # fmt: skip
+
+    def __init__(self, cause: str = "loadtest") -> None:
+        t0 = _ts(13, 46)
+        busy = 2.5 if cause == "loadtest" else 1.0
+        self.curves = {
+            ("search", "trace.http.request.hits"): lambda t: 1000 * (busy if t >= t0 else 1.0),
+            ("search", "trace.http.request.duration"): lambda t: 0.5 if t >= t0 else 0.1,
+            ("search", "kubernetes.cpu.cfs.throttled.seconds"): lambda t: 20.0 if t >= t0 else 0.1,
+            ("search", "kubernetes.cpu.usage.total"): lambda t: 0.98e9 if t >= t0 else 0.3e9,
+        }
+        day = (START.timestamp(), NOW.timestamp())
+        self.streams = [("search", *day, 1, "error", "context canceled", {})]
+        if cause == "loadtest":
+            self.events = [_event(_ts(13, 45), "loadtest", "k6 load test started against search",
+                                  "Scenario ramp-30m: 400 requests/s from client loadtest-k6", "search")]
+            self.streams.append(("search", t0, NOW.timestamp(), 2, "warn",
+                                 "429 Too Many Requests: rate limit exceeded for client loadtest-k6",
+                                 {"usr.id": "loadtest-k6"}))
+        else:
+            self.events = [_event(_ts(13, 44), "config", "ConfigMap catalog/search-config updated",
+                                  "resources.limits.cpu: 2 -> 500m", "search")]
+            self.streams.append(("search", t0, NOW.timestamp(), 2, "warn",
+                                 "Slow request: 2400ms exceeds threshold of 1000ms", {}))
+
+
+@pytest.mark.parametrize("cause", ["loadtest", "limit"])
+def test_methodical_tells_load_from_a_fault(cause: str) -> None:
+    briefing = _page("search", "search average latency above 0.3s")
+    _, reply = run_direct("methodical", briefing, LoadWorld(cause))
+    d = reply["diagnosis"]
+    if cause == "loadtest":  # throttled because traffic doubled, and a load test explains it
+        assert d["no_fault"] is True and d["root_causes"] == []
+        assert "load test" in d["summary"]
+    else:  # the same starvation with flat traffic, right after the limit was lowered
+        assert d["no_fault"] is False
+        assert (d["root_causes"][0]["entity"], d["root_causes"][0]["mechanism"]) == ("search", "cpu_throttling")
+
+
+def _facts(kind: str = "service", **kw: Any) -> Any:
+    from mock_agents.methodical_diagnosis import Facts
+
+    return Facts("svc", kind, **kw)
+
+
+def _frame() -> Any:
+    from mock_agents.methodical_diagnosis import Frame
+
+    f = FIRED.timestamp()
+    return Frame(fired=f, end=f + 300, start=f - 3 * 3600)
+
+
+def _ramp(t0: float, t1: float, lo: float, hi: float) -> list[tuple[float, float]]:
+    f = FIRED.timestamp()
+    pts = []
+    for t in range(int(f - 3 * 3600), int(f + 300), 60):
+        x = 0.0 if t < t0 else min(1.0, (t - t0) / max(1.0, t1 - t0))
+        pts.append((float(t), lo + (hi - lo) * x))
+    return pts
+
+
+@pytest.mark.parametrize("deployed_min_before", [12, 150])
+def test_methodical_tells_an_oom_after_a_deploy_from_a_leak(deployed_min_before: int) -> None:
+    from mock_agents.methodical_diagnosis import hypotheses
+
+    f0 = FIRED.timestamp()
+    onset = f0 - 15 * 60
+    t_dep = onset - deployed_min_before * 60
+    kills = [
+        _event(onset + k * 300, "kubernetes", "Events from the Node n1",
+               "OOMKilling: Memory cgroup out of memory: Killed process 1 (java)", "svc",
+               reason="OOMKilling")
+        for k in range(3)
+    ]  # fmt: skip
+    deploy = _event(t_dep, "deploy", "Deployed svc 1.2.0", "svc 1.1.9 -> 1.2.0", "svc")
+    facts = _facts(
+        onset=onset,
+        events=[deploy, *kills],
+        new={"oom": 1.0},
+        metrics={"mem": _ramp(t_dep, onset, 0.4, 0.97), "mem_limit": _ramp(0, 0, 1.0, 1.0)},
+    )
+    best = hypotheses(facts, _frame())[0]
+    assert best.mechanism == ("oom_killed" if deployed_min_before == 12 else "memory_leak")
+
+
+def test_methodical_reads_a_consumer_config_change_as_a_rebalance_storm_not_a_crash_loop() -> None:
+    from mock_agents.methodical_diagnosis import hypotheses
+
+    f0 = FIRED.timestamp()
+    onset = f0 - 20 * 60
+    config = _event(onset - 90, "config", "ConfigMap ml/svc-config updated",
+                    "kafka.consumer.session.timeout.ms: 45000 -> 6000", "svc")  # fmt: skip
+    storm = _facts(
+        onset=onset,
+        events=[config],
+        new={"heartbeat": 1.2, "rebalance": 0.6, "commit_failed": 0.3},
+        metrics={"lag": _ramp(onset, f0, 150, 60000)},
+    )
+    assert hypotheses(storm, _frame())[0].mechanism == "rebalance_storm"
+    backoffs = [
+        _event(onset + 30 * k, "kubernetes", "Events from the Pod ns/svc-1",
+               "BackOff: Back-off restarting failed container svc", "svc", reason="BackOff")
+        for k in range(3)
+    ]  # fmt: skip
+    crash = _facts(
+        onset=onset,
+        events=[config, *backoffs],
+        new={"startup": 1.0, "no_upstream": 2.0},
+        metrics={"replicas": _ramp(onset, onset + 60, 4, 2)},
+    )
+    assert hypotheses(crash, _frame())[0].mechanism == "crashloop_bad_config"
+
+
+def test_methodical_counts_only_lines_that_started_with_the_incident() -> None:
+    from mock_agents.methodical_evidence import LogWindow, new_kinds
+
+    def window(t0: float, t1: float, per_min: dict[str, int]) -> LogWindow:
+        logs = []
+        for t in range(int(t0), int(t1), 60):
+            for msg, n in per_min.items():
+                logs += [{"ts": t + k, "status": "warn", "message": msg} for k in range(n)]
+        return LogWindow.of({"logs": logs, "total_matched": len(logs)}, t0, t1)
+
+    f0 = FIRED.timestamp()
+    chronic = "process 4242 still waiting for RowExclusiveLock on relation 16384 of database x"
+    started = "org.postgresql.util.PSQLException: ERROR: canceling statement due to lock timeout"
+    before = window(f0 - 3 * 3600, f0 - 3600, {chronic: 2})
+    now = window(f0 - 1500, f0, {chronic: 2, started: 3})
+    new = new_kinds(now, before)
+    assert "lock_timeout" in new and "lock_wait" not in new  # the waits were there all along
+
+
+def test_methodical_names_the_dependency_a_client_error_dialled() -> None:
+    from mock_agents.methodical_evidence import LogLine, Peer, named_peer
+
+    peers = {
+        "stripe-api": Peer("stripe-api", "external", "Stripe"),
+        "adyen-api": Peer("adyen-api", "external", "Adyen"),
+        "gcs-api": Peer("gcs-api", "external", "Google Cloud Storage"),
+        "pricing": Peer("pricing", "service"),
+    }
+
+    def line(msg: str, **attrs: str) -> LogLine:
+        return LogLine(0.0, "error", msg, dict(attrs), set())
+
+    stripe = 'HttpServerErrorException: 503 Service Unavailable on POST request for "https://api.stripe.com/v1/charges"'
+    assert named_peer(line(stripe), peers, "payments") == "stripe-api"
+    assert named_peer(line("x509: certificate has expired", **{"peer.hostname": "storage.googleapis.com"}),
+                      peers, "exports") == "gcs-api"  # fmt: skip
+    assert named_peer(line('Post "https://pricing.catalog.svc.cluster.local:8443/": x509'), peers, "cart") == "pricing"
+    assert named_peer(line("call pricing: unexpected status 503", **{"peer.service": "pricing"}), peers, "cart") == "pricing"
+    assert named_peer(line("invalid character '<' looking for beginning of value"), peers, "cart") is None
+
+
+def test_methodical_variants_are_policies_of_the_same_protocol() -> None:
+    from mock_agents.methodical import VARIANTS
+
+    names = [v.name for v in VARIANTS]
+    assert len(names) >= 3 and len(set(names)) == len(names)
+    for name in names:
+        policy = get_policy(name)
+        calls, reply = run_direct(name, make_briefing(), ScriptedWorld())
+        assert isinstance(parse_reply(reply), DiagnosisReply)
+        if name == "methodical_hasty":
+            assert len(calls) <= policy.max_replies
+        if name == "methodical_logs_only":
+            assert not any(c["name"] == "query_metrics" for r in calls for c in r["tool_calls"])
+    _, shallow = run_direct("methodical_shallow", make_briefing(), DnsWorld())
+    # two hops down from the gateway is as far as it goes: orders, not its database
+    assert shallow["diagnosis"]["root_causes"][0]["entity"] in ("orders", "orders-db")
+
+
+GARBAGE: list[Any] = [
+    None, "nope", 42, [], {"logs": "x"}, {"logs": [None, 3, {"ts": "soon", "message": None}]},
+    {"events": [{"ts": None, "tags": 7}, {"source": ["deploy"], "title": {}}]},
+    {"buckets": [{"by": None, "series": [[None, 1], ["t", "x"], [1.0]]}]},
+    {"series": [{"pointlist": [[1, None], "p", [None, 2]], "tags": []}]},
+    {"services": [{"name": None}, {"name": "orders", "kind": 3}], "monitors": [None]},
+    {"downstream": [{"service": None}, {"service": 5}], "upstream": "x", "metrics": [{"metric": 1}]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["methodical", "methodical_hasty", "methodical_logs_only",
+                                  "methodical_shallow", "methodical_keywords"])  # fmt: skip
+def test_methodical_never_raises_on_garbage_results(name: str) -> None:
+    policy = get_policy(name)
+    b = make_briefing()
+    for k in range(len(GARBAGE)):
+        contents = [user_content(b.model_dump(mode="json"))]
+        for turn in range(1, 8):
+            conv = Conversation.from_contents(contents)
+            reply = policy.reply(conv)  # not through decide(): the policy itself must not raise
+            parse_reply(reply)
+            if "diagnosis" in reply:
+                break
+            contents.append(model_content(json.dumps(reply)))
+            results = [
+                {"id": c["id"], "ok": True, "content": GARBAGE[(k + i) % len(GARBAGE)]}
+                for i, c in enumerate(reply["tool_calls"])
+            ]
+            msg = {"type": "tool_results", "tool_results": results, "turn": turn, "remaining_turns": 30 - turn}
+            contents.append(user_content(msg))
+
+
 @pytest.mark.anyio
 async def test_policy_model_is_a_base_llm() -> None:
     from google.adk.models.llm_request import LlmRequest
