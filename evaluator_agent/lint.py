@@ -1197,7 +1197,7 @@ class _LabelCheck:
                 continue
             listing = listing if listing is not None else w.listing()
             tools = [tool for tool, seen in listing if seen.contains(needle)]
-            if "list_metrics" in tools:  # the tag values are then shown unfiltered already
+            if "list_metrics" in tools and _TAG_VALUES in tools:  # shown unfiltered already
                 tools.remove(_TAG_VALUES)
             # scoring credits only results of the evidence's own tool: a listing of another
             # tool that shows the string earns nothing
