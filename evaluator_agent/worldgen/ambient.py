@@ -35,6 +35,7 @@ from .catalog import AUTHORS, DOMAINS
 from .commits import commit_message
 from .mechanisms import REGISTRY
 from .mechanisms.base import Plan
+from .mechanisms.infra import fault_abort
 from .mechanisms.infra_signatures import (
     archive_failure,
     crawler_line,
@@ -60,8 +61,10 @@ from .mechanisms.signatures import (
     lock_timeout,
     lock_wait,
     n_plus_one,
+    no_healthy_upstream,
     oom_own_error,
     overload_error,
+    remaining_slots,
     slow_batch_line,
     slow_request,
     stack_trace,
@@ -107,12 +110,6 @@ K8S_CHANGES = (
     ("kafka.consumer.max.poll.records", "500", "250"),
 )
 TERRAFORM = (
-    (
-        "gcp-storage-iam",
-        "Terraform apply: infra/gcp/storage-iam",
-        '~ google_storage_bucket_iam_member.{x}_exports\n    role: "roles/storage.objectViewer" -> '
-        '"roles/storage.objectAdmin"\nPlan: 0 to add, 1 to change, 0 to destroy.',
-    ),
     (
         "gke-node-pools",
         "Terraform apply: infra/gke/node-pools",
@@ -213,6 +210,23 @@ def _pg_dbs(w: World) -> list[str]:
     return [n for n in sorted(w.p) if w.p[n].role == "db" and w.p[n].language == "postgres"]
 
 
+def episode(
+    w: World, svc: str, t0: float, t1: float, level: float, make: LogMaker, ramp: float = 30
+) -> None:
+    """``svc`` fails ``level`` of its requests in [t0, t1), its errors worded by ``make``: the
+    errors reach its APM series, its sampled error logs and its spans like an incident's."""
+    p = w.p[svc]
+    _bump(w, p.err_own, t0, t1, level, ramp=ramp)
+    p.episodes.append((t0, t1, make))
+
+
+def _caller_sees(w: World, caller: str, callee: str, style: str) -> LogMaker:
+    def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+        return messages.upstream_error(w.p[caller], w.p[callee], style, rng)
+
+    return make
+
+
 # --------------------------------------------------------------------------- blips
 
 
@@ -233,7 +247,7 @@ def _oom(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
             _res(p, "+oomkilled", n)[i] += 1
             for j in range(i, n):
                 _res(p, "+restarts", n)[j] += 1
-        _lines(w, svc, tk - 3, 1, 2, oom_own_error(p), rng)
+        episode(w, svc, tk - 60, tk + 90, rng.uniform(0.02, 0.08), oom_own_error(p))
         crash = crash_after_kill(p, rng)
         if crash:
             w.log(tk - rng.uniform(0.5, 3), svc, crash[0], crash[1], {"pod_name": pod, **crash[2]}, rng=rng)
@@ -274,6 +288,7 @@ def _crashloop(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
         tc += backoff + 5
         backoff = min(300, backoff * 2)
     _bump(w, _res(p, "+replicas", n), t + 30, t + dur, -1.0, ramp=30)
+    episode(w, svc, t + 30, t + dur, rng.uniform(0.03, 0.12), no_healthy_upstream)
     events.configmap(w, t + dur, svc, f'{key}: "{bad}" -> "{old}" (revert)', author, rng)
     return True
 
@@ -289,6 +304,8 @@ def _throttle(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     _bump(w, p.lat_add, t, t + dur, p.base_lat * rng.uniform(0.3, 1.2), ramp=120)
     if rng.random() < 0.5:
         _stream(w, svc, t + 60, t + dur, 0.5, slow_request(p))
+    if rng.random() < 0.5:
+        episode(w, svc, t + 60, t + dur, rng.uniform(0.005, 0.03), overload_error(p))
     if rng.random() < 0.4 and p.pods:
         w.k8s_event(
             t + rng.uniform(60, dur),
@@ -311,9 +328,11 @@ def _lag(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     grow = dur * rng.uniform(0.3, 0.6)
     add(_res(p, "+lag", n), w.clock.ramp(t, t + grow, peak, until=t + grow, decay_s=dur - grow))
     topic = w.topo.consumed_topic(svc)
+    if rng.random() < 0.5:
+        events.backfill(w, t - 30, topic, f"{topic}-backfill", rng.randint(1, 9) * 100_000, rng.choice(AUTHORS))
     _stream(w, svc, t, t + grow, 1.0, slow_batch_line(topic))
     if rng.random() < 0.4:
-        _lines(w, svc, t + grow / 2, 1, 60, kafka_poll_timeout(svc, topic), rng)
+        episode(w, svc, t + grow / 3, t + grow, rng.uniform(0.003, 0.01), kafka_poll_timeout(svc, topic))
     return True
 
 
@@ -322,6 +341,320 @@ def _rebalance(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     if not svc:
         return False
     rebalance(w, svc, t, rng, rounds=rng.randint(1, 3))
+    if rng.random() < 0.3:
+        topic = w.topo.consumed_topic(svc)
+        episode(w, svc, t, t + 180, rng.uniform(0.003, 0.01), commit_failed(svc, topic, t))
+    return True
+
+
+def _stack(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(10, 60) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), need=lambda n: bool(w.p[n].resources)))
+    if not svc:
+        return False
+    p = w.p[svc]
+    res, _ = rng.choice(p.resources)
+    make, _ = stack_trace(p, rng, res)
+    episode(w, svc, t, t + dur, rng.uniform(0.002, 0.015), make)
+    return True
+
+
+def _nplus1(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(20, 90) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",)))
+    if not svc:
+        return False
+    _stream(w, svc, t, t + dur, rng.uniform(0.2, 0.8), n_plus_one(w.p[svc]))
+    return True
+
+
+def _flag(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(4, 12) * MIN
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), need=lambda n: bool(w.p[n].resources)))
+    if not svc:
+        return False
+    p = w.p[svc]
+    flag, author = events.flag_name(svc, rng), rng.choice(AUTHORS)
+    pct = rng.choice((5, 10, 20))
+    events.feature_flag(w, t, svc, flag, pct, 0, author)
+    res, _ = rng.choice(p.resources)
+    make, _ = stack_trace(p, rng, res)
+
+    def flagged(r: random.Random, ts: float) -> tuple[str, str, dict]:
+        s, m, a = make(r, ts)
+        return s, f"{m}\n[feature flag {flag} enabled for this request]", {**a, "feature_flag": flag}
+
+    episode(w, svc, t + 30, t + dur, rng.uniform(0.01, 0.05) * pct / 10, flagged)
+    events.feature_flag(w, t + dur, svc, flag, 0, pct, author)
+    return True
+
+
+def _pool_wait(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(2, 6) * MIN
+
+    def has_pg(n: str) -> bool:
+        return any(w.p[d].language == "postgres" for d in w.topo.calls.get(n, []))
+
+    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), langs=("java",), need=has_pg))
+    if not svc:
+        return False
+    total = rng.choice((10, 20, 30))
+    episode(w, svc, t, t + dur, rng.uniform(0.01, 0.05), hikari_timeout(total, rng.randint(3, 20)))
+    _lines(w, svc, t - 60, rng.randint(1, 3), dur, hikari_leak_warning(), rng)
+    db = rng.choice([d for d in w.topo.calls[svc] if w.p[d].language == "postgres"])
+    if db not in plan.protect and db not in plan.chain:
+        _bump(w, _res(w.p[db], "+conn", w.clock.n), t, t + dur, rng.uniform(0.3, 0.5), ramp=60)
+        if rng.random() < 0.3:
+            _lines(w, db, t + 30, rng.randint(1, 2), dur, remaining_slots, rng)
+    return True
+
+
+def _migration(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dbs = [d for d in _pg_dbs(w) if d not in plan.chain and _callers(w, d)]
+    if not dbs:
+        return False
+    db = rng.choice(dbs)
+    app = rng.choice(_callers(w, db))
+    table, col = db.removesuffix("-db").replace("-", "_"), rng.choice(COLUMNS)
+    num = rng.randint(120, 480)
+    kind = rng.random()
+    if kind < 0.35:
+        name, sql = f"add_{col}_to_{table}", f"ALTER TABLE {table} ADD COLUMN {col}_v2 text;"
+    elif kind < 0.7:
+        idx = f"idx_{table}_{col}"
+        name, sql = f"index_{table}_{col}", f"CREATE INDEX CONCURRENTLY {idx} ON {table} ({col});"
+    else:  # the same rebuild a broken migration does, done right: the new index first
+        idx = f"idx_{table}_{col}"
+        name = f"rebuild_{table}_indexes"
+        sql = (
+            f"CREATE INDEX CONCURRENTLY {idx}_v2 ON {table} ({col}, created_at);\n"
+            f"DROP INDEX CONCURRENTLY {idx};"
+        )
+    # the migration ships with a deploy of the service that owns it
+    p = w.p[app]
+    if p.role in ("api", "worker") and not any(d.ts >= w.clock.start for d in p.deploys):
+        w.deploy(app, t - 40, bump(p.version, rng), rng.choice(AUTHORS), f"Add migration V{num}__{name}",
+                 rollout_s=rng.randint(90, 200))
+    events.migration(w, t, db, num, name, sql, app, p.version_at(t) if p.deploys else "1.0.0")
+    if rng.random() < 0.5:
+        _stream(w, db, t, t + rng.randint(5, 20) * MIN, 1.0, slow_query(table, col))
+    return True
+
+
+def _locks(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    dur = rng.randint(3, 9) * MIN
+    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
+    if not dbs:
+        return False
+    db = rng.choice(dbs)
+    q, n = w.p[db], w.clock.n
+    _bump(w, _res(q, "+locks", n), t, t + dur, rng.uniform(40, 160), ramp=60)
+    _stream(w, db, t, t + dur, rng.uniform(0.8, 2.0), lock_wait(db))
+    callers = [c for c in _callers(w, db) if c != plan.symptom and c not in plan.chain]
+    if callers:
+        c = rng.choice(callers)
+        episode(w, c, t + 30, t + dur, rng.uniform(0.005, 0.04), lock_timeout(w.p[c], db, rng.choice(TABLES)))
+    return True
+
+
+def _tls(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    # a client that cannot verify a partner's certificate for a minute or two (a bad chain
+    # during the vendor's rotation), or a renewal that failed and will be retried
+    externals = [n for n in sorted(w.p) if w.p[n].role == "external" and n not in plan.chain]
+    callers = [
+        (c, e) for e in externals for c in pool(w, plan, t, 180, roles=("api", "worker", "gateway")) if c in w.topo.callers.get(e, [])
+    ]
+    if callers and rng.random() < 0.6:
+        c, e = rng.choice(callers)
+        expired = t - rng.randint(60, 600)
+        q, ext = w.p[c], w.p[e]
+
+        def make(r: random.Random, ts: float) -> tuple[str, str, dict]:
+            return x509_error(q, ext, expired, r)
+
+        episode(w, c, t, t + rng.randint(60, 240), rng.uniform(0.01, 0.06), make)
+        _lines(w, c, t, rng.randint(1, 3), 120, make, rng)
+        return True
+    svc = _pick(rng, pool(w, plan, t, 60, roles=("api", "gateway")))
+    if not svc:
+        return False
+    events.certificate(w, t, svc, False, rng)
+    events.certificate(w, t + rng.randint(15, 60) * MIN, svc, True, rng)
+    return True
+
+
+def _dns(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    callers = [
+        (c, d)
+        for c in pool(w, plan, t, 120, roles=("api", "worker", "gateway"))
+        for d in w.topo.calls.get(c, [])
+        if w.p[d].role in ("db", "redis", "api") and d not in plan.chain
+    ]
+    if not callers:
+        return False
+    c, d = rng.choice(callers)
+    make = _caller_sees(w, c, d, "dns")
+    episode(w, c, t, t + rng.randint(40, 150), rng.uniform(0.005, 0.03), make)
+    _lines(w, c, t, rng.randint(1, 3), 60, make, rng)
+    return True
+
+
+def _cache(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    caches = [
+        n
+        for n in sorted(w.p)
+        if w.p[n].role == "redis" and n not in plan.protect and (n not in plan.chain or t < _anchor(plan) - 2400)
+    ]
+    if not caches:
+        return False
+    c = rng.choice(caches)
+    r, n = w.p[c], w.clock.n
+    if rng.random() < 0.6 and r.hosts:
+        host = r.hosts[0]
+        other = rng.choice([h["name"] for h in w.topo.hosts if h["cluster"] == r.cluster and h["name"] != host] or [host])
+        pod = f"{c}-0"
+        events.node_upgrade(w, t - 45, host, r.cluster)
+        w.k8s_event(t - 20, c, "Killing", "Stopping container redis", pod, extra={"kube_stateful_set": c})
+        w.k8s_event(t + 12, c, "Scheduled", f"Successfully assigned {r.namespace}/{pod} to {other}", pod)
+        w.k8s_event(t + 31, c, "Started", "Started container redis", pod)
+        before, after = redis_restart_lines(rng)
+        for k, (st, line) in enumerate(before):
+            w.log(t - 19 + k, c, st, line, {"pod_name": pod}, rng=rng)
+        # persistence on: the dataset is loaded back, the cache comes back warm
+        after = after[:3] + [("info", f"DB loaded from disk: {rng.uniform(0.4, 3.5):.3f} seconds"), after[3]]
+        for k, (st, line) in enumerate(after):
+            w.log(t + 33 + k, c, st, line, {"pod_name": pod}, rng=rng)
+        _bump(w, _res(r, "+miss", n), t, t + 120, rng.uniform(0.05, 0.2), ramp=30)
+        # while the pod is away its clients are refused
+        for q in _callers(w, c):
+            if q != plan.symptom and q not in plan.chain:
+                episode(w, q, t - 20, t + 35, rng.uniform(0.05, 0.3), _caller_sees(w, q, c, "refused"), ramp=5)
+    else:
+        _bump(w, _res(r, "+evicted", n), t, t + rng.randint(2, 8) * MIN, rng.uniform(200, 3000), ramp=60)
+        _bump(w, _res(r, "+miss", n), t, t + 300, rng.uniform(0.02, 0.08), ramp=60)
+    return True
+
+
+def _partner(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    pairs = [
+        (c, e)
+        for e in sorted(w.p)
+        if w.p[e].role == "external" and e not in plan.chain
+        for c in _callers(w, e)
+        if c in pool(w, plan, t, 300, roles=("api", "worker"))
+    ]
+    if not pairs:
+        return False
+    c, e = rng.choice(pairs)
+    code = rng.choice((429, 503))
+    host = messages.dns(w.p[e])
+    dur = rng.randint(60, 300)
+    episode(w, c, t, t + dur, rng.uniform(0.01, 0.08), _caller_sees(w, c, e, f"partner:{code}"))
+    _lines(w, c, t, rng.randint(1, 4), dur, retry_warning(e, host), rng)
+    _bump(w, w.p[e].err_own, t, t + dur, rng.uniform(0.05, 0.2), ramp=30)
+    return True
+
+
+def _retries(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    pairs = [
+        (c, d)
+        for c in pool(w, plan, t, 600, roles=("api", "gateway"))
+        for d in w.topo.calls.get(c, [])
+        if w.p[d].role == "api" and d not in plan.chain and d != plan.symptom
+    ]
+    if not pairs:
+        return False
+    c, d = rng.choice(pairs)
+    dur = rng.randint(2, 10) * MIN
+    _stream(w, c, t, t + dur, rng.uniform(0.4, 1.5), retry_warning(d, messages.dns(w.p[d])))
+    episode(w, c, t, t + dur, rng.uniform(0.003, 0.02), _caller_sees(w, c, d, "timeout"))
+    if rng.random() < 0.5:
+        episode(w, d, t + 30, t + dur, rng.uniform(0.005, 0.03), overload_error(w.p[d]))
+    _bump(w, w.p[d].lat_add, t, t + dur, w.p[d].base_lat * rng.uniform(0.5, 2), ramp=60)
+    return True
+
+
+def _disk(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    kind = rng.random()
+    if kind < 0.35:  # a log burst fills a volume, logrotate brings it back
+        hosts = [h["name"] for h in w.topo.hosts if h["name"] not in set().union(*(w.p[c].hosts for c in plan.chain))]
+        if not hosts:
+            return False
+        h = rng.choice(hosts)
+        dur = rng.randint(10, 40) * MIN
+        curve = w.host_res.setdefault(h, {}).setdefault("+disk", [0.0] * w.clock.n)
+        add(curve, w.clock.ramp(t, t + dur, rng.uniform(0.08, 0.25), until=t + dur, decay_s=60))
+        return True
+    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and d not in plan.chain]
+    if kind < 0.75 and dbs:  # a huge sort's temp file fills the volume for a moment
+        db = rng.choice(dbs)
+        make = disk_full_error()
+        dur = rng.randint(40, 120)
+        episode(w, db, t, t + dur, rng.uniform(0.01, 0.05), make)
+        if rng.random() < 0.5:
+            _lines(w, db, t, 1, 5, archive_failure(db, rng), rng)
+        for q in _callers(w, db):
+            if q != plan.symptom and q not in plan.chain and rng.random() < 0.6:
+                episode(w, q, t, t + dur, rng.uniform(0.005, 0.03), _caller_sees(w, q, db, "nospace"))
+        return True
+    svc = _pick(rng, pool(w, plan, t, 60, roles=("worker", "api"), langs=("python", "go", "java")))
+    if not svc:
+        return False
+    name = f"/tmp/export-{rng.getrandbits(32):08x}.csv"
+    msg = {
+        "python": f"OSError: [Errno 28] No space left on device: '{name}'",
+        "go": f"write {name}: no space left on device",
+        "java": f"java.io.IOException: No space left on device (writing {name})",
+    }[w.p[svc].language]
+    w.log(t, svc, "error", msg, {"error.kind": "ENOSPC"}, rng=rng)
+    return True
+
+
+def _baddata(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    pubs = [s for s in sorted(w.publishers) if s not in plan.chain and _callers(w, s)]
+    if not pubs:
+        return False
+    pub = rng.choice(pubs)
+    consumers = [c for c in _callers(w, pub) if c in pool(w, plan, t, 300, roles=("api", "worker", "gateway"))]
+    artifact, _ = w.publishers[pub]
+    limit = rng.choice((20, 60, 128, 200, 256))
+    got = limit + rng.randint(1, 40)
+    dur = rng.randint(3, 8) * MIN
+    _bump(w, _res(w.p[pub], "+artifact", w.clock.n), t, t + dur, rng.uniform(0.2, 0.6), ramp=30)
+    if consumers:
+        c = rng.choice(consumers)
+        episode(w, c, t + 30, t + dur, rng.uniform(0.01, 0.08), _caller_sees(w, c, pub, f"baddata:{artifact}:{limit}:{got}"))
+    return True
+
+
+def _benign_load(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    """A campaign, a load test, a crawler or a chaos experiment, on a service that copes."""
+    svc = _pick(rng, pool(w, plan, t, 1800, roles=("api",)))
+    if not svc:
+        return False
+    p = w.p[svc]
+    dur = rng.randint(10, 40) * MIN
+    kind = rng.random()
+    if kind < 0.3:
+        events.campaign(w, t, rng.choice(events.CAMPAIGNS), svc, rng.uniform(0.3, 2.0))
+        _bump(w, p.traffic, t, t + dur, rng.uniform(0.3, 0.9), ramp=240)
+    elif kind < 0.55:
+        events.load_test(w, t, svc, rng.choice((50, 100, 200, 400)), dur // MIN, rng.choice(AUTHORS))
+        _bump(w, p.traffic, t, t + dur, rng.uniform(0.5, 1.5), ramp=60)
+        _stream(w, svc, t + 60, t + dur, rng.uniform(0.3, 1.0), rate_limited(p))
+    elif kind < 0.8:
+        _bump(w, p.traffic, t, t + dur, rng.uniform(0.2, 0.6), ramp=120)
+        _stream(w, svc, t, t + dur, rng.uniform(0.5, 1.5), crawler_line(p))
+    else:
+        name = f"{svc}-gameday-{rng.randint(10, 99)}"
+        if rng.random() < 0.5:
+            pct = rng.choice((2, 5, 8))
+            events.chaos(w, t, svc, name, f"{pct}% HTTP 503 aborts", dur // MIN, rng.choice(AUTHORS))
+            episode(w, svc, t, t + dur, pct / 100, fault_abort(p, name))
+        else:
+            ms = rng.choice((100, 200, 300))
+            events.chaos(w, t, svc, name, f"{ms}ms of latency", dur // MIN, rng.choice(AUTHORS))
+            _bump(w, p.lat_add, t, t + dur, ms / 1000, ramp=30)
     return True
 
 
@@ -679,6 +1012,8 @@ def chronic_streams(w: World, plan: Plan, rng: random.Random) -> None:
         _stream(w, d, start, end, rng.uniform(0.05, 0.3), slow_query(table, rng.choice(COLUMNS)))
         if rng.random() < 0.6:
             _stream(w, d, start, end, rng.uniform(0.03, 0.2), lock_wait(d))
+    for d in rng.sample(dbs, k=min(len(dbs), rng.randint(0, 2))):
+        _stream(w, d, start, end, rng.uniform(0.02, 0.1), idle_in_transaction)
     for s in some(("api",), rng.randint(0, 2), ("java",)):
         _stream(w, s, start, end, rng.uniform(0.02, 0.1), hikari_leak_warning())
     for s in some(("api", "worker"), rng.randint(1, 2), ("java",)):
@@ -701,6 +1036,10 @@ def chronic_streams(w: World, plan: Plan, rng: random.Random) -> None:
         p = w.p[s]
         rate = rng.uniform(0.0005, 0.0015)
         p.res["mem_drift"] = [rate * i for i in range(w.clock.n)]
+
+
+def idle_in_transaction(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+    return "critical", "FATAL:  terminating connection due to idle-in-transaction timeout", {}
 
 
 def dns_timeout(p: Profile) -> LogMaker:
@@ -771,11 +1110,18 @@ def routine_changes(w: World, plan: Plan, rng: random.Random, high: bool) -> Non
         opts = list(CONFIG_CHANGES.get(p.language, CONFIG_CHANGES["go"])) + list(K8S_CHANGES)
         if p.role != "worker":
             opts = [o for o in opts if not o[0].startswith("kafka.")]
-        key, old, new = rng.choice(opts)
-        if key.startswith("resources.") or key == "replicas":
-            text = f"{key}: {old} -> {new}"
+        roll = rng.random()
+        if roll < 0.15:  # right-sizing, up or down a notch
+            old, new = rng.choice((("2", "1500m"), ("1", "2"), ("500m", "1"), ("4", "3"), ("1500m", "2")))
+            text = f"resources.limits.cpu: {old} -> {new} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
+        elif roll < 0.25 and p.role == "api":
+            text = events.inspection_rule(rng, benign=True)
         else:
-            text = f'{key}: "{old}" -> "{new}"'
+            key, old, new = rng.choice(opts)
+            if key.startswith(("resources.", "kafka.")) or key == "replicas":
+                text = f"{key}: {old} -> {new}"
+            else:
+                text = f'{key}: "{old}" -> "{new}"'
         events.configmap(w, t, name, text, rng=rng, restart=rng.random() < 0.7)
     for _ in range(rng.randint(1, 3)):
         t = when()
@@ -787,11 +1133,21 @@ def routine_changes(w: World, plan: Plan, rng: random.Random, high: bool) -> Non
             events.feature_flag(w, t, name, events.flag_name(name, rng), pct, was, rng.choice(AUTHORS))
     for _ in range(rng.randint(1, 3)):
         t = when()
-        if rng.random() < 0.45:
+        roll = rng.random()
+        if roll < 0.3:
             cands = [n for n in sorted(w.p) if w.p[n].role in ("db", "redis", "api") and free(n, t)]
             if cands:
                 name = rng.choice(cands)
                 events.dns_plan(w, t, name, messages.dns(w.p[name]), rng.randint(100000, 999999), rng.randint(1, 4))
+        elif roll < 0.5:
+            # the cleanup of a record set nobody resolves any more (a decommissioned endpoint)
+            cands = [n for n in sorted(w.p) if w.p[n].role in ("db", "redis")]
+            if cands:
+                name = rng.choice(cands)
+                old = f"legacy-{messages.dns(w.p[name])}"
+                events.dns_plan(w, t, name, old, rng.randint(100000, 999999), 0)
+        elif roll < 0.7:
+            events.storage_iam(w, t, rng)
         else:
             ws, title, diff = rng.choice(TERRAFORM)
             events.terraform(w, t, ws, title, diff.replace("{x}", rng.choice(sorted(w.p)).replace("-", "_")), rng.choice(AUTHORS))

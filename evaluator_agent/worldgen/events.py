@@ -259,3 +259,56 @@ def chaos(w: World, ts: float, service: str, name: str, what: str, minutes: int,
         "halt with `chaos halt` if customer impact exceeds the budget.",
         {"service": service, "experiment": name, "team": "sre", "author": author},
     )
+
+
+# Request-inspection (WAF) rules: routine ones, and the 2019 one whose nested quantifiers
+# around ".*" backtrack catastrophically on long inputs. The pattern is quoted as written.
+WAF_PATTERNS = (
+    r"(?i)(?:union\s+select|select\s+.+\s+from)",
+    r"\.\./(?:\.\./)+",
+    r"(?i)<script[^>]*>",
+    r"(?i)\b(?:sleep|benchmark)\s*\(",
+)
+BACKTRACKING = (
+    r"(?:(?:\"|'|\]|\}|\\|\d|(?:nan|infinity|true|false|null|undefined|symbol|math)|`|\-|\+)+[)]*;?"
+    r"((?:\s|-|~|!|{}|\|\||\+)*.*(?:.*=.*)))"
+)
+
+
+def inspection_rule(rng: random.Random, benign: bool) -> str:
+    pattern = rng.choice(WAF_PATTERNS) if benign else BACKTRACKING
+    return f'rules/{rng.randint(100000, 999999)}.yaml: new request-inspection rule with pattern "{pattern}"'
+
+
+BUCKETS = (
+    ("pg_wal_archive", "pg-archiver"),
+    ("order_exports", "exporter"),
+    ("media_uploads", "media-sync"),
+    ("ml_features", "feature-builder"),
+)
+ROLES = ("roles/storage.objectViewer", "roles/storage.objectAdmin", "roles/storage.objectCreator")
+
+
+def storage_iam(
+    w: World,
+    t: float,
+    rng: random.Random,
+    bucket: str | None = None,
+    old: str | None = None,
+    new: str | None = None,
+    author: str | None = None,
+) -> dict:
+    """A storage IAM binding changed by terraform (routine, or the one that breaks archiving)."""
+    b, sa = next(((x, s) for x, s in BUCKETS if x == bucket), None) or rng.choice(BUCKETS)
+    old = old or rng.choice(ROLES)
+    new = new or rng.choice([r for r in ROLES if r != old])
+    return terraform(
+        w,
+        t,
+        "gcp-storage-iam",
+        "Terraform apply: infra/gcp/storage-iam",
+        f'~ google_storage_bucket_iam_member.{b}\n    role: "{old}" -> "{new}"\n'
+        f"    member: serviceAccount:{sa}@shop-prod.iam.gserviceaccount.com\n"
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+        author or rng.choice(AUTHORS),
+    )

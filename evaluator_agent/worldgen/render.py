@@ -503,8 +503,9 @@ def _error_line(
     if p.err_version is not None and p.share(ts).get(p.err_version, 0) <= 0:
         own = 0.0
     x = rng.random() * (p.base_err + own + prop)
-    if x < own and p.own_error is not None:
-        status, msg, attrs = p.own_error(rng, ts)
+    make = p.error_maker(ts)
+    if x < own and make is not None:
+        status, msg, attrs = make(rng, ts)
         return status, msg, ({**attrs, "version": p.err_version} if p.err_version else attrs)
     if x < own + prop and p.upstream:
         active = [u for u in p.upstream if u[0] <= i] or p.upstream[:1]

@@ -149,6 +149,9 @@ class Profile:
         default_factory=list
     )  # (from minute, failing callee, style)
     res: dict[str, list[float]] = field(default_factory=dict)
+    # (start, end, maker): what this service's own errors look like while something passing
+    # (a background blip) makes it fail; outside every episode, ``own_error``
+    episodes: list[tuple[float, float, LogMaker]] = field(default_factory=list)
 
     @property
     def version(self) -> str:
@@ -184,6 +187,13 @@ class Profile:
             iter(self.pods.values()), [self.name]
         )
         return rng.choice(pods)
+
+    def error_maker(self, ts: float) -> LogMaker | None:
+        """The line maker of this service's own errors at ``ts``."""
+        for t0, t1, make in reversed(self.episodes):
+            if t0 <= ts < t1:
+                return make
+        return self.own_error
 
     def err_total(self, i: int) -> float:
         return self.base_err + self.err_own[i] + self.err_prop[i]

@@ -114,9 +114,10 @@ class _Trace:
         error, line = False, None
         if rng.random() < own_p:
             error = True
+            make = p.error_maker(start + total)
             line = (
-                p.own_error(rng, start + total)
-                if p.own_error and own_p > p.base_err
+                make(rng, start + total)
+                if make and own_p > p.base_err
                 else messages.background_error(p, rng)
             )
         elif child_err is not None:

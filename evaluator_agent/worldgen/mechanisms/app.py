@@ -18,6 +18,7 @@ from .signatures import (
     kafka_poll_timeout,
     kafka_revoke,
     oom_own_error,
+    remaining_slots,
     slow_batch_line,
     stack_trace,
     startup_lines,
@@ -208,18 +209,7 @@ class ConnectionPoolExhaustion(Mechanism):
         ]
         add_lat = clock.ramp(onset, onset + 240, q.base_lat * 2)
         q.lat_add = [a + b for a, b in zip(q.lat_add, add_lat, strict=True)]
-        w.stream(
-            db,
-            onset,
-            plan.end,
-            0.8,
-            lambda r, ts: (
-                "error",
-                "FATAL:  remaining connection slots are reserved for "
-                "non-replication superuser connections",
-                {},
-            ),
-        )
+        w.stream(db, onset, plan.end, 0.8, remaining_slots)
         propagate(w, plan, rng, err, lat, "timeout")
         plan.partial.append(
             {

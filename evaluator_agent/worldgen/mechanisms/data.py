@@ -68,14 +68,13 @@ class DiskFull(Mechanism):
         )
         t0 = onset - lead
         author = rng.choice(AUTHORS)
-        events.terraform(
+        events.storage_iam(
             w,
             t0 - rng.randint(60, 300),
-            "gcp-storage-iam",
-            "Terraform apply: infra/gcp/storage-iam",
-            '~ google_storage_bucket_iam_member.pg_wal_archive\n    role: "roles/storage.objectAdmin" -> '
-            '"roles/storage.objectViewer"\n    member: serviceAccount:pg-archiver@shop-prod.iam.gserviceaccount.com\n'
-            "Plan: 0 to add, 1 to change, 0 to destroy.",
+            rng,
+            "pg_wal_archive",
+            "roles/storage.objectAdmin",
+            "roles/storage.objectViewer",
             author,
         )
         w.host_res.setdefault(host, {})["disk"] = wal_fill(w, rng, t0, onset)
@@ -107,7 +106,7 @@ class DiskFull(Mechanism):
         plan.evidence_for(
             "get_events",
             {"query": "source:terraform", **plan.window(lead + 900)},
-            "objectAdmin",
+            'pg_wal_archive role: "roles/storage.objectAdmin" -> "roles/storage.objectViewer"',
             "the IAM change that broke WAL archiving",
         )
         plan.signals |= {"metrics", "logs", "events"}

@@ -292,9 +292,9 @@ class CpuThrottling(Mechanism):
             text = f"{marker} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
             desc = f"CPU limit of {c} lowered {old} -> {new}"
         else:
-            rule = rng.randint(100000, 999999)
-            marker = f"rules/{rule}.yaml"
-            text = f"rules/{rule}.yaml: new request-inspection rule with pattern (?:(?:\\\"|'|\\]|\\}}|\\\\|\\d|(?:nan|infinity|true|false|null|undefined|symbol|math)|`|\\-|\\+)+[)]*;?((?:\\s|-|~|!|{{}}|\\|\\||\\+)*.*(?:.*=.*)))"
+            text = events.inspection_rule(rng, benign=False)
+            marker = text.split(":", 1)[0]
+            rule = marker.removeprefix("rules/").removesuffix(".yaml")
             desc = f"new inspection rule {rule} with a backtracking regex made {c} CPU bound"
         events.configmap(w, t_cfg, c, text, author, rng)
         sat = clock.ramp(onset, onset + 180, 1.0)

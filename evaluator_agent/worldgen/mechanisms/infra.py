@@ -19,7 +19,7 @@ from .infra_signatures import (
     tls_server_error,
     x509_error,
 )
-from .signatures import startup_failure
+from .signatures import no_healthy_upstream, startup_failure
 
 messages.STYLE_HOOKS["tls"] = lambda p, child, style, rng: x509_error(
     p, child, float(style.split(":", 1)[1]), rng
@@ -396,13 +396,13 @@ class NoFault(Mechanism):
             q = w.p[d]
             jobs = [c for c in w.topo.callers.get(d, []) if w.p[c].role == "cron"]
             job = jobs[0] if jobs else f"{d.removesuffix('-db')}-export"
+            ns = next((w.p[x].namespace for x in w.topo.callers.get(d, []) if w.p[x].namespace), "default")
             w.event(
                 t_c,
                 "cron",
                 f"Job {job} started",
-                f"CronJob {q.namespace or 'batch'}/{job} started job {job}-{int(t_c) // 60} "
-                "(monthly full export)",
-                {"service": job if job in w.p else d, "kube_namespace": q.namespace or "batch"},
+                f"CronJob {ns}/{job} started job {job}-{int(t_c) // 60} (monthly full export)",
+                {"service": job if job in w.p else d, "kube_namespace": ns},
             )
             for h in q.hosts[:1]:
                 w.host_res.setdefault(h, {})["+cpu"] = [x * rng.uniform(45, 60) for x in ramp]
@@ -412,7 +412,7 @@ class NoFault(Mechanism):
             w.stream(d, t_c + 30, plan.end, 1.5, slow_query_line(table))
             plan.herrings.append({"entity": d, "why": "busy with a monthly export job; nothing failed"})
             plan.evidence_for(
-                "get_events", {"query": "source:cron", **plan.window(1800, at=t_c)}, job,
+                "get_events", {"query": "source:cron", **plan.window(1800, at=t_c)}, "monthly full export",
                 "the export job that made the database busy",
             )
             why = f"a monthly export job ({job}) made {d} busy; {s} got slower"
@@ -494,7 +494,7 @@ class CrashloopBadConfig(Mechanism):
         err = [min(0.9, (1 - x) * rng.uniform(0.6, 0.9)) for x in capacity]
         lat = [(1 - x) * p.base_lat * 4 for x in capacity]
         p.err_own, p.lat_add = list(err), list(lat)
-        p.own_error = lambda r, ts: ("error", "no healthy upstream", {"http.status_code": 503})
+        p.own_error = no_healthy_upstream
         propagate(w, plan, rng, err, lat, "5xx")
         plan.trigger = {
             "kind": "config",

@@ -443,3 +443,15 @@ def slow_request(p: Profile) -> LogMaker:
         )
 
     return make
+
+
+def no_healthy_upstream(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+    return "error", "no healthy upstream", {"http.status_code": 503}
+
+
+def remaining_slots(rng: random.Random, ts: float) -> tuple[str, str, dict]:
+    return (
+        "critical",
+        "FATAL:  remaining connection slots are reserved for non-replication superuser connections",
+        {},
+    )
