@@ -28,7 +28,7 @@ are at the end of the module, for the agent pool the difficulty tiers are fitted
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -61,6 +61,9 @@ FOLLOW_TRICKLE = 0.08
 STRONG = 4.0
 #: below this, nothing proves a fault
 WEAK = 2.0
+BENIGN_KINDS = ("campaign", "backfill", "loadtest", "chaos")
+#: events worth citing about the culprit
+EVIDENT_EVENTS = {"deploy", "config", "flag", "migration", "grant", "oom", "backoff", "dns_change"}
 
 
 @dataclass
@@ -71,6 +74,24 @@ class Step:
     peer: str
     style: str
     rate: float
+
+
+@dataclass
+class Examination:
+    """What the verdict rests on: the walk, the facts of the entity where it stopped, the
+    hypotheses about it (best first) and, when no error led anywhere, the benign causes."""
+
+    frame: Frame
+    path: list[str]
+    steps: list[Step]
+    facts: Facts | None = None
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+    benign: list[str] = field(default_factory=list)
+
+    @property
+    def errors_followed(self) -> bool:
+        """Some service on the way named a failing dependency in its errors."""
+        return any(s.style != "slow" for s in self.steps)
 
 
 class Methodical(Policy):
@@ -101,7 +122,7 @@ class Methodical(Policy):
             return f.base
         return f.start, f.end
 
-    # ------------------------------------------------------------------ calls (pure functions of the briefing)
+    # ------------------------------------------------------------------ calls (ids from arguments)
 
     def _orient(self, conv: Conversation) -> dict[str, dict[str, Any]]:
         t0, t1 = self._span(conv, "all")
@@ -139,11 +160,15 @@ class Methodical(Policy):
         return call("get_events", args, f"events.{service}")
 
     def _list_metrics(self, service: str) -> dict[str, Any]:
-        return call("list_metrics", {"query": f"service:{service}", "limit": 200}, f"metrics.{service}")
+        return call(
+            "list_metrics", {"query": f"service:{service}", "limit": 200}, f"metrics.{service}"
+        )
 
     def _query(self, conv: Conversation, key: str, q: str, owner: str) -> dict[str, Any]:
         t0, t1 = self._span(conv, "all")
-        return call("query_metrics", {"query": q, "from": iso(t0), "to": iso(t1)}, f"q.{owner}.{key}")
+        return call(
+            "query_metrics", {"query": q, "from": iso(t0), "to": iso(t1)}, f"q.{owner}.{key}"
+        )
 
     # ------------------------------------------------------------------ what is known
 
@@ -151,7 +176,9 @@ class Methodical(Policy):
         svc = monitor_service(conv.monitor)
         if svc:
             return svc
-        monitors = as_list(as_dict(conv.content(self._orient(conv)["monitors"]["id"])).get("monitors"))
+        monitors = as_list(
+            as_dict(conv.content(self._orient(conv)["monitors"]["id"])).get("monitors")
+        )
         svc = monitor_service(paging_monitor(conv, monitors))
         if svc:
             return svc
@@ -169,7 +196,9 @@ class Methodical(Policy):
             for s in map(as_dict, as_list(content.get("services"))):
                 if s.get("name"):
                     name = str(s["name"])
-                    out[name] = Peer(name, str(s.get("kind") or "service"), str(s.get("description") or ""))
+                    out[name] = Peer(
+                        name, str(s.get("kind") or "service"), str(s.get("description") or "")
+                    )
             conv.memo["catalog"] = out
         return conv.memo["catalog"]
 
@@ -184,10 +213,16 @@ class Methodical(Policy):
             return None
         content = as_dict(conv.content(c["id"]))
         return sorted(
-            {str(d["service"]) for d in map(as_dict, as_list(content.get(direction))) if d.get("service")}
+            {
+                str(d["service"])
+                for d in map(as_dict, as_list(content.get(direction)))
+                if d.get("service")
+            }
         )
 
-    def window(self, conv: Conversation, service: str, which: str, errors: bool) -> LogWindow | None:
+    def window(
+        self, conv: Conversation, service: str, which: str, errors: bool
+    ) -> LogWindow | None:
         c = self._logs(conv, service, which, errors)
         if c["id"] not in conv.results:
             return None
@@ -294,7 +329,9 @@ class Methodical(Policy):
         conv.memo["walk_needs"] = needs
         return path, steps, done
 
-    def latency_change(self, conv: Conversation, service: str) -> tuple[float | None, list[dict[str, Any]]]:
+    def latency_change(
+        self, conv: Conversation, service: str
+    ) -> tuple[float | None, list[dict[str, Any]]]:
         """(latency now / its baseline, calls still needed to know it)."""
         lm = self._list_metrics(service)
         if lm["id"] not in conv.results:
@@ -309,7 +346,9 @@ class Methodical(Policy):
         f.metrics["duration"] = series_points(conv.content(c["id"]))
         return f.change("duration", self.frame(conv)), []
 
-    def slower_dependency(self, conv: Conversation, service: str) -> tuple[tuple[str, float] | None, list[dict[str, Any]]]:
+    def slower_dependency(
+        self, conv: Conversation, service: str
+    ) -> tuple[tuple[str, float] | None, list[dict[str, Any]]]:
         """The direct dependency that got much slower than ``service`` did, if ``service``
         itself got slower (and the calls still needed to tell)."""
         if not self.use_metrics:
@@ -345,7 +384,11 @@ class Methodical(Policy):
             if metric in names:
                 plan[key] = f"{agg}:{metric}{sc}"
 
-        ops = sorted(n[len("trace."): -len(".hits")] for n in names if n.startswith("trace.") and n.endswith(".hits"))
+        ops = sorted(
+            n[len("trace.") : -len(".hits")]
+            for n in names
+            if n.startswith("trace.") and n.endswith(".hits")
+        )
         if ops:
             op = ops[0]
             want("hits", "sum", f"trace.{op}.hits")
@@ -375,7 +418,9 @@ class Methodical(Policy):
             want("mem", "max", "redis.mem.used")
         return plan
 
-    def entity_calls(self, conv: Conversation, service: str, logs: bool = True) -> list[dict[str, Any]]:
+    def entity_calls(
+        self, conv: Conversation, service: str, logs: bool = True
+    ) -> list[dict[str, Any]]:
         """What to read about one entity: its events, its logs now and before, its metrics."""
         kind = self.kind(conv, service)
         calls = [self._events_of(conv, service)]
@@ -385,7 +430,10 @@ class Methodical(Policy):
         if self.use_metrics:
             calls.append(self._list_metrics(service))
             if conv.issued(self._list_metrics(service)["id"]):
-                calls += [self._query(conv, k, q, service) for k, q in self.metric_plan(conv, service, kind).items()]
+                calls += [
+                    self._query(conv, k, q, service)
+                    for k, q in self.metric_plan(conv, service, kind).items()
+                ]
         return calls
 
     def facts(self, conv: Conversation, service: str, logs: bool = True) -> Facts:
@@ -400,7 +448,9 @@ class Methodical(Policy):
         for key, q in self.metric_plan(conv, service, kind).items():
             content = conv.content(self._query(conv, key, q, service)["id"])
             if content is not None:
-                f.metrics[key] = series_points(content, merge="max" if q.startswith("max:") else "sum")
+                f.metrics[key] = series_points(
+                    content, merge="max" if q.startswith("max:") else "sum"
+                )
         a = self._errlog_anomalies(conv).get(service)
         if a is not None:
             f.onset = a.onset
@@ -411,17 +461,29 @@ class Methodical(Policy):
         caches beside a database (those its caller uses)."""
         kind = self.kind(conv, service)
         if kind in ("service", "gateway", "job"):
-            return [d for d in self.neighbours(conv, service, "downstream") or [] if self.kind(conv, d) == "database"]
+            return [
+                d
+                for d in self.neighbours(conv, service, "downstream") or []
+                if self.kind(conv, d) == "database"
+            ]
         if kind == "database":
             callers = [caller] if caller else []
-            callers += [c for c in self.neighbours(conv, service, "upstream") or [] if c != caller][:4]
+            callers += [c for c in self.neighbours(conv, service, "upstream") or [] if c != caller][
+                :4
+            ]
             out = []
             for c in callers:
-                out += [d for d in self.neighbours(conv, c, "downstream") or [] if self.kind(conv, d) == "cache"]
+                out += [
+                    d
+                    for d in self.neighbours(conv, c, "downstream") or []
+                    if self.kind(conv, d) == "cache"
+                ]
             return list(dict.fromkeys(out))
         return []
 
-    def terminal_calls(self, conv: Conversation, path: list[str], steps: list[Step]) -> list[dict[str, Any]]:
+    def terminal_calls(
+        self, conv: Conversation, path: list[str], steps: list[Step]
+    ) -> list[dict[str, Any]]:
         t = path[-1]
         caller = steps[-1].service if steps else None
         calls = [self._deps(t)] + self.entity_calls(conv, t)
@@ -429,10 +491,14 @@ class Methodical(Policy):
             calls.append(self._logs(conv, caller, "recent", errors=False))
             calls.append(self._logs(conv, caller, "base", errors=False))
         if self.kind(conv, t) == "database":
-            calls += [self._deps(c) for c in ([caller] if caller else []) + (self.neighbours(conv, t, "upstream") or [])[:4]]
+            calls += [
+                self._deps(c)
+                for c in ([caller] if caller else [])
+                + (self.neighbours(conv, t, "upstream") or [])[:4]
+            ]
         for r in self.related(conv, t, caller):
             calls += self.entity_calls(conv, r, logs=self.kind(conv, r) == "cache")
-        if not any(s.style != "slow" for s in steps):
+        if not any(s.style != "slow" for s in steps):  # nothing failed on the way down
             if len(path) > 1:
                 calls += self.entity_calls(conv, path[0])
             calls += self.benign_calls(conv, path[0])
@@ -471,101 +537,113 @@ class Methodical(Policy):
 
     # ------------------------------------------------------------------ the verdict
 
-    def examine(self, conv: Conversation) -> dict[str, Any]:
-        """Everything the verdict rests on (memoised): the walk, the facts of the entity where
-        it stopped and the ranked hypotheses."""
+    def examine(self, conv: Conversation) -> Examination:
+        """Everything the verdict rests on (memoised per turn)."""
         if "examined" in conv.memo:
             return conv.memo["examined"]
         frame = self.frame(conv)
         path, steps, _ = self.walk(conv)
-        out: dict[str, Any] = {"frame": frame, "path": path, "steps": steps}
-        if not path:
-            conv.memo["examined"] = out
-            return out
-        t = path[-1]
-        caller = steps[-1].service if steps else None
-        f = self.facts(conv, t)
-        f.caller = caller
-        if steps:
-            f.via = steps[-1].style
-        if caller:
-            if f.onset is None:
-                a = self._errlog_anomalies(conv).get(caller)
-                f.onset = a.onset if a else None
-            recent = self.window(conv, caller, "recent", errors=False)
-            base = self.window(conv, caller, "base", errors=False)
-            if recent is not None:
-                cat = self.catalog(conv)
-                peers = {t: cat.get(t) or Peer(t, f.kind)}
-                retry_now = [x for x in recent.lines if "retry" in x.kinds and named_peer(x, peers, caller) == t]
-                retry_before = [x for x in (base.lines if base else []) if "retry" in x.kinds and named_peer(x, peers, caller) == t]
-                f.caller_retries = len(retry_now) >= 2 and (
-                    len(retry_now) * recent.scale() / recent.minutes
-                    >= 3 * len(retry_before) * (base.scale() / base.minutes if base else 0) + 0.1
+        ex = Examination(frame, path, steps)
+        if path:
+            t = path[-1]
+            caller = steps[-1].service if steps else None
+            f = self.facts(conv, t)
+            f.caller = caller
+            f.via = steps[-1].style if steps else None
+            if caller:
+                f.caller_retries = self.caller_retries(conv, caller, t)
+                if f.onset is None:  # a dependency that cannot speak: when its caller failed
+                    a = self._errlog_anomalies(conv).get(caller)
+                    f.onset = a.onset if a else None
+            if f.onset is None and f.recent is not None and f.new:
+                f.onset = min(
+                    (x for k in f.new if (x := f.recent.first(k)) is not None), default=None
                 )
-        if f.onset is None and f.recent is not None and f.new:
-            firsts = [f.recent.first(k) for k in f.new]
-            f.onset = min((x for x in firsts if x is not None), default=None)
-        for r in self.related(conv, t, caller):
-            f.related[r] = self.facts(conv, r, logs=self.kind(conv, r) == "cache")
-        out["facts"] = f
-        out["hypotheses"] = self.rank(conv, f, frame)
-        if not any(s.style != "slow" for s in steps):
-            sym = f if len(path) == 1 else self.facts(conv, path[0])
-            out["benign"] = self.benign(conv, sym, frame)
-        conv.memo["examined"] = out
-        return out
+            for r in self.related(conv, t, caller):
+                f.related[r] = self.facts(conv, r, logs=self.kind(conv, r) == "cache")
+            ex.facts = f
+            ex.hypotheses = self.rank(conv, f, frame)
+            if not ex.errors_followed:
+                sym = f if len(path) == 1 else self.facts(conv, path[0])
+                ex.benign = self.benign(conv, sym, frame)
+        conv.memo["examined"] = ex
+        return ex
+
+    def caller_retries(self, conv: Conversation, caller: str, service: str) -> bool:
+        """The caller started retrying its calls to ``service`` (warnings, not errors)."""
+        recent = self.window(conv, caller, "recent", errors=False)
+        base = self.window(conv, caller, "base", errors=False)
+        if recent is None or base is None:
+            return False
+        peers = {service: self.catalog(conv).get(service) or Peer(service, "service")}
+
+        def rate(win: LogWindow) -> tuple[int, float]:
+            n = sum(
+                1
+                for x in win.lines
+                if "retry" in x.kinds and named_peer(x, peers, caller) == service
+            )
+            return n, n * win.scale() / win.minutes
+
+        n_now, now = rate(recent)
+        _, before = rate(base)
+        return n_now >= 2 and now >= 3 * before + 0.1
 
     def rank(self, conv: Conversation, f: Facts, frame: Frame) -> list[Hypothesis]:
         """Hypotheses about the entity where attribution stopped, best supported first."""
         return hypotheses(f, frame)
 
     def benign(self, conv: Conversation, f: Facts, frame: Frame) -> list[str]:
-        """Benign causes of a page that stayed on its own service."""
-        mentions = []
-        words = {f.name}
-        for d in self.neighbours(conv, f.name, "downstream") or []:
-            if self.kind(conv, d) in ("queue", "database"):
-                words.add(d)
-        for e in self.events(conv):
-            k = event_kind(e)
-            if k in ("campaign", "backfill", "loadtest", "chaos") and event_ts(e) >= frame.fired - 75 * 60:
-                text = f"{e.get('title') or ''} {e.get('text') or ''}"
-                if any(w in text for w in words) or event_service(e) in words:
-                    mentions.append(e)
+        """Benign causes of a page on ``f`` when nothing failed below it: an event on it or
+        naming it or its datastores and topics (campaign, load test, chaos, backfill), a
+        load generator or crawler in its logs, a batch job that made its database busy."""
+        words = {f.name} | {
+            d
+            for d in self.neighbours(conv, f.name, "downstream") or []
+            if self.kind(conv, d) in ("queue", "database")
+        }
+        mentions = [
+            e
+            for e in self.events(conv)
+            if event_kind(e) in BENIGN_KINDS
+            and event_ts(e) >= frame.fired - 75 * 60
+            and (
+                event_service(e) in words
+                or any(w in f"{e.get('title') or ''} {e.get('text') or ''}" for w in words)
+            )
+        ]
         out = benign_causes(f, frame, mentions)
-        # a batch job making one of its databases busy
-        for d in self.neighbours(conv, f.name, "downstream") or []:
+        for d in sorted(words - {f.name}):
             if self.kind(conv, d) != "database":
                 continue
             db = self.facts(conv, d)
-            busy = db.grew("duration", frame, 2.0) or "slow_query" in db.new
-            jobs = [c for c in self.neighbours(conv, d, "upstream") or [] if self.kind(conv, c) == "job"]
+            if not (db.grew("duration", frame, 2.0) or "slow_query" in db.new):
+                continue
+            jobs = {
+                c for c in self.neighbours(conv, d, "upstream") or [] if self.kind(conv, c) == "job"
+            }
             runs = [
                 e
                 for e in self.events(conv)
                 if event_kind(e) == "cron"
-                and frame.fired - 60 * 60 <= event_ts(e) <= frame.fired
+                and frame.fired - 3600 <= event_ts(e) <= frame.fired
                 and (event_service(e) in jobs or event_service(e) == d)
             ]
-            if busy and runs:
-                out.append(f"{runs[-1].get('title')} made {d} busy")
+            if runs:
+                out.append(f"{runs[-1].get('title')} making {d} busy")
         return out
 
     def diagnose(self, conv: Conversation) -> dict[str, Any]:
         ex = self.examine(conv)
-        path: list[str] = ex["path"]
-        if not path:
+        if not ex.path:
             return self._no_fault(conv, [], "no paged service could be identified")
-        hs: list[Hypothesis] = ex.get("hypotheses") or []
-        best = hs[0] if hs else None
+        best = ex.hypotheses[0] if ex.hypotheses else None
         score = best.score if best else 0.0
-        steps: list[Step] = ex["steps"]
-        if not any(s.style != "slow" for s in steps):
+        if not ex.errors_followed:
             # nothing failed on the way down: a fault needs its own proof, a benign cause wins
-            benign = ex.get("benign") or []
-            if (benign and score < STRONG) or (len(path) == 1 and score < WEAK):
-                return self._no_fault(conv, benign, f"{path[0]}'s errors name no failing dependency")
+            if (ex.benign and score < STRONG) or (len(ex.path) == 1 and score < WEAK):
+                why = f"{ex.path[0]}'s errors name no failing dependency"
+                return self._no_fault(conv, ex.benign, why)
         return self._fault(conv, ex)
 
     # ------------------------------------------------------------------ writing it up
@@ -573,10 +651,15 @@ class Methodical(Policy):
     def _no_fault(self, conv: Conversation, benign: list[str], why: str) -> dict[str, Any]:
         orient = self._orient(conv)
         evidence = [
-            {"tool_call_id": orient["errlogs"]["id"], "description": f"{why}; nothing failed"},
+            {"tool_call_id": orient["errlogs"]["id"], "description": f"{why}; nothing failed"}
         ]
         if benign:
-            evidence.append({"tool_call_id": orient["events"]["id"], "description": f"benign cause: {benign[0]}"})
+            evidence.append(
+                {
+                    "tool_call_id": orient["events"]["id"],
+                    "description": f"benign cause: {benign[0]}",
+                }
+            )
         cause = f" The page is explained by {benign[0]}." if benign else ""
         return {
             "no_fault": True,
@@ -586,70 +669,73 @@ class Methodical(Policy):
             "summary": f"No fault: {why}.{cause}",
         }
 
-    def _fault(self, conv: Conversation, ex: dict[str, Any]) -> dict[str, Any]:
-        path: list[str] = ex["path"]
-        steps: list[Step] = ex["steps"]
-        f: Facts = ex["facts"]
-        hs: list[Hypothesis] = ex["hypotheses"]
-        frame: Frame = ex["frame"]
-        best = hs[0]
+    def _fault(self, conv: Conversation, ex: Examination) -> dict[str, Any]:
+        f, frame = ex.facts, ex.frame
+        if f is None or not ex.hypotheses:
+            return self._no_fault(conv, [], "nothing could be examined")
+        best = ex.hypotheses[0]
         entity = best.entity or f.name
-        chain = list(reversed(path))  # culprit first
-        if entity != f.name:
-            chain = [entity, *chain]
-        root_causes = [
-            {"entity": entity, "mechanism": allowed_mechanism(conv, best.mechanism), "confidence": 0.8}
-        ]
-        if entity != f.name:
-            root_causes.append({"entity": f.name, "mechanism": allowed_mechanism(conv, best.mechanism), "confidence": 0.3})
-        for other in hs[1:3]:
-            if other.score > 0 and len(root_causes) < 3 and other.entity and other.entity not in {r["entity"] for r in root_causes}:
-                root_causes.append({"entity": other.entity, "mechanism": allowed_mechanism(conv, other.mechanism), "confidence": 0.1})
-        if len(path) > 1 and path[-2] not in {r["entity"] for r in root_causes}:
-            root_causes.append({"entity": path[-2], "mechanism": allowed_mechanism(conv, best.mechanism), "confidence": 0.1})
+        # culprit first; a busy database beside the chain gives way to the cache behind it
+        chain = [entity, *reversed(ex.path[:-1])] if entity != f.name else list(reversed(ex.path))
+
+        def candidate(name: str, mechanism: str, confidence: float) -> dict[str, Any]:
+            return {
+                "entity": name,
+                "mechanism": allowed_mechanism(conv, mechanism),
+                "confidence": confidence,
+            }
+
+        root_causes = [candidate(entity, best.mechanism, 0.8)]
+        for name, conf in ((f.name, 0.3), (ex.path[-2] if len(ex.path) > 1 else None, 0.1)):
+            if name and name not in {r["entity"] for r in root_causes}:
+                root_causes.append(candidate(name, best.mechanism, conf))
         onset = f.onset if f.onset is not None else frame.fired - 600
-        evidence = []
-        for s in steps:
-            evidence.append(
-                {
-                    "tool_call_id": self._logs(conv, s.service, "recent", errors=True)["id"],
-                    "description": f"{s.service}'s errors name {s.peer} ({s.style}), {s.rate:.1f}/min above its baseline",
-                }
-            )
+        evidence = [
+            {
+                "tool_call_id": self._logs(conv, s.service, "recent", errors=True)["id"],
+                "description": f"{s.service}'s errors name {s.peer} ({s.style}), "
+                f"{s.rate:.2g}/min above its baseline"
+                if s.style != "slow"
+                else f"{s.service}'s dependency {s.peer} got {s.rate:.2g}x slower",
+            }
+            for s in ex.steps
+        ]
         for k in sorted(f.new, key=lambda k: -f.new[k])[:3]:
             evidence.append(
                 {
                     "tool_call_id": self._logs(conv, f.name, "recent", errors=False)["id"],
-                    "description": f"{f.name} logs {k} lines since the onset ({f.new[k]:.1f}/min above its baseline)",
+                    "description": f"{f.name} logs {k} lines since the onset "
+                    f"({f.new[k]:.2g}/min above its baseline)",
                 }
             )
-        for e in f.events[-50:]:
-            if event_kind(e) in ("deploy", "config", "flag", "migration", "oom", "backoff", "dns_change") and abs(event_ts(e) - onset) <= 3 * 3600:
-                evidence.append(
-                    {
-                        "tool_call_id": self._events_of(conv, f.name)["id"],
-                        "description": f"{iso(event_ts(e))} {e.get('title')}",
-                    }
-                )
-                if len(evidence) > 12:
-                    break
+        changes = [e for e in f.events if event_kind(e) in EVIDENT_EVENTS]
+        for e in changes[-5:]:
+            evidence.append(
+                {
+                    "tool_call_id": self._events_of(conv, f.name)["id"],
+                    "description": f"{iso(event_ts(e))} {e.get('title')}",
+                }
+            )
+        plan = self.metric_plan(conv, f.name, f.kind)
         for key in f.metrics:
             evidence.append(
                 {
-                    "tool_call_id": self._query(conv, key, self.metric_plan(conv, f.name, f.kind)[key], f.name)["id"],
+                    "tool_call_id": self._query(conv, key, plan[key], f.name)["id"],
                     "description": f"{f.name} {key}: {f.change(key, frame):.2g}x its baseline",
                 }
             )
         why = "; ".join(best.reasons) or "the errors stop there"
-        hops = " -> ".join(chain)
         summary = (
-            f"{entity} is the root cause ({best.mechanism}): {why}. Its failure starts at {iso(onset)}. "
-            f"Propagation, as each caller's errors name its dependency: {hops}."
+            f"{entity} is the root cause ({best.mechanism}): {why}. Its failure starts at "
+            f"{iso(onset)}. Propagation, as each caller's errors name its dependency: "
+            f"{' -> '.join(chain)}."
         )
         return {
             "no_fault": False,
             "root_causes": root_causes,
-            "causal_chain": [{"source": a, "target": b} for a, b in zip(chain, chain[1:], strict=False)],
+            "causal_chain": [
+                {"source": a, "target": b} for a, b in zip(chain, chain[1:], strict=False)
+            ],
             "onset": iso(onset),
             "evidence": evidence[:16],
             "summary": summary,

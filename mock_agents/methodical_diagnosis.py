@@ -64,7 +64,9 @@ class Facts:
 
     # ---- events
 
-    def of_kind(self, *kinds: str, t0: float | None = None, t1: float | None = None) -> list[dict[str, Any]]:
+    def of_kind(
+        self, *kinds: str, t0: float | None = None, t1: float | None = None
+    ) -> list[dict[str, Any]]:
         return [
             e
             for e in self.events
@@ -73,7 +75,9 @@ class Facts:
             and (t1 is None or event_ts(e) <= t1)
         ]
 
-    def change_before(self, t: float, *kinds: str, lead: float = CHANGE_LEAD) -> dict[str, Any] | None:
+    def change_before(
+        self, t: float, *kinds: str, lead: float = CHANGE_LEAD
+    ) -> dict[str, Any] | None:
         """The latest change of these kinds in the ``lead`` before ``t`` (or just after)."""
         cands = self.of_kind(*kinds, t0=t - lead, t1=t + 3 * MIN)
         return max(cands, key=event_ts) if cands else None
@@ -108,7 +112,9 @@ class Hypothesis:
     entity: str | None = None
 
 
-def _fraction(num: list[tuple[float, float]], den: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def _fraction(
+    num: list[tuple[float, float]], den: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
     d = dict(den)
     return [(t, v / d[t]) for t, v in num if d.get(t)]
 
@@ -169,12 +175,20 @@ def app_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
         _add(h, at_limit, 1, "memory reaches its limit")
         if kills or oom_lines:
             if young:
-                _add(h, dep_age is not None and dep_age <= 50 * MIN, 1.5,
-                     "a deploy minutes before the first kill")
+                _add(
+                    h,
+                    dep_age is not None and dep_age <= 50 * MIN,
+                    1.5,
+                    "a deploy minutes before the first kill",
+                )
                 _add(h, not long_climb, 0.5, "memory climbed only since that deploy")
             else:
-                _add(h, dep_age is None or dep_age > 50 * MIN, 1,
-                     "no deploy in the hour before the first kill")
+                _add(
+                    h,
+                    dep_age is None or dep_age > 50 * MIN,
+                    1,
+                    "no deploy in the hour before the first kill",
+                )
                 _add(h, long_climb, 1.5, "memory has been climbing for over an hour")
         out.append(h)
 
@@ -229,14 +243,26 @@ def app_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     h = _hypo("connection_pool_exhaustion")
     _add(h, "pool" in new, 3, "requests wait for a free connection of its pool")
     _add(h, "pool_leak" in new, 0.5, "connection leak warnings since its deploy")
-    _add(h, any(r.grew("conn_pct", frame, 1.5) or (r.level("conn_pct", frame.fired - 10 * MIN, frame.end) or 0) >= 0.9
-                for r in f.related.values()), 1, "its database's connections are saturated")
+    _add(
+        h,
+        any(
+            r.grew("conn_pct", frame, 1.5)
+            or (r.level("conn_pct", frame.fired - 10 * MIN, frame.end) or 0) >= 0.9
+            for r in f.related.values()
+        ),
+        1,
+        "its database's connections are saturated",
+    )
     _add(h, deploy is not None and "pool" in new, 0.5, "after a deploy")
     out.append(h)
     h = _hypo("lock_contention")
     _add(h, "lock_timeout" in new, 3, "its statements are cancelled by the lock timeout")
-    _add(h, any(r.grew("locks", frame, 3.0, floor=5) for r in f.related.values()), 1,
-         "ungranted locks pile up on its database")
+    _add(
+        h,
+        any(r.grew("locks", frame, 3.0, floor=5) for r in f.related.values()),
+        1,
+        "ungranted locks pile up on its database",
+    )
     _add(h, deploy is not None and "lock_timeout" in new, 0.5, "after a deploy")
     out.append(h)
 
@@ -251,8 +277,11 @@ def app_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     out.append(h)
     h = _hypo("latency_regression")
     slower = f.grew("duration", frame, 2.5)
-    err_ratio = ratio(med(f.series("errors"), frame.fired - 10 * MIN, frame.end),
-                      med(f.series("hits"), frame.fired - 10 * MIN, frame.end), floor=1)
+    err_ratio = ratio(
+        med(f.series("errors"), frame.fired - 10 * MIN, frame.end),
+        med(f.series("hits"), frame.fired - 10 * MIN, frame.end),
+        floor=1,
+    )
     db_busier = any(r.grew("hits", frame, 2.0) for r in f.related.values())
     _add(h, slower, 1.5, "its latency rose")
     _add(h, "n_plus_one" in new, 1.5, "it issues hundreds of queries per request since the onset")
@@ -271,14 +300,18 @@ def app_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     h = _hypo("bad_release")
     _add(h, deploy is not None, 2, "a deploy just before the onset")
     _add(h, "crash" in new, 1.5, "stack traces of a new code path since the onset")
-    _add(h, deploy is not None and f.grew("errors", frame, 3.0, floor=1), 0.5,
-         "its own error rate rose")
+    _add(
+        h,
+        deploy is not None and f.grew("errors", frame, 3.0, floor=1),
+        0.5,
+        "its own error rate rose",
+    )
     _add(h, "flag" in new, -1, "")
     out.append(h)
     return out
 
 
-# --------------------------------------------------------------------------- data stores and partners
+# ----------------------------------------------------------------------- data stores and partners
 
 
 def database_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
@@ -287,8 +320,12 @@ def database_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     out = []
     h = _hypo("dns_failure")
     _add(h, f.via == "dns", 6, "its callers cannot resolve its host name")
-    _add(h, bool([e for e in f.of_kind("dns_change", t0=t - CHANGE_LEAD, t1=t + 3 * MIN)]), 1,
-         "a DNS automation change to its record just before")
+    _add(
+        h,
+        bool([e for e in f.of_kind("dns_change", t0=t - CHANGE_LEAD, t1=t + 3 * MIN)]),
+        1,
+        "a DNS automation change to its record just before",
+    )
     _add(h, f.change("hits", frame) <= 0.5, 0.5, "requests reaching it collapsed")
     out.append(h)
     h = _hypo("disk_full")
@@ -372,10 +409,19 @@ def external_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     _add(h, f.via == "x509", 6, "its callers reject its certificate as expired")
     out.append(h)
     h = _hypo("third_party_outage")
-    _add(h, f.via in ("rate_limited", "unavailable", "timeout", "error"), 3,
-         "its callers get errors from its API")
+    _add(
+        h,
+        f.via in ("rate_limited", "unavailable", "timeout", "error"),
+        3,
+        "its callers get errors from its API",
+    )
     _add(h, f.grew("errors", frame, 3.0, floor=1), 1.5, "its error rate rose")
-    _add(h, bool(f.of_kind("statuspage", t0=frame.fired - 45 * MIN)), 0.5, "the vendor posted an incident")
+    _add(
+        h,
+        bool(f.of_kind("statuspage", t0=frame.fired - 45 * MIN)),
+        0.5,
+        "the vendor posted an incident",
+    )
     _add(h, f.caller_retries, 0.5, "its callers retry")
     out.append(h)
     return out
@@ -413,7 +459,11 @@ def benign_causes(f: Facts, frame: Frame, mentions: list[dict[str, Any]]) -> lis
         k = event_kind(e)
         if k in BENIGN_KINDS and event_ts(e) >= t0:
             out.append(f"{e.get('title')}")
-    for kind, what in (("loadtest", "a load generator"), ("crawler", "a crawler"), ("chaos", "injected faults")):
+    for kind, what in (
+        ("loadtest", "a load generator"),
+        ("crawler", "a crawler"),
+        ("chaos", "injected faults"),
+    ):
         if kind in f.new:
             out.append(f"{what} in its logs since shortly before the page")
     return list(dict.fromkeys(out))

@@ -25,14 +25,23 @@ from .signals import as_dict, as_list, tag_value
 #: what a *caller* logs about a dependency, the rest what a service logs about itself.
 LOG_KINDS: tuple[tuple[str, str], ...] = (
     # a client's view of a failing dependency
-    ("dns", r"UnknownHostException|Name or service not known|ENOTFOUND|DNS resolution failed"
-            r"|no such host|could not resolve host|NXDOMAIN"),
-    ("x509", r"x509:|certificate has expired|CERT_HAS_EXPIRED|CertificateExpiredException"
-             r"|CERTIFICATE_VERIFY_FAILED|PKIX path validation failed"),
+    (
+        "dns",
+        r"UnknownHostException|Name or service not known|ENOTFOUND|DNS resolution failed"
+        r"|no such host|could not resolve host|NXDOMAIN",
+    ),
+    (
+        "x509",
+        r"x509:|certificate has expired|CERT_HAS_EXPIRED|CertificateExpiredException"
+        r"|CERTIFICATE_VERIFY_FAILED|PKIX path validation failed",
+    ),
     ("rate_limited", r"\b429\b|Too Many Requests"),
     ("unavailable", r"\b50[234]\b|Service Unavailable|Bad Gateway"),
-    ("parse", r"has \d+ \w+, limit is \d+|expected at most \d+ \w+, got \d+"
-              r"|exceeds \d+ \w+ \(got \d+\)|too many \w+: \d+ > \d+"),
+    (
+        "parse",
+        r"has \d+ \w+, limit is \d+|expected at most \d+ \w+, got \d+"
+        r"|exceeds \d+ \w+ \(got \d+\)|too many \w+: \d+ > \d+",
+    ),
     ("nospace", r"No space left on device"),
     ("stmt_timeout", r"canceling statement due to statement timeout"),
     ("lock_timeout", r"lock timeout|LockNotAvailable"),
@@ -41,16 +50,25 @@ LOG_KINDS: tuple[tuple[str, str], ...] = (
     ("retry", r"Retrying request to"),
     # a service about itself
     ("oom", r"OutOfMemoryError|out of memory|heap out of memory|Perhaps out of memory"),
-    ("startup", r"APPLICATION FAILED TO START|validation error for Settings|Config validation error"
-                r"|panic: invalid value|Failed to bind properties"),
+    (
+        "startup",
+        r"APPLICATION FAILED TO START|validation error for Settings|Config validation error"
+        r"|panic: invalid value|Failed to bind properties",
+    ),
     ("pool", r"Connection is not available|HikariPool-\d+ - Connection"),
     ("pool_leak", r"[Ll]eak detection triggered"),
-    ("overload", r"Work queue full|WORKER TIMEOUT|[Oo]verloaded|too many concurrent requests"
-                 r"|shedding"),
+    (
+        "overload",
+        r"Work queue full|WORKER TIMEOUT|[Oo]verloaded|too many concurrent requests"
+        r"|shedding",
+    ),
     ("slow", r"[Ss]low request: \d+ms"),
     ("n_plus_one", r"\d+ database queries|executing \d+ JDBC statements"),
-    ("crash", r"NullPointerException|IllegalStateException|nil pointer dereference"
-              r"|Traceback \(most recent call last\)|Cannot read properties of undefined"),
+    (
+        "crash",
+        r"NullPointerException|IllegalStateException|nil pointer dereference"
+        r"|Traceback \(most recent call last\)|Cannot read properties of undefined",
+    ),
     ("flag", r"\[feature flag [^\]]+ enabled"),
     ("heartbeat", r"[Hh]eartbeat failed|group is rebalancing"),
     ("rebalance", r"[Rr]evoking previously assigned|rebalance: revoking"),
@@ -113,8 +131,11 @@ def log_lines(content: Any) -> list[LogLine]:
             continue
         msg = str(entry.get("message") or "")
         attrs = as_dict(entry.get("attributes"))
-        out.append(LogLine(ts, str(entry.get("status") or "info").lower(), msg, attrs,
-                           line_kinds(msg, attrs)))
+        out.append(
+            LogLine(
+                ts, str(entry.get("status") or "info").lower(), msg, attrs, line_kinds(msg, attrs)
+            )
+        )
     return out
 
 
@@ -280,8 +301,11 @@ class Attribution:
         return c.most_common(1)[0][0]
 
 
-def attribute(service: str, recent: LogWindow, base: LogWindow, peers: dict[str, Peer]) -> Attribution:
+def attribute(
+    service: str, recent: LogWindow, base: LogWindow, peers: dict[str, Peer]
+) -> Attribution:
     """Which dependencies a service's error lines name, and how much more than usual."""
+
     def rates(win: LogWindow) -> tuple[Counter[str], dict[str, Counter[str]], int]:
         named: Counter[str] = Counter()
         styles: dict[str, Counter[str]] = {}
@@ -298,11 +322,7 @@ def attribute(service: str, recent: LogWindow, base: LogWindow, peers: dict[str,
     n_now, styles, own_now = rates(recent)
     n_before, _, own_before = rates(base)
     k_now, k_before = recent.scale() / recent.minutes, base.scale() / base.minutes
-    excess = {
-        p: n * k_now - n_before.get(p, 0) * k_before
-        for p, n in n_now.items()
-        if n >= 2
-    }
+    excess = {p: n * k_now - n_before.get(p, 0) * k_before for p, n in n_now.items() if n >= 2}
     return Attribution(
         service,
         {p: v for p, v in excess.items() if v > 0},
@@ -437,7 +457,9 @@ def ratio(now: float | None, before: float | None, floor: float = 1e-9) -> float
     return now / max(before, floor)
 
 
-def rise_start(points: list[tuple[float, float]], base_end: float, factor: float = 1.5) -> float | None:
+def rise_start(
+    points: list[tuple[float, float]], base_end: float, factor: float = 1.5
+) -> float | None:
     """When a series last crossed above ``factor`` x its baseline median (points before
     ``base_end``) and stayed above: the start of the rise still going on at the end."""
     base = [v for t, v in points if t < base_end]
