@@ -182,13 +182,17 @@ class LogWindow:
         return max(ts) if ts else None
 
 
+#: a stream that stopped this long before the end of the window is over (it did not page)
+STILL_GOING_S = 20 * 60.0
+
+
 def new_kinds(recent: LogWindow, base: LogWindow, min_count: int = 2) -> dict[str, float]:
     """Kinds of line that started with the incident: logged now at a rate well above the
-    service's own baseline. Value: the excess rate per minute."""
+    service's own baseline, and still logged lately. Value: the excess rate per minute."""
     out = {}
     for kind, _ in LOG_KINDS:
         n = recent.count(kind)
-        if n < min_count:
+        if n < min_count or (recent.last(kind) or 0.0) < recent.t1 - STILL_GOING_S:
             continue
         now, before = recent.rate(kind), base.rate(kind)
         if now >= max(0.15, 3 * before):
@@ -304,7 +308,10 @@ class Attribution:
 def attribute(
     service: str, recent: LogWindow, base: LogWindow, peers: dict[str, Peer]
 ) -> Attribution:
-    """Which dependencies a service's error lines name, and how much more than usual."""
+    """Which dependencies a service's error lines name, how much more than usual, and
+    still at the end of the window (errors that died down before the page did not page)."""
+
+    last: dict[str, float] = {}
 
     def rates(win: LogWindow) -> tuple[Counter[str], dict[str, Counter[str]], int]:
         named: Counter[str] = Counter()
@@ -317,12 +324,18 @@ def attribute(
                 continue
             named[peer] += 1
             styles.setdefault(peer, Counter())[client_kind(line)] += 1
+            last[peer] = max(last.get(peer, line.ts), line.ts)
         return named, styles, own
 
     n_now, styles, own_now = rates(recent)
+    still = {p for p, t in last.items() if t >= recent.t1 - STILL_GOING_S}
     n_before, _, own_before = rates(base)
     k_now, k_before = recent.scale() / recent.minutes, base.scale() / base.minutes
-    excess = {p: n * k_now - n_before.get(p, 0) * k_before for p, n in n_now.items() if n >= 2}
+    excess = {
+        p: n * k_now - n_before.get(p, 0) * k_before
+        for p, n in n_now.items()
+        if n >= 2 and p in still
+    }
     return Attribution(
         service,
         {p: v for p, v in excess.items() if v > 0},
