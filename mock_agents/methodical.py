@@ -33,7 +33,14 @@ from datetime import timedelta
 from typing import Any
 
 from .conversation import Conversation, iso
-from .methodical_diagnosis import Facts, Frame, Hypothesis, benign_causes, hypotheses
+from .methodical_diagnosis import (
+    BENIGN_KINDS,
+    Facts,
+    Frame,
+    Hypothesis,
+    benign_causes,
+    hypotheses,
+)
 from .methodical_evidence import (
     Attribution,
     LogWindow,
@@ -61,7 +68,6 @@ FOLLOW_TRICKLE = 0.08
 STRONG = 4.0
 #: below this, nothing proves a fault
 WEAK = 2.0
-BENIGN_KINDS = ("campaign", "backfill", "loadtest", "chaos")
 #: events worth citing about the culprit
 EVIDENT_EVENTS = {"deploy", "config", "flag", "migration", "grant", "oom", "backoff", "dns_change"}
 

@@ -18,7 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .methodical_evidence import LogWindow, event_kind, event_ts, med, peak, ratio, rise_start
+from .methodical_evidence import (
+    LogWindow,
+    dns_records,
+    event_kind,
+    event_ts,
+    med,
+    peak,
+    ratio,
+    rise_start,
+)
 
 MIN = 60.0
 #: a change this long before the failure can have started it
@@ -320,12 +329,9 @@ def database_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     out = []
     h = _hypo("dns_failure")
     _add(h, f.via == "dns", 6, "its callers cannot resolve its host name")
-    _add(
-        h,
-        bool([e for e in f.of_kind("dns_change", t0=t - CHANGE_LEAD, t1=t + 3 * MIN)]),
-        1,
-        "a DNS automation change to its record just before",
-    )
+    dns = f.of_kind("dns_change", t0=t - CHANGE_LEAD, t1=t + 3 * MIN)
+    _add(h, bool(dns), 1, "a DNS automation change to its record just before")
+    _add(h, any(dns_records(e) == 0 for e in dns), 1, "the change left its record empty")
     _add(h, f.change("hits", frame) <= 0.5, 0.5, "requests reaching it collapsed")
     out.append(h)
     h = _hypo("disk_full")
@@ -345,13 +351,20 @@ def database_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     out.append(h)
     # A database that serves many more queries than usual is a victim: the cause is whoever
     # sends them (a cache beside it that stopped answering, or a caller's N+1 release).
+    busier = f.grew("hits", frame, 1.8)
     cache = cache_behind(f, frame)
     h = _hypo("cache_stampede")
     if cache is not None:
         name, why = cache
         h.entity = name
         _add(h, True, 3, why)
-        _add(h, f.grew("hits", frame, 1.5), 1.5, "the database serves far more queries")
+        _add(h, busier, 1.5, "the database serves far more queries")
+    out.append(h)
+    h = _hypo("latency_regression")
+    if cache is None and f.caller is not None:
+        h.entity = f.caller
+        _add(h, busier, 2, f"{f.caller} sends it far more queries than usual")
+        _add(h, busier and f.grew("duration", frame, 1.3), 0.5, "which slows it down")
     out.append(h)
     return out
 
