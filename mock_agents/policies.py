@@ -354,7 +354,8 @@ def _policies() -> dict[str, Policy]:
 
 
 #: the reference agents (served by ``python -m mock_agents serve``); the shortcut battery's
-#: policies (:mod:`mock_agents.shortcuts`) are known to :func:`get_policy` as well
+#: policies (:mod:`mock_agents.shortcuts`) and methodical's weaker variants
+#: (:data:`mock_agents.methodical.VARIANTS`) are known to :func:`get_policy` as well
 POLICY_NAMES: tuple[str, ...] = ("random_guess", "alert_blamer", "greedy_anomaly", "methodical")
 
 
