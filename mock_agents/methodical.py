@@ -9,20 +9,23 @@
    kills, pool timeouts ...), or at a dependency that cannot speak for itself (a database, a
    cache, a partner API) named by its caller's client errors; how that caller reports it
    (a DNS lookup failure, an expired certificate, a partner's 429s, a full disk) is evidence.
+   When errors point nowhere but the service got slow, follow the latency instead: a direct
+   dependency whose latency rose far more than the service's own.
 3. Examine the entity where attribution stopped: its events, the kinds of log line that
    started with the incident (never the ones it logs all day), its metrics now against
    before, and what its caller and its datastores show. Then differential diagnosis
    (:mod:`mock_agents.methodical_diagnosis`): each mechanism is proved by a combination of
    signals, never by one artifact, because every artifact also occurs as background.
-4. No fault: attribution never leaves the paged service, nothing of its own failed, and a
-   benign cause explains the page (a chaos experiment, a load test, a campaign, a crawler, a
-   backfill, a batch job making its database busy).
+4. No fault: no error on the way names a failing dependency, nothing proves a fault of its
+   own, and a benign cause explains the page (a chaos experiment, a load test, a campaign, a
+   crawler, a backfill, a batch job making its database busy).
 
 Budget: at most ``max_calls_per_turn`` calls per reply; the diagnosis goes out when two
 replies remain, with whatever has been gathered by then.
 
-Weaker variants of the same agent (fewer replies, no metrics, no dependency walk, keywords)
-are at the end of the module, for the agent pool the difficulty tiers are fitted on.
+Weaker variants of the same agent (four replies, no metrics, a two-hop walk, a signature count
+for the mechanism) are at the end of the module, for the agent pool the difficulty tiers are
+fitted on.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ LEAF_KINDS = {"database", "cache", "external", "queue"}
 FOLLOW_RATE = 0.25
 #: ... and the share of the service's current error lines they must make up
 FOLLOW_SHARE = 0.15
+#: ... or this trickle, when it is most of what the service logs (slow dependencies time out rarely)
 FOLLOW_TRICKLE = 0.08
 #: a hypothesis this well supported is a fault whatever else is going on
 STRONG = 4.0
@@ -770,11 +774,11 @@ class MethodicalLogsOnly(Methodical):
 
 
 class MethodicalShallow(Methodical):
-    """No dependency walk beyond the paged service's direct dependencies: blames the first
-    hop its errors name, or the paged service itself."""
+    """Walks at most two hops down from the paged service and blames where it stops: a
+    longer chain ends in a victim."""
 
     name = "methodical_shallow"
-    description = "The methodical investigation without walking past the first dependency."
+    description = "The methodical investigation with a dependency walk of two hops at most."
     max_hops = 2
 
 
