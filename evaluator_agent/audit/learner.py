@@ -222,6 +222,8 @@ def world_case(
             if reason:
                 _add(sf[svc], f"kreason:{reason}")
         if src in CHANGE_SOURCES and ts <= fired_at:
+            for tok in set(_WORD.findall(masker.mask(f"{e.get('title', '')} {e.get('text', '')}").lower())):
+                _add(wf, f"evword:{tok}")
             latest_change = ts if latest_change is None else max(latest_change, ts)
             if svc in sf:
                 latest_own[svc] = max(latest_own.get(svc, ts), ts)
@@ -240,13 +242,19 @@ def world_case(
             sf[svc][f"metric:{name}"] = 1.0
 
     # logs
+    seen_templates: set[str] = set()
     for r in world.get("logs", []):
         status = str(r.get("status") or "")
         if status not in LOG_STATUSES or float(r["ts"]) > end:
             continue
         svc, msg = r.get("service"), str(r.get("message") or "")
         _add(wf, f"status:{status}")
-        _add(wf, f"tmpl:{template(msg, masker)}")
+        tmpl = template(msg, masker)
+        if tmpl not in seen_templates:  # words of each distinct line once: what it says, not how often
+            seen_templates.add(tmpl)
+            for tok in set(_WORD.findall(tmpl.lower())):
+                _add(wf, f"logword:{tok}")
+        _add(wf, f"tmpl:{tmpl}")
         if svc in sf:
             _add(sf[svc], f"status:{status}")
             _add(sf[svc], f"tmpl:{template(msg, masker, own=svc)}")
@@ -396,13 +404,15 @@ class LearnerReport:
 
 
 FOREST_TREES = 200
+#: weak regularisation: thousands of sparse features, a few worlds per mechanism
+LOGISTIC_C = 10.0
 
 
 def _models(seed: int, jobs: int, trees: int = FOREST_TREES) -> dict[str, Any]:
     _, LogisticRegression, RandomForestClassifier = _sklearn()
     return {
         "logistic": lambda balanced: LogisticRegression(
-            C=1.0, max_iter=3000, class_weight="balanced" if balanced else None
+            C=LOGISTIC_C, max_iter=3000, class_weight="balanced" if balanced else None
         ),
         "forest": lambda balanced: RandomForestClassifier(
             n_estimators=trees, min_samples_leaf=1, random_state=seed, n_jobs=max(1, jobs),
