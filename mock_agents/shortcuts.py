@@ -1001,13 +1001,11 @@ class Combo(Shortcut):
     def verdict(self, conv: Conversation) -> Verdict | None:
         verdicts = []
         for m in self.members():
-            conv.memo.pop("verdict", None)
             try:
                 v = m.verdict(conv)
             except Exception:  # noqa: BLE001 - one trick failing must not sink the cascade
                 v = None
             verdicts.append(v)
-        conv.memo.pop("verdict", None)
         first = next((v for v in verdicts if v and (v.entity or v.no_fault)), None)
         if first is None or first.no_fault:
             return first
