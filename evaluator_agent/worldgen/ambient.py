@@ -40,7 +40,6 @@ from .mechanisms.infra_signatures import (
     archive_failure,
     crawler_line,
     disk_full_error,
-    partner_error,
     rate_limited,
     redis_restart_lines,
     retry_warning,
@@ -304,8 +303,8 @@ def _throttle(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     _bump(w, p.lat_add, t, t + dur, p.base_lat * rng.uniform(0.3, 1.2), ramp=120)
     if rng.random() < 0.5:
         _stream(w, svc, t + 60, t + dur, 0.5, slow_request(p))
-    if rng.random() < 0.5:
-        episode(w, svc, t + 60, t + dur, rng.uniform(0.005, 0.03), overload_error(p))
+    if rng.random() < 0.7:
+        episode(w, svc, t + 60, t + dur, rng.uniform(0.02, 0.08), overload_error(p))
     if rng.random() < 0.4 and p.pods:
         w.k8s_event(
             t + rng.uniform(60, dur),
@@ -355,7 +354,7 @@ def _stack(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     p = w.p[svc]
     res, _ = rng.choice(p.resources)
     make, _ = stack_trace(p, rng, res)
-    episode(w, svc, t, t + dur, rng.uniform(0.002, 0.015), make)
+    episode(w, svc, t, t + dur, rng.uniform(0.01, 0.05), make)
     return True
 
 
@@ -390,7 +389,7 @@ def _flag(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
 
 
 def _pool_wait(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    dur = rng.randint(2, 6) * MIN
+    dur = rng.randint(4, 20) * MIN
 
     def has_pg(n: str) -> bool:
         return any(w.p[d].language == "postgres" for d in w.topo.calls.get(n, []))
@@ -399,13 +398,13 @@ def _pool_wait(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     if not svc:
         return False
     total = rng.choice((10, 20, 30))
-    episode(w, svc, t, t + dur, rng.uniform(0.01, 0.05), hikari_timeout(total, rng.randint(3, 20)))
+    episode(w, svc, t, t + dur, rng.uniform(0.04, 0.15), hikari_timeout(total, rng.randint(3, 20)))
     _lines(w, svc, t - 60, rng.randint(1, 3), dur, hikari_leak_warning(), rng)
     db = rng.choice([d for d in w.topo.calls[svc] if w.p[d].language == "postgres"])
     if db not in plan.protect and db not in plan.chain:
         _bump(w, _res(w.p[db], "+conn", w.clock.n), t, t + dur, rng.uniform(0.3, 0.5), ramp=60)
-        if rng.random() < 0.3:
-            _lines(w, db, t + 30, rng.randint(1, 2), dur, remaining_slots, rng)
+        if rng.random() < 0.7:
+            _stream(w, db, t + 30, t + dur, rng.uniform(0.2, 0.8), remaining_slots)
     return True
 
 
@@ -418,9 +417,9 @@ def _migration(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     table, col = db.removesuffix("-db").replace("-", "_"), rng.choice(COLUMNS)
     num = rng.randint(120, 480)
     kind = rng.random()
-    if kind < 0.35:
+    if kind < 0.3:
         name, sql = f"add_{col}_to_{table}", f"ALTER TABLE {table} ADD COLUMN {col}_v2 text;"
-    elif kind < 0.7:
+    elif kind < 0.55:
         idx = f"idx_{table}_{col}"
         name, sql = f"index_{table}_{col}", f"CREATE INDEX CONCURRENTLY {idx} ON {table} ({col});"
     else:  # the same rebuild a broken migration does, done right: the new index first
@@ -442,7 +441,7 @@ def _migration(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
 
 
 def _locks(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    dur = rng.randint(3, 9) * MIN
+    dur = rng.randint(4, 20) * MIN
     dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
     if not dbs:
         return False
@@ -453,7 +452,7 @@ def _locks(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     callers = [c for c in _callers(w, db) if c != plan.symptom and c not in plan.chain]
     if callers:
         c = rng.choice(callers)
-        episode(w, c, t + 30, t + dur, rng.uniform(0.005, 0.04), lock_timeout(w.p[c], db, rng.choice(TABLES)))
+        episode(w, c, t + 30, t + dur, rng.uniform(0.03, 0.12), lock_timeout(w.p[c], db, rng.choice(TABLES)))
     return True
 
 
@@ -472,7 +471,7 @@ def _tls(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
         def make(r: random.Random, ts: float) -> tuple[str, str, dict]:
             return x509_error(q, ext, expired, r)
 
-        episode(w, c, t, t + rng.randint(60, 240), rng.uniform(0.01, 0.06), make)
+        episode(w, c, t, t + rng.randint(3, 15) * MIN, rng.uniform(0.04, 0.2), make)
         _lines(w, c, t, rng.randint(1, 3), 120, make, rng)
         return True
     svc = _pick(rng, pool(w, plan, t, 60, roles=("api", "gateway")))
@@ -494,7 +493,7 @@ def _dns(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
         return False
     c, d = rng.choice(callers)
     make = _caller_sees(w, c, d, "dns")
-    episode(w, c, t, t + rng.randint(40, 150), rng.uniform(0.005, 0.03), make)
+    episode(w, c, t, t + rng.randint(60, 480), rng.uniform(0.02, 0.1), make)
     _lines(w, c, t, rng.randint(1, 3), 60, make, rng)
     return True
 
@@ -528,7 +527,10 @@ def _cache(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
         # while the pod is away its clients are refused
         for q in _callers(w, c):
             if q != plan.symptom and q not in plan.chain:
-                episode(w, q, t - 20, t + 35, rng.uniform(0.05, 0.3), _caller_sees(w, q, c, "refused"), ramp=5)
+                down = rng.randint(60, 240)  # a restart without the stampede still takes a while
+                make = _caller_sees(w, q, c, "refused")
+                episode(w, q, t - 20, t + down, rng.uniform(0.2, 0.6), make, ramp=5)
+                _lines(w, q, t - 15, rng.randint(1, 3), down, make, rng)
     else:
         _bump(w, _res(r, "+evicted", n), t, t + rng.randint(2, 8) * MIN, rng.uniform(200, 3000), ramp=60)
         _bump(w, _res(r, "+miss", n), t, t + 300, rng.uniform(0.02, 0.08), ramp=60)
@@ -548,8 +550,10 @@ def _partner(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     c, e = rng.choice(pairs)
     code = rng.choice((429, 503))
     host = messages.dns(w.p[e])
-    dur = rng.randint(60, 300)
-    episode(w, c, t, t + dur, rng.uniform(0.01, 0.08), _caller_sees(w, c, e, f"partner:{code}"))
+    dur = rng.randint(3, 15) * MIN
+    make = _caller_sees(w, c, e, f"partner:{code}")
+    episode(w, c, t, t + dur, rng.uniform(0.04, 0.2), make)
+    _lines(w, c, t, rng.randint(1, 3), dur, make, rng)
     _lines(w, c, t, rng.randint(1, 4), dur, retry_warning(e, host), rng)
     _bump(w, w.p[e].err_own, t, t + dur, rng.uniform(0.05, 0.2), ramp=30)
     return True
@@ -567,9 +571,9 @@ def _retries(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     c, d = rng.choice(pairs)
     dur = rng.randint(2, 10) * MIN
     _stream(w, c, t, t + dur, rng.uniform(0.4, 1.5), retry_warning(d, messages.dns(w.p[d])))
-    episode(w, c, t, t + dur, rng.uniform(0.003, 0.02), _caller_sees(w, c, d, "timeout"))
-    if rng.random() < 0.5:
-        episode(w, d, t + 30, t + dur, rng.uniform(0.005, 0.03), overload_error(w.p[d]))
+    episode(w, c, t, t + dur, rng.uniform(0.01, 0.05), _caller_sees(w, c, d, "timeout"))
+    if rng.random() < 0.7:
+        episode(w, d, t + 30, t + dur, rng.uniform(0.02, 0.08), overload_error(w.p[d]))
     _bump(w, w.p[d].lat_add, t, t + dur, w.p[d].base_lat * rng.uniform(0.5, 2), ramp=60)
     return True
 
@@ -586,16 +590,18 @@ def _disk(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
         add(curve, w.clock.ramp(t, t + dur, rng.uniform(0.08, 0.25), until=t + dur, decay_s=60))
         return True
     dbs = [d for d in _pg_dbs(w) if d not in plan.protect and d not in plan.chain]
-    if kind < 0.75 and dbs:  # a huge sort's temp file fills the volume for a moment
+    if kind < 0.75 and dbs:  # a huge sort's temp file fills the volume for a while
         db = rng.choice(dbs)
-        make = disk_full_error()
-        dur = rng.randint(40, 120)
-        episode(w, db, t, t + dur, rng.uniform(0.01, 0.05), make)
+        dur = rng.randint(2, 8) * MIN
+        episode(w, db, t, t + dur, rng.uniform(0.02, 0.08), disk_full_error())
+        _stream(w, db, t, t + dur, rng.uniform(0.5, 2.0), disk_full_error())
         if rng.random() < 0.5:
             _lines(w, db, t, 1, 5, archive_failure(db, rng), rng)
         for q in _callers(w, db):
-            if q != plan.symptom and q not in plan.chain and rng.random() < 0.6:
-                episode(w, q, t, t + dur, rng.uniform(0.005, 0.03), _caller_sees(w, q, db, "nospace"))
+            if q != plan.symptom and q not in plan.chain and rng.random() < 0.7:
+                make = _caller_sees(w, q, db, "nospace")
+                episode(w, q, t, t + dur, rng.uniform(0.02, 0.1), make)
+                _lines(w, q, t, rng.randint(1, 2), dur, make, rng)
         return True
     svc = _pick(rng, pool(w, plan, t, 60, roles=("worker", "api"), langs=("python", "go", "java")))
     if not svc:
@@ -623,7 +629,9 @@ def _baddata(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     _bump(w, _res(w.p[pub], "+artifact", w.clock.n), t, t + dur, rng.uniform(0.2, 0.6), ramp=30)
     if consumers:
         c = rng.choice(consumers)
-        episode(w, c, t + 30, t + dur, rng.uniform(0.01, 0.08), _caller_sees(w, c, pub, f"baddata:{artifact}:{limit}:{got}"))
+        make = _caller_sees(w, c, pub, f"baddata:{artifact}:{limit}:{got}")
+        episode(w, c, t + 30, t + dur, rng.uniform(0.03, 0.15), make)
+        _lines(w, c, t + 30, rng.randint(1, 2), dur, make, rng)
     return True
 
 
@@ -669,291 +677,6 @@ def rebalance(w: World, svc: str, t: float, rng: random.Random, rounds: int = 1)
         _lines(w, svc, tr - 5, rng.randint(0, 2), 10, heartbeat_failed(svc, topic), rng)
     if rounds > 1 and rng.random() < 0.5:
         _lines(w, svc, t + 20, 1, 40, commit_failed(svc, topic, t), rng)
-
-
-def _stack(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    dur = rng.randint(10, 60) * MIN
-    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), need=lambda n: bool(w.p[n].resources)))
-    if not svc:
-        return False
-    p = w.p[svc]
-    res, _ = rng.choice(p.resources)
-    make, _ = stack_trace(p, rng, res)
-    _stream(w, svc, t, t + dur, rng.uniform(0.15, 0.6), make)
-    return True
-
-
-def _nplus1(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    dur = rng.randint(20, 90) * MIN
-    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",)))
-    if not svc:
-        return False
-    _stream(w, svc, t, t + dur, rng.uniform(0.2, 0.8), n_plus_one(w.p[svc]))
-    return True
-
-
-def _flag(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    dur = rng.randint(4, 12) * MIN
-    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), need=lambda n: bool(w.p[n].resources)))
-    if not svc:
-        return False
-    p = w.p[svc]
-    flag, author = events.flag_name(svc, rng), rng.choice(AUTHORS)
-    pct = rng.choice((5, 10, 20))
-    events.feature_flag(w, t, svc, flag, pct, 0, author)
-    res, _ = rng.choice(p.resources)
-    make, _ = stack_trace(p, rng, res)
-
-    def flagged(r: random.Random, ts: float) -> tuple[str, str, dict]:
-        s, m, a = make(r, ts)
-        return s, f"{m}\n[feature flag {flag} enabled for this request]", {**a, "feature_flag": flag}
-
-    _stream(w, svc, t + 30, t + dur, rng.uniform(0.3, 1.0), flagged)
-    events.feature_flag(w, t + dur, svc, flag, 0, pct, author)
-    return True
-
-
-def _pool_wait(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    dur = rng.randint(2, 6) * MIN
-
-    def has_pg(n: str) -> bool:
-        return any(w.p[d].language == "postgres" for d in w.topo.calls.get(n, []))
-
-    svc = _pick(rng, pool(w, plan, t, dur, roles=("api",), langs=("java",), need=has_pg))
-    if not svc:
-        return False
-    total = rng.choice((10, 20, 30))
-    _lines(w, svc, t, rng.randint(2, 6), dur, hikari_timeout(total, rng.randint(3, 20)), rng)
-    _lines(w, svc, t - 60, rng.randint(1, 3), dur, hikari_leak_warning(), rng)
-    db = rng.choice([d for d in w.topo.calls[svc] if w.p[d].language == "postgres"])
-    if db not in plan.protect and db not in plan.chain:
-        _bump(w, _res(w.p[db], "+conn", w.clock.n), t, t + dur, rng.uniform(0.3, 0.5), ramp=60)
-    return True
-
-
-def _migration(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    dbs = [d for d in _pg_dbs(w) if d not in plan.chain and _callers(w, d)]
-    if not dbs:
-        return False
-    db = rng.choice(dbs)
-    app = rng.choice(_callers(w, db))
-    table, col = db.removesuffix("-db").replace("-", "_"), rng.choice(COLUMNS)
-    num = rng.randint(120, 480)
-    if rng.random() < 0.5:
-        name, sql = f"add_{col}_to_{table}", f"ALTER TABLE {table} ADD COLUMN {col}_v2 text;"
-    else:
-        idx = f"idx_{table}_{col}"
-        name, sql = f"index_{table}_{col}", f"CREATE INDEX CONCURRENTLY {idx} ON {table} ({col});"
-    events.migration(w, t, db, num, name, sql, app, w.p[app].version_at(t))
-    if rng.random() < 0.5:
-        _stream(w, db, t, t + rng.randint(5, 20) * MIN, 1.0, slow_query(table, col))
-    return True
-
-
-def _locks(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    dur = rng.randint(3, 9) * MIN
-    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
-    if not dbs:
-        return False
-    db = rng.choice(dbs)
-    q, n = w.p[db], w.clock.n
-    _bump(w, _res(q, "+locks", n), t, t + dur, rng.uniform(40, 160), ramp=60)
-    _stream(w, db, t, t + dur, rng.uniform(0.8, 2.0), lock_wait(db))
-    callers = [c for c in _callers(w, db) if c != plan.symptom and c not in plan.chain]
-    if callers:
-        c = rng.choice(callers)
-        _lines(w, c, t + 30, rng.randint(1, 5), dur, lock_timeout(w.p[c], db, rng.choice(TABLES)), rng)
-    return True
-
-
-def _tls(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    # a client that cannot verify a partner's certificate for a minute or two (a bad chain
-    # during the vendor's rotation), or a renewal that failed and will be retried
-    externals = [n for n in sorted(w.p) if w.p[n].role == "external" and n not in plan.chain]
-    callers = [
-        (c, e) for e in externals for c in pool(w, plan, t, 180, roles=("api", "worker")) if c in w.topo.callers.get(e, [])
-    ]
-    if callers and rng.random() < 0.6:
-        c, e = rng.choice(callers)
-        expired = t - rng.randint(60, 600)
-        for _ in range(rng.randint(2, 6)):
-            status, msg, attrs = x509_error(w.p[c], w.p[e], expired, rng)
-            w.log(t + rng.uniform(0, 150), c, status, msg, attrs, rng=rng)
-        return True
-    svc = _pick(rng, pool(w, plan, t, 60, roles=("api", "gateway")))
-    if not svc:
-        return False
-    events.certificate(w, t, svc, False, rng)
-    events.certificate(w, t + rng.randint(15, 60) * MIN, svc, True, rng)
-    return True
-
-
-def _dns(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    callers = [
-        (c, d)
-        for c in pool(w, plan, t, 120, roles=("api", "worker"))
-        for d in w.topo.calls.get(c, [])
-        if w.p[d].role in ("db", "redis", "api") and d not in plan.chain
-    ]
-    if not callers:
-        return False
-    c, d = rng.choice(callers)
-    for _ in range(rng.randint(2, 6)):
-        status, msg, attrs = messages.upstream_error(w.p[c], w.p[d], "dns", rng)
-        w.log(t + rng.uniform(0, 90), c, status, msg, attrs, rng=rng)
-    _bump(w, w.p[c].err_own, t, t + 90, rng.uniform(0.005, 0.02), ramp=30)
-    return True
-
-
-def _cache(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    caches = [
-        n
-        for n in sorted(w.p)
-        if w.p[n].role == "redis" and n not in plan.protect and (n not in plan.chain or t < _anchor(plan) - 2400)
-    ]
-    if not caches:
-        return False
-    c = rng.choice(caches)
-    r, n = w.p[c], w.clock.n
-    if rng.random() < 0.6 and r.hosts:
-        host = r.hosts[0]
-        other = rng.choice([h["name"] for h in w.topo.hosts if h["cluster"] == r.cluster and h["name"] != host] or [host])
-        pod = f"{c}-0"
-        events.node_upgrade(w, t - 45, host, r.cluster)
-        w.k8s_event(t - 20, c, "Killing", "Stopping container redis", pod, extra={"kube_stateful_set": c})
-        w.k8s_event(t + 12, c, "Scheduled", f"Successfully assigned {r.namespace}/{pod} to {other}", pod)
-        w.k8s_event(t + 31, c, "Started", "Started container redis", pod)
-        before, after = redis_restart_lines(rng)
-        for k, (st, line) in enumerate(before):
-            w.log(t - 19 + k, c, st, line, {"pod_name": pod}, rng=rng)
-        # persistence on: the dataset is loaded back, the cache comes back warm
-        after = after[:3] + [("info", f"DB loaded from disk: {rng.uniform(0.4, 3.5):.3f} seconds"), after[3]]
-        for k, (st, line) in enumerate(after):
-            w.log(t + 33 + k, c, st, line, {"pod_name": pod}, rng=rng)
-        _bump(w, _res(r, "+miss", n), t, t + 120, rng.uniform(0.05, 0.2), ramp=30)
-    else:
-        _bump(w, _res(r, "+evicted", n), t, t + rng.randint(2, 8) * MIN, rng.uniform(200, 3000), ramp=60)
-        _bump(w, _res(r, "+miss", n), t, t + 300, rng.uniform(0.02, 0.08), ramp=60)
-    return True
-
-
-def _partner(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    pairs = [
-        (c, e)
-        for e in sorted(w.p)
-        if w.p[e].role == "external" and e not in plan.chain
-        for c in _callers(w, e)
-        if c in pool(w, plan, t, 300, roles=("api", "worker"))
-    ]
-    if not pairs:
-        return False
-    c, e = rng.choice(pairs)
-    code = rng.choice((429, 503))
-    host = messages.dns(w.p[e])
-    for _ in range(rng.randint(2, 8)):
-        status, msg, attrs = partner_error(w.p[c], w.p[e], code, rng)
-        w.log(t + rng.uniform(0, 240), c, status, msg, attrs, rng=rng)
-    _lines(w, c, t, rng.randint(1, 4), 240, retry_warning(e, host), rng)
-    _bump(w, w.p[e].err_own, t, t + 240, rng.uniform(0.05, 0.2), ramp=30)
-    return True
-
-
-def _retries(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    pairs = [
-        (c, d)
-        for c in pool(w, plan, t, 600, roles=("api", "gateway"))
-        for d in w.topo.calls.get(c, [])
-        if w.p[d].role == "api" and d not in plan.chain
-    ]
-    if not pairs:
-        return False
-    c, d = rng.choice(pairs)
-    dur = rng.randint(2, 10) * MIN
-    _stream(w, c, t, t + dur, rng.uniform(0.4, 1.5), retry_warning(d, messages.dns(w.p[d])))
-    if rng.random() < 0.4:
-        _lines(w, d, t + 30, rng.randint(1, 3), dur, overload_error(w.p[d]), rng)
-    _bump(w, w.p[d].lat_add, t, t + dur, w.p[d].base_lat * rng.uniform(0.5, 2), ramp=60)
-    return True
-
-
-def _disk(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    kind = rng.random()
-    if kind < 0.4:  # a log burst fills a volume, logrotate brings it back
-        hosts = [h["name"] for h in w.topo.hosts if h["name"] not in set().union(*(w.p[c].hosts for c in plan.chain))]
-        if not hosts:
-            return False
-        h = rng.choice(hosts)
-        dur = rng.randint(10, 40) * MIN
-        curve = w.host_res.setdefault(h, {}).setdefault("+disk", [0.0] * w.clock.n)
-        add(curve, w.clock.ramp(t, t + dur, rng.uniform(0.08, 0.25), until=t + dur, decay_s=60))
-        return True
-    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and d not in plan.chain]
-    if kind < 0.7 and dbs:  # a temp file of a huge sort, or one archive attempt that failed
-        db = rng.choice(dbs)
-        if rng.random() < 0.5:
-            make = disk_full_error()
-            status, msg, attrs = "error", "", {}
-            for _ in range(10):
-                status, msg, attrs = make(rng, t)
-                if status == "error":
-                    break
-            w.log(t, db, status, msg, attrs, rng=rng)
-        else:
-            _lines(w, db, t, 1, 5, archive_failure(db, rng), rng)
-        return True
-    svc = _pick(rng, pool(w, plan, t, 60, roles=("worker", "api"), langs=("python", "go", "java")))
-    if not svc:
-        return False
-    name = f"/tmp/export-{rng.getrandbits(32):08x}.csv"
-    msg = {
-        "python": f"OSError: [Errno 28] No space left on device: '{name}'",
-        "go": f"write {name}: no space left on device",
-        "java": f"java.io.IOException: No space left on device (writing {name})",
-    }[w.p[svc].language]
-    w.log(t, svc, "error", msg, {"error.kind": "ENOSPC"}, rng=rng)
-    return True
-
-
-def _baddata(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    pubs = [s for s in sorted(w.publishers) if s not in plan.chain and _callers(w, s)]
-    if not pubs:
-        return False
-    pub = rng.choice(pubs)
-    consumers = [c for c in _callers(w, pub) if c in pool(w, plan, t, 300, roles=("api", "worker", "gateway"))]
-    artifact, _ = w.publishers[pub]
-    limit = rng.choice((60, 128, 200, 256))
-    got = limit + rng.randint(1, 40)
-    dur = rng.randint(3, 8) * MIN
-    _bump(w, _res(w.p[pub], "+artifact", w.clock.n), t, t + dur, rng.uniform(0.2, 0.6), ramp=30)
-    if consumers:
-        c = rng.choice(consumers)
-        for _ in range(rng.randint(1, 3)):
-            status, msg, attrs = messages.upstream_error(
-                w.p[c], w.p[pub], f"baddata:{artifact}:{limit}:{got}", rng
-            )
-            w.log(t + rng.uniform(30, dur), c, status, msg, attrs, rng=rng)
-    return True
-
-
-def _benign_load(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    """A campaign, a load test or a crawler drives traffic to some service, which copes."""
-    svc = _pick(rng, pool(w, plan, t, 1800, roles=("api",)))
-    if not svc:
-        return False
-    p = w.p[svc]
-    dur = rng.randint(10, 40) * MIN
-    kind = rng.random()
-    if kind < 0.4:
-        events.campaign(w, t, rng.choice(events.CAMPAIGNS), svc, rng.uniform(0.3, 2.0))
-        _bump(w, p.traffic, t, t + dur, rng.uniform(0.3, 0.9), ramp=240)
-    elif kind < 0.7:
-        events.load_test(w, t, svc, rng.choice((50, 100, 200, 400)), dur // MIN, rng.choice(AUTHORS))
-        _bump(w, p.traffic, t, t + dur, rng.uniform(0.5, 1.5), ramp=60)
-        _stream(w, svc, t + 60, t + dur, rng.uniform(0.3, 1.0), rate_limited(p))
-    else:
-        _bump(w, p.traffic, t, t + dur, rng.uniform(0.2, 0.6), ramp=120)
-        _stream(w, svc, t, t + dur, rng.uniform(0.5, 1.5), crawler_line(p))
-    return True
 
 
 # Every mechanism's mild, resolved background version: the lint test checks the keys.
@@ -1014,6 +737,8 @@ def chronic_streams(w: World, plan: Plan, rng: random.Random) -> None:
             _stream(w, d, start, end, rng.uniform(0.03, 0.2), lock_wait(d))
     for d in rng.sample(dbs, k=min(len(dbs), rng.randint(0, 2))):
         _stream(w, d, start, end, rng.uniform(0.02, 0.1), idle_in_transaction)
+    for d in rng.sample(dbs, k=min(len(dbs), rng.randint(0, 1))):
+        _stream(w, d, start, end, rng.uniform(0.01, 0.05), remaining_slots)
     for s in some(("api",), rng.randint(0, 2), ("java",)):
         _stream(w, s, start, end, rng.uniform(0.02, 0.1), hikari_leak_warning())
     for s in some(("api", "worker"), rng.randint(1, 2), ("java",)):
@@ -1140,18 +865,23 @@ def routine_changes(w: World, plan: Plan, rng: random.Random, high: bool) -> Non
                 name = rng.choice(cands)
                 events.dns_plan(w, t, name, messages.dns(w.p[name]), rng.randint(100000, 999999), rng.randint(1, 4))
         elif roll < 0.5:
-            # the cleanup of a record set nobody resolves any more (a decommissioned endpoint)
-            cands = [n for n in sorted(w.p) if w.p[n].role in ("db", "redis")]
-            if cands:
-                name = rng.choice(cands)
-                old = f"legacy-{messages.dns(w.p[name])}"
-                events.dns_plan(w, t, name, old, rng.randint(100000, 999999), 0)
+            # the cleanup of a record set nobody resolves any more: a retired endpoint
+            retired = [
+                e.name
+                for d in DOMAINS
+                for e in d.entries
+                if e.role == "db" and e.language == "postgres" and e.name not in w.p
+            ]
+            if retired:
+                name = rng.choice(retired)
+                stem = name.removesuffix("-db")
+                events.dns_plan(w, t, name, f"pg-{stem}-01", rng.randint(100000, 999999), 0)
         elif roll < 0.7:
             events.storage_iam(w, t, rng)
         else:
             ws, title, diff = rng.choice(TERRAFORM)
             events.terraform(w, t, ws, title, diff.replace("{x}", rng.choice(sorted(w.p)).replace("-", "_")), rng.choice(AUTHORS))
-    for _ in range(rng.randint(0, 2)):
+    for _ in range(rng.randint(1, 3)):
         _migration(w, plan, rng, when())
     if rng.random() < 0.5:
         t = when()

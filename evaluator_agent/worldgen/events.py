@@ -270,7 +270,7 @@ WAF_PATTERNS = (
     r"(?i)\b(?:sleep|benchmark)\s*\(",
 )
 BACKTRACKING = (
-    r"(?:(?:\"|'|\]|\}|\\|\d|(?:nan|infinity|true|false|null|undefined|symbol|math)|`|\-|\+)+[)]*;?"
+    r"(?:(?:\x22|'|\]|\}|\\|\d|(?:nan|infinity|true|false|null|undefined|symbol|math)|`|\-|\+)+[)]*;?"
     r"((?:\s|-|~|!|{}|\|\||\+)*.*(?:.*=.*)))"
 )
 

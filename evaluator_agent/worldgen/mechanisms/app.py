@@ -231,7 +231,7 @@ class ConnectionPoolExhaustion(Mechanism):
                 "query": f"max:postgresql.percent_usage_connections{{service:{db}}}",
                 **plan.window(3600),
             },
-            db,
+            "postgresql.percent_usage_connections",
             "database connections saturated",
         )
         plan.signals |= {"events", "metrics", "logs"}
@@ -273,7 +273,7 @@ class ConsumerLag(Mechanism):
                 "query": f"max:kafka.consumer_lag{{consumer_group:{c}}} by {{topic}}",
                 **plan.window(3600),
             },
-            topic,
+            "kafka.consumer_lag",
             "lag grows on this consumer group only",
         )
         plan.evidence_for(

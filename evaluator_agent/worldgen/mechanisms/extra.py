@@ -413,7 +413,7 @@ class RebalanceStorm(Mechanism):
                 "query": f"max:kafka.consumer_lag{{consumer_group:{c}}} by {{topic}}",
                 **plan.window(3600),
             },
-            topic,
+            "kafka.consumer_lag",
             "lag grows on this group",
         )
         plan.onset_tolerance_s = 420
