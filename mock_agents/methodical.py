@@ -339,10 +339,10 @@ class Methodical(Policy):
         conv.memo["walk_needs"] = needs
         return path, steps, done
 
-    def latency_change(
+    def latency(
         self, conv: Conversation, service: str
-    ) -> tuple[float | None, list[dict[str, Any]]]:
-        """(latency now / its baseline, calls still needed to know it)."""
+    ) -> tuple[tuple[float, float] | None, list[dict[str, Any]]]:
+        """((latency now, its baseline) in seconds, calls still needed to know it)."""
         lm = self._list_metrics(service)
         if lm["id"] not in conv.results:
             return None, [lm]
@@ -352,28 +352,37 @@ class Methodical(Policy):
         c = self._query(conv, "duration", q, service)
         if c["id"] not in conv.results:
             return None, [c]
+        frame = self.frame(conv)
         f = Facts(service, self.kind(conv, service))
         f.metrics["duration"] = series_points(conv.content(c["id"]))
-        return f.change("duration", self.frame(conv)), []
+        now = f.level("duration", frame.fired - 600, frame.end)
+        before = f.level("duration", *frame.base)
+        return ((now, before) if now is not None and before is not None else None), []
 
     def slower_dependency(
         self, conv: Conversation, service: str
     ) -> tuple[tuple[str, float] | None, list[dict[str, Any]]]:
-        """The direct dependency that got much slower than ``service`` did, if ``service``
-        itself got slower (and the calls still needed to tell)."""
+        """If ``service`` got slower: the direct dependency whose own added latency accounts
+        for much of it (and the calls still needed to tell). Added seconds, not ratios: a
+        consumer that waits two seconds more on an API that got two seconds slower spends
+        its time there, whatever either's usual latency was."""
         if not self.use_metrics:
             return None, []
-        own, needs = self.latency_change(conv, service)
-        if needs or own is None or own < 1.8:
+        own, needs = self.latency(conv, service)
+        if needs or own is None or own[0] < 1.8 * own[1]:
             return None, needs
+        added = own[0] - own[1]
         best = None
         for d in self.neighbours(conv, service, "downstream") or []:
             if self.kind(conv, d) == "queue":
                 continue
-            r, more = self.latency_change(conv, d)
+            lat, more = self.latency(conv, d)
             needs += more
-            if r is not None and r >= max(3.0, 1.5 * own) and (best is None or r > best[1]):
-                best = (d, r)
+            if lat is None or lat[0] < 2.5 * max(lat[1], 1e-9):
+                continue
+            extra = lat[0] - lat[1]
+            if extra >= 0.4 * added and (best is None or extra > best[1]):
+                best = (d, lat[0] / max(lat[1], 1e-9))
         return (None, needs) if needs else (best, [])
 
     # ------------------------------------------------------------------ the evidence of one entity
