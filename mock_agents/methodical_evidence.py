@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
@@ -210,7 +210,6 @@ class Peer:
     name: str
     kind: str  # catalog kind: service, database, cache, queue, external, job, gateway
     description: str = ""
-    hosts: set[str] = field(default_factory=set)
 
     def tokens(self) -> list[str]:
         """Words a hostname of this dependency plausibly contains (externals: the vendor)."""
@@ -236,8 +235,8 @@ def hosts_in(line: LogLine) -> list[str]:
 
 def named_peer(line: LogLine, peers: dict[str, Peer], self_name: str) -> str | None:
     """The dependency an error line names: its ``peer.service``, else the host it dialled
-    (a cluster DNS name, a database host, a vendor's API host), else the dependency's name in
-    the message. Only dependencies in ``peers`` count, never the service itself."""
+    (a cluster DNS name, a vendor's API host), else the dependency's name in the message.
+    Only dependencies in ``peers`` count, never the service itself."""
     ps = str(line.attrs.get("peer.service") or "")
     if ps and ps != self_name and ps in peers:
         return ps
@@ -245,9 +244,6 @@ def named_peer(line: LogLine, peers: dict[str, Peer], self_name: str) -> str | N
         first = host.split(".")[0]
         if first in peers and first != self_name:
             return first
-        for p in peers.values():
-            if host in p.hosts:
-                return p.name
         flat = re.sub(r"[^a-z0-9]", "", host)
         best = None
         for p in peers.values():
