@@ -44,6 +44,7 @@ from .mechanisms.infra_signatures import (
     redis_restart_lines,
     retry_warning,
     slow_query,
+    slow_query_line,
     tls_server_error,
     x509_error,
 )
@@ -166,7 +167,7 @@ def pool(
     out = []
     for n in sorted(w.p):
         p = w.p[n]
-        if p.role not in roles or (langs and p.language not in langs):
+        if p.role not in roles or (langs and p.language not in langs) or not _in_focus(w, n):
             continue
         if n == plan.symptom or n in plan.protect:
             continue
@@ -176,6 +177,12 @@ def pool(
             continue
         out.append(n)
     return out
+
+
+def _in_focus(w: World, name: str) -> bool:
+    """While concurrent noise is placed below the paged service, only there."""
+    focus = getattr(w, "blip_focus", None)
+    return focus is None or name in focus
 
 
 def _pick(rng: random.Random, xs: list[str]) -> str | None:
@@ -206,7 +213,9 @@ def _res(p: Profile, key: str, n: int) -> list[float]:
 
 
 def _pg_dbs(w: World) -> list[str]:
-    return [n for n in sorted(w.p) if w.p[n].role == "db" and w.p[n].language == "postgres"]
+    return [
+        n for n in sorted(w.p) if w.p[n].role == "db" and w.p[n].language == "postgres" and _in_focus(w, n)
+    ]
 
 
 def episode(
@@ -459,7 +468,7 @@ def _locks(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
 def _tls(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     # a client that cannot verify a partner's certificate for a minute or two (a bad chain
     # during the vendor's rotation), or a renewal that failed and will be retried
-    externals = [n for n in sorted(w.p) if w.p[n].role == "external" and n not in plan.chain]
+    externals = [n for n in sorted(w.p) if w.p[n].role == "external" and n not in plan.chain and _in_focus(w, n)]
     callers = [
         (c, e) for e in externals for c in pool(w, plan, t, 180, roles=("api", "worker", "gateway")) if c in w.topo.callers.get(e, [])
     ]
@@ -502,7 +511,10 @@ def _cache(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     caches = [
         n
         for n in sorted(w.p)
-        if w.p[n].role == "redis" and n not in plan.protect and (n not in plan.chain or t < _anchor(plan) - 2400)
+        if w.p[n].role == "redis"
+        and n not in plan.protect
+        and (n not in plan.chain or t < _anchor(plan) - 2400)
+        and _in_focus(w, n)
     ]
     if not caches:
         return False
@@ -598,7 +610,7 @@ def _disk(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
         if rng.random() < 0.5:
             _lines(w, db, t, 1, 5, archive_failure(db, rng), rng)
         for q in _callers(w, db):
-            if q != plan.symptom and q not in plan.chain and rng.random() < 0.7:
+            if q != plan.symptom and q not in plan.chain:
                 make = _caller_sees(w, q, db, "nospace")
                 episode(w, q, t, t + dur, rng.uniform(0.02, 0.1), make)
                 _lines(w, q, t, rng.randint(1, 2), dur, make, rng)
@@ -617,7 +629,7 @@ def _disk(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
 
 
 def _baddata(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
-    pubs = [s for s in sorted(w.publishers) if s not in plan.chain and _callers(w, s)]
+    pubs = [s for s in sorted(w.publishers) if s not in plan.chain and _callers(w, s) and _in_focus(w, s)]
     if not pubs:
         return False
     pub = rng.choice(pubs)
@@ -732,7 +744,8 @@ def chronic_streams(w: World, plan: Plan, rng: random.Random) -> None:
     dbs = [d for d in _pg_dbs(w) if d not in plan.chain]
     for d in rng.sample(dbs, k=min(len(dbs), rng.randint(1, 3))):
         table = d.removesuffix("-db").replace("-", "_")
-        _stream(w, d, start, end, rng.uniform(0.05, 0.3), slow_query(table, rng.choice(COLUMNS)))
+        slow = slow_query(table, rng.choice(COLUMNS)) if rng.random() < 0.6 else slow_query_line(table)
+        _stream(w, d, start, end, rng.uniform(0.05, 0.3), slow)
         if rng.random() < 0.6:
             _stream(w, d, start, end, rng.uniform(0.03, 0.2), lock_wait(d))
     for d in rng.sample(dbs, k=min(len(dbs), rng.randint(0, 2))):
@@ -823,31 +836,49 @@ def routine_changes(w: World, plan: Plan, rng: random.Random, high: bool) -> Non
         cands = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "redis") and free(n, t)]
         if not cands:
             continue
-        name = rng.choice(cands)
-        p = w.p[name]
-        if p.role == "redis":
-            old, new = rng.choice((("2gb", "4gb"), ("4gb", "6gb"), ("1gb", "2gb")))
-            events.configmap(
-                w, t, name, f"maxmemory: {old} -> {new}\nmaxmemory-policy: allkeys-lru", rng=rng,
-                restart=False, how=f"terraform apply, run-{rng.getrandbits(40):010x}",
-            )
-            continue
-        opts = list(CONFIG_CHANGES.get(p.language, CONFIG_CHANGES["go"])) + list(K8S_CHANGES)
-        if p.role != "worker":
-            opts = [o for o in opts if not o[0].startswith("kafka.")]
-        roll = rng.random()
-        if roll < 0.15:  # right-sizing, up or down a notch
-            old, new = rng.choice((("2", "1500m"), ("1", "2"), ("500m", "1"), ("4", "3"), ("1500m", "2")))
-            text = f"resources.limits.cpu: {old} -> {new} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
-        elif roll < 0.25 and p.role == "api":
-            text = events.inspection_rule(rng, benign=True)
+        config_change(w, rng.choice(cands), t, rng)
+    _routine_rest(w, plan, rng, high, when, free)
+
+
+def config_change(w: World, name: str, t: float, rng: random.Random) -> None:
+    """A routine ConfigMap edit of ``name`` (a cache's maxmemory, a timeout, a limit ...)."""
+    p = w.p[name]
+    if p.role not in ("api", "worker", "redis"):
+        return
+    if p.role == "redis":
+        old, new = rng.choice((("2gb", "4gb"), ("4gb", "6gb"), ("1gb", "2gb")))
+        events.configmap(
+            w, t, name, f"maxmemory: {old} -> {new}\nmaxmemory-policy: allkeys-lru", rng=rng,
+            restart=False, how=f"terraform apply, run-{rng.getrandbits(40):010x}",
+        )
+        return
+    opts = list(CONFIG_CHANGES.get(p.language, CONFIG_CHANGES["go"])) + list(K8S_CHANGES)
+    if p.role != "worker":
+        opts = [o for o in opts if not o[0].startswith("kafka.")]
+    roll = rng.random()
+    if roll < 0.15:  # right-sizing, up or down a notch
+        old, new = rng.choice((("2", "1500m"), ("1", "2"), ("500m", "1"), ("4", "3"), ("1500m", "2")))
+        text = f"resources.limits.cpu: {old} -> {new} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
+    elif roll < 0.25 and p.role == "api":
+        text = events.inspection_rule(rng, benign=True)
+    else:
+        key, old, new = rng.choice(opts)
+        if key.startswith(("resources.", "kafka.")) or key == "replicas":
+            text = f"{key}: {old} -> {new}"
         else:
-            key, old, new = rng.choice(opts)
-            if key.startswith(("resources.", "kafka.")) or key == "replicas":
-                text = f"{key}: {old} -> {new}"
-            else:
-                text = f'{key}: "{old}" -> "{new}"'
-        events.configmap(w, t, name, text, rng=rng, restart=rng.random() < 0.7)
+            text = f'{key}: "{old}" -> "{new}"'
+    events.configmap(w, t, name, text, rng=rng, restart=rng.random() < 0.7)
+
+
+def _routine_rest(
+    w: World,
+    plan: Plan,
+    rng: random.Random,
+    high: bool,
+    when: Callable[[], float],
+    free: Callable[[str, float], bool],
+) -> None:
+    """Flags, terraform, migrations, grants, vendor notices, renewals, benign load, cron."""
     for _ in range(rng.randint(1, 3)):
         t = when()
         cands = [n for n in sorted(w.p) if w.p[n].role == "api" and free(n, t)]
@@ -976,20 +1007,88 @@ def apply_ambient(w: World, plan: Plan, rng: random.Random) -> None:
     routine_changes(w, plan, random.Random(f"{w.seed}|routine"), high)
     chronic_streams(w, plan, random.Random(f"{w.seed}|chronic"))
     brng = random.Random(f"{w.seed}|blips")
-    names = sorted(BLIPS)
-    k = brng.randint(10, 14) if high else brng.randint(7, 11)
     clock = w.clock
-    made = 0
-    for _ in range(4 * k):
-        if made >= k:
-            break
+
+    def when() -> float:
         # a third of the blips fall in the hour before the page, where an incident would be
         if brng.random() < 0.35:
-            t = brng.uniform(max(clock.start + 10 * MIN, plan.fired_at - 3600), clock.end - 3 * MIN)
-        else:
-            t = brng.uniform(clock.start + 10 * MIN, clock.end - 3 * MIN)
-        if BLIPS[brng.choice(names)](w, plan, brng, t):
+            return brng.uniform(max(clock.start + 10 * MIN, plan.fired_at - 3600), clock.end - 3 * MIN)
+        return brng.uniform(clock.start + 10 * MIN, clock.end - 3 * MIN)
+
+    # every mechanism's background version at least once, so that no kind of artifact is
+    # present only when it is the answer; then a few more at random
+    for name in sorted(set(BLIPS.values()), key=lambda f: f.__name__):
+        for _ in range(4):
+            if name(w, plan, brng, when()):
+                break
+    funcs = sorted(set(BLIPS.values()), key=lambda f: f.__name__)
+    extra = brng.randint(4, 8) if high else brng.randint(2, 5)
+    made = 0
+    for _ in range(4 * extra):
+        if made >= extra:
+            break
+        if brng.choice(funcs)(w, plan, brng, when()):
             made += 1
+    concurrent_noise(w, plan, random.Random(f"{w.seed}|concurrent"), high)
+
+
+def below_paged(w: World, plan: Plan) -> set[str]:
+    """The paged service's dependencies, off the causal chain (what an incident's own
+    investigation walks through)."""
+    if not plan.symptom:
+        return set()
+    return (w.topo.descendants(plan.symptom) | {plan.symptom}) - set(plan.chain) - plan.protect - {plan.symptom}
+
+
+def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
+    """Unrelated trouble and routine changes below the paged service around the page.
+
+    A real incident rarely has its dependency tree to itself: a dependency throttled for a
+    while, a partner's brief 429s, a lock pile-up during a vacuum, a config edit or a deploy
+    minutes before the page. None of it explains the page (it is off the causal chain and
+    its callers absorb it), but "the deepest thing that errors", "the biggest jump below the
+    paged service" and "the latest change below it" now point at it as often as not.
+    """
+    below = below_paged(w, plan)
+    if not below:
+        return
+    fired = plan.fired_at
+    anchor = _anchor(plan)
+    w.blip_focus = below  # type: ignore[attr-defined]
+    try:
+        funcs = sorted(set(BLIPS.values()) - {_benign_load, _migration, _nplus1}, key=lambda f: f.__name__)
+        want = rng.randint(2, 4) if high else rng.randint(1, 3)
+        made = 0
+        for _ in range(6 * want):
+            if made >= want:
+                break
+            t = rng.uniform(fired - 20 * MIN, fired - 4 * MIN)
+            if rng.choice(funcs)(w, plan, rng, t):
+                made += 1
+    finally:
+        w.blip_focus = None  # type: ignore[attr-defined]
+    # routine changes below the paged service between the incident's start and the page
+    targets = sorted(n for n in below if w.p[n].role in ("api", "worker", "redis", "db"))
+    for _ in range(rng.randint(1, 3) if not high else rng.randint(2, 4)):
+        if not targets:
+            break
+        name = rng.choice(targets)
+        t = rng.uniform(anchor - 15 * MIN, fired - 60)
+        p = w.p[name]
+        kind = rng.random()
+        if p.role in ("api", "worker") and kind < 0.45 and not any(d.ts >= w.clock.start for d in p.deploys):
+            routine_deploy(w, name, t, rng)
+        elif p.role == "db" and kind < 0.6:
+            w.blip_focus = {name}  # type: ignore[attr-defined]
+            try:
+                _migration(w, plan, rng, t)
+            finally:
+                w.blip_focus = None  # type: ignore[attr-defined]
+        elif p.role == "api" and kind < 0.75:
+            pct = rng.choice((10, 25, 50))
+            events.feature_flag(w, t, name, events.flag_name(name, rng), pct, {10: 0, 25: 10, 50: 25}[pct], rng.choice(AUTHORS))
+        else:
+            config_change(w, name, t, rng)
 
 
 def check_coverage() -> list[str]:

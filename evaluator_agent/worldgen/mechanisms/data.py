@@ -145,8 +145,7 @@ class SlowQueryMigration(Mechanism):
             db,
             num,
             f"rebuild_{table}_indexes",
-            f"DROP INDEX CONCURRENTLY {idx};\nCREATE INDEX CONCURRENTLY {idx}_v2 ON {table} ({col}, created_at);"
-            "  -- building",
+            f"DROP INDEX CONCURRENTLY {idx};\nCREATE INDEX CONCURRENTLY {idx}_v2 ON {table} ({col}, created_at);",
             app,
             version,
         )

@@ -322,6 +322,7 @@ class CpuThrottling(Mechanism):
             # get through never reaches the backends
             p.err_own = [s * rng.uniform(0.35, 0.6) for s in sat]
             for b in sorted(w.topo.calls.get(c, [])):
+                plan.protect.add(b)  # their traffic drop is part of the story
                 drop = rng.uniform(0.4, 0.7)
                 w.p[b].traffic = [t * (1 - drop * s) for t, s in zip(w.p[b].traffic, sat, strict=True)]
         plan.trigger = {
