@@ -359,6 +359,12 @@ def _policies() -> dict[str, Policy]:
 POLICY_NAMES: tuple[str, ...] = ("random_guess", "alert_blamer", "greedy_anomaly", "methodical")
 
 
+def pool_names() -> tuple[str, ...]:
+    """Every policy of known skill: the reference agents, methodical's variants and the
+    shortcut battery (the agent pool difficulty tiers are fitted on)."""
+    return tuple(_policies())
+
+
 def get_policy(name: str) -> Policy:
     try:
         return _policies()[name]

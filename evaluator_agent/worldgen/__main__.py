@@ -92,16 +92,17 @@ def main(argv: list[str] | None = None) -> int:
 def _fit_tiers(set_name: str, jobs: int, dry_run: bool, out: Path | None) -> int:
     import time
 
-    from mock_agents.policies import POLICY_NAMES
+    from mock_agents.policies import pool_names
 
     from ..labels import load_labelset
     from . import tiers
     from .calibrate import calibrate
 
     t0 = time.time()
+    pool = pool_names()
     labels = load_labelset(set_name).labels
-    rows = calibrate(set_name, POLICY_NAMES, jobs=jobs)
-    a, b = tiers.split_pool(POLICY_NAMES)
+    rows = calibrate(set_name, pool, jobs=jobs)
+    a, b = tiers.split_pool(pool)
     cv = tiers.crossval(rows, labels, a, b)
     fitted = tiers.fit(rows, labels)
     print(tiers.report(fitted, cv))
@@ -109,7 +110,7 @@ def _fit_tiers(set_name: str, jobs: int, dry_run: bool, out: Path | None) -> int
         out.write_text(tiers.dumps(fitted, cv))
     if not dry_run:
         print(f"rewrote {tiers.write_tiers(set_name, fitted)} labels of {set_name}")
-    print(f"{len(rows)} investigations by {len(POLICY_NAMES)} agents in {time.time() - t0:.0f} s")
+    print(f"{len(rows)} investigations by {len(pool)} agents in {time.time() - t0:.0f} s")
     return 0
 
 
