@@ -776,6 +776,136 @@ def chronic_streams(w: World, plan: Plan, rng: random.Random) -> None:
         p.res["mem_drift"] = [rate * i for i in range(w.clock.n)]
 
 
+def loud_chronic(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
+    """Problems nobody has fixed yet, loud all window long: a batch worker OOM-killed every
+    half hour, a pod crash-looping since a bad canary, a client rate-limited by its partner all
+    day, a caller that times out on a lock every few minutes, a resolver misconfiguration, a
+    known bug's stack traces. Their lines are the incidents' own, in the same volumes; what sets
+    them apart is that they were there long before the page and still are."""
+    start, end = w.clock.start, w.clock.end
+
+    def ok(n: str) -> bool:
+        return n != plan.symptom and n not in plan.chain and n not in plan.protect
+
+    apis = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker") and ok(n)]
+    kinds = ["oom", "crashloop", "partner", "locks", "dns", "stack", "overload", "pool", "rebalance", "tls", "parse"]
+    for kind in rng.sample(kinds, k=rng.randint(3, 5) if high else rng.randint(2, 4)):
+        level = rng.uniform(0.01, 0.05)
+        if kind == "oom":
+            cands = [n for n in apis if w.p[n].pods and w.p[n].hosts]
+            if not cands:
+                continue
+            svc = rng.choice(cands)
+            p = w.p[svc]
+            t = start + rng.uniform(5, 30) * MIN
+            period = rng.randint(15, 40) * MIN
+            while t < end - MIN:
+                pod = p.pod(rng, t)
+                events.oom_kill(w, t, p, pod, rng.choice(p.hosts), rng)
+                i = w.clock.idx(t)
+                _res(p, "+oomkilled", w.clock.n)[i] += 1
+                for j in range(i, w.clock.n):
+                    _res(p, "+restarts", w.clock.n)[j] += 1
+                episode(w, svc, t - 60, t + 60, rng.uniform(0.02, 0.06), oom_own_error(p))
+                crash = crash_after_kill(p, rng)
+                if crash:
+                    w.log(t - 1, svc, crash[0], crash[1], {"pod_name": pod, **crash[2]}, rng=rng)
+                t += period * rng.uniform(0.8, 1.2)
+        elif kind == "crashloop":
+            cands = [n for n in apis if w.p[n].role == "api" and w.p[n].pods]
+            if not cands:
+                continue
+            svc = rng.choice(cands)
+            p = w.p[svc]
+            _, _, _, make = startup_failure(p)
+            pod = p.pod(rng, start)
+            t = start + rng.uniform(1, 10) * MIN
+            n_back = 0
+            while t < end - MIN:
+                status, msg, attrs = make(rng, t)
+                w.log(t + 2, svc, status, msg, {**attrs, "pod_name": pod}, rng=rng)
+                if n_back < 25:
+                    w.k8s_event(t + 3, svc, "BackOff", f"Back-off restarting failed container {svc} in pod {pod}_{p.namespace}", pod)
+                    n_back += 1
+                for j in range(w.clock.idx(t), w.clock.n):
+                    _res(p, "+restarts", w.clock.n)[j] += 1
+                t += 300 + rng.uniform(0, 10)
+            episode(w, svc, start, end, level / 2, no_healthy_upstream)
+        elif kind in ("partner", "tls"):
+            pairs = [(c, e) for e in sorted(w.p) if w.p[e].role == "external" and ok(e) for c in _callers(w, e) if ok(c)]
+            if not pairs:
+                continue
+            c, e = rng.choice(pairs)
+            if kind == "partner":
+                make = _caller_sees(w, c, e, f"partner:{rng.choice((429, 503))}")
+                _stream(w, c, start, end, rng.uniform(0.1, 0.4), retry_warning(e, messages.dns(w.p[e])))
+            else:
+                q, ext, expired = w.p[c], w.p[e], start - rng.randint(1, 20) * 86400
+
+                def make(r: random.Random, ts: float, q=q, ext=ext, expired=expired) -> tuple[str, str, dict]:
+                    return x509_error(q, ext, expired, r)
+
+            episode(w, c, start, end, level, make)
+        elif kind == "locks":
+            pairs = [(c, d) for d in _pg_dbs(w) if ok(d) for c in _callers(w, d) if ok(c)]
+            if not pairs:
+                continue
+            c, d = rng.choice(pairs)
+            episode(w, c, start, end, level, lock_timeout(w.p[c], d, rng.choice(TABLES)))
+            _stream(w, d, start, end, rng.uniform(0.3, 1.0), lock_wait(d))
+            _bump(w, _res(w.p[d], "+locks", w.clock.n), start, end, rng.uniform(20, 60), ramp=60)
+        elif kind == "dns":
+            pairs = [(c, d) for c in apis for d in w.topo.calls.get(c, []) if w.p[d].role in ("db", "redis", "api") and ok(d)]
+            if not pairs:
+                continue
+            c, d = rng.choice(pairs)
+            episode(w, c, start, end, level / 2, _caller_sees(w, c, d, "dns"))
+        elif kind == "stack":
+            cands = [n for n in apis if w.p[n].role == "api" and w.p[n].resources]
+            if not cands:
+                continue
+            svc = rng.choice(cands)
+            res, _ = rng.choice(w.p[svc].resources)
+            make, _ = stack_trace(w.p[svc], rng, res)
+            episode(w, svc, start, end, level, make)
+        elif kind == "overload":
+            if not apis:
+                continue
+            svc = rng.choice(apis)
+            episode(w, svc, start, end, level, overload_error(w.p[svc]))
+        elif kind == "pool":
+            cands = [
+                n for n in apis
+                if w.p[n].language == "java" and any(w.p[d].language == "postgres" for d in w.topo.calls.get(n, []))
+            ]
+            if not cands:
+                continue
+            svc = rng.choice(cands)
+            episode(w, svc, start, end, level, hikari_timeout(rng.choice((10, 20, 30)), rng.randint(3, 30)))
+            _stream(w, svc, start, end, rng.uniform(0.05, 0.3), hikari_leak_warning())
+        elif kind == "rebalance":
+            cands = [n for n in apis if w.p[n].role == "worker"]
+            if not cands:
+                continue
+            svc = rng.choice(cands)
+            topic = w.topo.consumed_topic(svc)
+            t = start + rng.uniform(1, 15) * MIN
+            while t < end - MIN:
+                rebalance(w, svc, t, rng, rounds=1)
+                t += rng.randint(8, 25) * MIN
+            _stream(w, svc, start, end, rng.uniform(0.2, 0.8), heartbeat_failed(svc, topic))
+            episode(w, svc, start, end, level / 3, commit_failed(svc, topic, start))
+        elif kind == "parse":
+            pubs = [s for s in sorted(w.publishers) if ok(s)]
+            pairs = [(c, s) for s in pubs for c in _callers(w, s) if ok(c)]
+            if not pairs:
+                continue
+            c, s = rng.choice(pairs)
+            artifact, _ = w.publishers[s]
+            limit = rng.choice((20, 60, 128, 200, 256))
+            episode(w, c, start, end, level / 2, _caller_sees(w, c, s, f"baddata:{artifact}:{limit}:{limit + rng.randint(1, 9)}"))
+
+
 def idle_in_transaction(rng: random.Random, ts: float) -> tuple[str, str, dict]:
     return "critical", "FATAL:  terminating connection due to idle-in-transaction timeout", {}
 
@@ -1030,6 +1160,7 @@ def apply_ambient(w: World, plan: Plan, rng: random.Random) -> None:
         if brng.choice(funcs)(w, plan, brng, when()):
             made += 1
     concurrent_noise(w, plan, random.Random(f"{w.seed}|concurrent"), high)
+    loud_chronic(w, plan, random.Random(f"{w.seed}|loud"), high)
 
 
 def below_paged(w: World, plan: Plan) -> set[str]:
@@ -1057,7 +1188,7 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
     w.blip_focus = below  # type: ignore[attr-defined]
     try:
         funcs = sorted(set(BLIPS.values()) - {_benign_load, _migration, _nplus1}, key=lambda f: f.__name__)
-        want = rng.randint(2, 4) if high else rng.randint(1, 3)
+        want = rng.randint(3, 5) if high else rng.randint(2, 4)
         made = 0
         for _ in range(6 * want):
             if made >= want:
@@ -1069,7 +1200,7 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
         w.blip_focus = None  # type: ignore[attr-defined]
     # routine changes below the paged service between the incident's start and the page
     targets = sorted(n for n in below if w.p[n].role in ("api", "worker", "redis", "db"))
-    for _ in range(rng.randint(1, 3) if not high else rng.randint(2, 4)):
+    for _ in range(rng.randint(2, 4) if not high else rng.randint(3, 5)):
         if not targets:
             break
         name = rng.choice(targets)
