@@ -238,10 +238,15 @@ class AlertBlamer(Policy):
 
 
 class GreedyAnomaly(Policy):
-    name = "greedy_anomaly"
-    description = "Blames the service whose errors grew the most around the page (misled by noisy neighbours)."
+    """Blames the biggest anomaly: the service whose error *rate* rose the most in the quarter
+    hour before the page against its own baseline (APM errors per request; error-log counts
+    where a service has no APM). No dependency is followed and no timing compared, so any
+    unrelated failure that happens to be louder wins."""
 
-    def _calls(self, conv: Conversation) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    name = "greedy_anomaly"
+    description = "Blames the service whose error rate grew the most around the page (misled by noisy neighbours)."
+
+    def _calls(self, conv: Conversation) -> tuple[dict[str, Any], ...]:
         b0, i0, end = windows(conv)
         agg = {"query": "status:error", "group_by": ["service"], "limit": 500}
         return (
@@ -251,6 +256,11 @@ class GreedyAnomaly(Policy):
                 "query_metrics",
                 {"query": "sum:trace.http.request.errors{*} by {service}", "from": b0, "to": end},
                 "apm.errors",
+            ),
+            call(
+                "query_metrics",
+                {"query": "sum:trace.http.request.hits{*} by {service}", "from": b0, "to": end},
+                "apm.hits",
             ),
         )
 
@@ -262,9 +272,31 @@ class GreedyAnomaly(Policy):
             f"logs.{service}",
         )
 
+    def _series(self, conv: Conversation, c: dict[str, Any]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for s in as_list(as_dict(conv.content(c["id"])).get("series")):
+            svc = as_dict(as_dict(s).get("tags")).get("service") or _scope_service(as_dict(s).get("scope"))
+            if svc:
+                out[str(svc)] = as_list(as_dict(s).get("pointlist"))
+        return out
+
     def increases(self, conv: Conversation) -> tuple[dict[str, float], str | None]:
-        """Growth of error counts per service, and the call that showed it."""
-        inc_call, base_call, met_call = self._calls(conv)
+        """Growth of each service's error rate (or error-log count), and the call that showed it."""
+        inc_call, base_call, err_call, hit_call = self._calls(conv)
+        fired = conv.fired_at.timestamp()
+        recent, base_end = fired - 900, fired - 3600
+        errs, hits = self._series(conv, err_call), self._series(conv, hit_call)
+        growth: dict[str, float] = {}
+        for svc, pts in errs.items():
+            h = hits.get(svc)
+            if not h:
+                continue
+            e_now, h_now = total(pts, start=recent, end=fired + 60), total(h, start=recent, end=fired + 60)
+            e_base, h_base = total(pts, end=base_end), total(h, end=base_end)
+            if h_now > 0 and h_base > 0:
+                growth[svc] = e_now / h_now - e_base / h_base
+        if any(v > 0 for v in growth.values()):
+            return growth, err_call["id"]
         counts: dict[str, dict[str, float]] = {"inc": {}, "base": {}}
         for key, c in (("inc", inc_call), ("base", base_call)):
             for b in as_list(as_dict(conv.content(c["id"])).get("buckets")):
@@ -274,19 +306,7 @@ class GreedyAnomaly(Policy):
                         as_dict(b).get("count") or 0
                     )
         growth = {s: n - counts["base"].get(s, 0.0) for s, n in counts["inc"].items()}
-        if any(v > 0 for v in growth.values()):
-            return growth, inc_call["id"]
-        _, i0, _ = windows(conv)
-        split = (parse_time(i0) or conv.fired_at).timestamp()
-        growth = {}
-        for s in as_list(as_dict(conv.content(met_call["id"])).get("series")):
-            svc = (as_dict(as_dict(s).get("tags")).get("service")) or _scope_service(
-                as_dict(s).get("scope")
-            )
-            if svc:
-                pts = as_dict(s).get("pointlist")
-                growth[str(svc)] = total(pts, start=split) - total(pts, end=split)
-        return growth, met_call["id"] if growth else None
+        return growth, inc_call["id"] if growth else None
 
     def top(self, conv: Conversation) -> str | None:
         growth, _ = self.increases(conv)
@@ -314,7 +334,7 @@ class GreedyAnomaly(Policy):
             evidence.append(
                 {
                     "tool_call_id": source,
-                    "description": f"{top} error count grew by {growth.get(top, 0):.0f}, the largest increase",
+                    "description": f"{top} error rate grew by {growth.get(top, 0):.3g}, the largest increase",
                 }
             )
         if logs:
@@ -330,7 +350,7 @@ class GreedyAnomaly(Policy):
             "causal_chain": [],
             "onset": iso(conv.fired_at),
             "evidence": evidence,
-            "summary": f"{top} shows the largest growth in errors around the page; its logs suggest {mechanism}.",
+            "summary": f"{top} shows the largest growth in its error rate around the page; its logs suggest {mechanism}.",
         }
 
 
