@@ -788,8 +788,12 @@ def loud_chronic(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
         return n != plan.symptom and n not in plan.chain and n not in plan.protect
 
     apis = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker") and ok(n)]
-    kinds = ["oom", "crashloop", "partner", "locks", "dns", "stack", "overload", "pool", "rebalance", "tls", "parse"]
-    for kind in rng.sample(kinds, k=rng.randint(3, 5) if high else rng.randint(2, 4)):
+    kinds = [
+        "oom", "crashloop", "partner", "locks", "dns", "stack", "overload", "pool", "rebalance",
+        "tls", "parse", "archive", "slots", "nospace", "lag",
+    ]  # fmt: skip
+    dbs = [d for d in _pg_dbs(w) if ok(d)]
+    for kind in rng.sample(kinds, k=rng.randint(5, 8) if high else rng.randint(4, 7)):
         level = rng.uniform(0.01, 0.05)
         if kind == "oom":
             cands = [n for n in apis if w.p[n].pods and w.p[n].hosts]
@@ -895,6 +899,35 @@ def loud_chronic(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
                 t += rng.randint(8, 25) * MIN
             _stream(w, svc, start, end, rng.uniform(0.2, 0.8), heartbeat_failed(svc, topic))
             episode(w, svc, start, end, level / 3, commit_failed(svc, topic, start))
+        elif kind in ("archive", "slots", "nospace"):
+            # a database that has complained for days: archiving to a bucket that moved, a
+            # pool sized too small for the peak, a temp volume that a nightly report fills
+            if not dbs:
+                continue
+            d = rng.choice(dbs)
+            make = {
+                "archive": archive_failure(d, rng),
+                "slots": remaining_slots,
+                "nospace": disk_full_error(),
+            }[kind]
+            t0 = start if kind != "nospace" else start + rng.uniform(0, 40) * MIN
+            t1 = end if kind != "nospace" else min(end, t0 + rng.uniform(40, 120) * MIN)
+            _stream(w, d, t0, t1, rng.uniform(0.3, 1.5), make)
+            if kind != "archive":
+                episode(w, d, t0, t1, level, make)
+                for q in _callers(w, d):
+                    if ok(q) and kind == "nospace":
+                        episode(w, q, t0, t1, level / 2, _caller_sees(w, q, d, "nospace"))
+        elif kind == "lag":
+            cands = [n for n in apis if w.p[n].role == "worker"]
+            if not cands:
+                continue
+            svc = rng.choice(cands)
+            topic = w.topo.consumed_topic(svc)
+            _stream(w, svc, start, end, rng.uniform(0.3, 1.0), slow_batch_line(topic))
+            episode(w, svc, start, end, level / 3, kafka_poll_timeout(svc, topic))
+            base = rng.uniform(5000, 40000)
+            add(_res(w.p[svc], "+lag", w.clock.n), [base * (0.7 + 0.6 * rng.random()) for _ in range(w.clock.n)])
         elif kind == "parse":
             pubs = [s for s in sorted(w.publishers) if ok(s)]
             pairs = [(c, s) for s in pubs for c in _callers(w, s) if ok(c)]
@@ -985,6 +1018,8 @@ def config_change(w: World, name: str, t: float, rng: random.Random) -> None:
     opts = list(CONFIG_CHANGES.get(p.language, CONFIG_CHANGES["go"])) + list(K8S_CHANGES)
     if p.role != "worker":
         opts = [o for o in opts if not o[0].startswith("kafka.")]
+    elif rng.random() < 0.6:  # consumers' configs are mostly consumer settings
+        opts = [o for o in opts if o[0].startswith("kafka.")]
     roll = rng.random()
     if roll < 0.15:  # right-sizing, up or down a notch
         old, new = rng.choice((("2", "1500m"), ("1", "2"), ("500m", "1"), ("4", "3"), ("1500m", "2")))
@@ -1188,7 +1223,7 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
     w.blip_focus = below  # type: ignore[attr-defined]
     try:
         funcs = sorted(set(BLIPS.values()) - {_benign_load, _migration, _nplus1}, key=lambda f: f.__name__)
-        want = rng.randint(3, 5) if high else rng.randint(2, 4)
+        want = rng.randint(4, 6) if high else rng.randint(3, 5)
         made = 0
         for _ in range(6 * want):
             if made >= want:
@@ -1198,9 +1233,11 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
                 made += 1
     finally:
         w.blip_focus = None  # type: ignore[attr-defined]
-    # routine changes below the paged service between the incident's start and the page
+    # routine changes below the paged service between the incident's start and the page, on
+    # the paged service itself and on the callers along the way too (never the culprit)
     targets = sorted(n for n in below if w.p[n].role in ("api", "worker", "redis", "db"))
-    for _ in range(rng.randint(2, 4) if not high else rng.randint(3, 5)):
+    targets += [n for n in [plan.symptom, *plan.chain[1:]] if n and w.p[n].role in ("api", "worker")]
+    for _ in range(rng.randint(3, 6) if not high else rng.randint(4, 7)):
         if not targets:
             break
         name = rng.choice(targets)
