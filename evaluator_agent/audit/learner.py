@@ -99,7 +99,9 @@ class _Masker:
         forms = sorted({f for n in names for f in (n, n.replace("-", "_"))}, key=len, reverse=True)
         self.names = names
         self.rx = re.compile(
-            r"(?<![A-Za-z0-9_-])(" + "|".join(map(re.escape, forms)) + r")(?![A-Za-z0-9_-])"
+            # a name inside a hyphenated token is masked too (consumer-<svc>-1), the longest
+            # name first (orders-db before orders)
+            r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, forms)) + r")(?![A-Za-z0-9_])"
         ) if forms else None  # fmt: skip
         self.canon = {f: n for n in names for f in (n, n.replace("-", "_"))}
 

@@ -647,6 +647,53 @@ def _baddata(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     return True
 
 
+def _rollback(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    """A deploy that went wrong and was rolled back: the change, the failure it caused (errors,
+    OOM kills or a crash loop) and the rollback, all on one unrelated service."""
+    dur = rng.randint(4, 15) * MIN
+
+    def fresh(n: str) -> bool:
+        return bool(w.p[n].pods) and not any(d.ts >= w.clock.start for d in w.p[n].deploys)
+
+    svc = _pick(rng, pool(w, plan, t, dur, need=fresh))
+    if not svc:
+        return False
+    p = w.p[svc]
+    old = p.version
+    w.deploy(svc, t, bump(old, rng), rng.choice(AUTHORS), commit_message(rng, svc), rollout_s=rng.randint(90, 240))
+    kind = rng.random()
+    if kind < 0.5 and p.resources:
+        res, _ = rng.choice(p.resources)
+        make, _ = stack_trace(p, rng, res)
+        episode(w, svc, t + 60, t + dur, rng.uniform(0.05, 0.3), make)
+    elif kind < 0.75 and p.hosts:
+        for _ in range(rng.randint(1, 3)):
+            tk = t + rng.uniform(3, dur / 60 - 1) * MIN
+            pod = p.pod(rng, tk)
+            events.oom_kill(w, tk, p, pod, rng.choice(p.hosts), rng)
+            i = w.clock.idx(tk)
+            _res(p, "+oomkilled", w.clock.n)[i] += 1
+            for j in range(i, w.clock.n):
+                _res(p, "+restarts", w.clock.n)[j] += 1
+            episode(w, svc, tk - 60, tk + 60, rng.uniform(0.03, 0.1), oom_own_error(p))
+        _bump(w, _res(p, "+mem", w.clock.n), t + 60, t + dur, 0.95 - p.mem_base, ramp=dur / 2)
+    else:
+        _, _, _, make = startup_failure(p)
+        pod = p.pod(rng, t + 120)
+        tc, backoff = t + 90, 10
+        while tc < t + dur:
+            status, msg, attrs = make(rng, tc)
+            w.log(tc + 2, svc, status, msg, {**attrs, "pod_name": pod}, rng=rng)
+            w.k8s_event(tc + 3, svc, "BackOff", f"Back-off restarting failed container {svc} in pod {pod}_{p.namespace}", pod)
+            for j in range(w.clock.idx(tc), w.clock.n):
+                _res(p, "+restarts", w.clock.n)[j] += 1
+            tc += backoff + 5
+            backoff = min(300, backoff * 2)
+        episode(w, svc, t + 90, t + dur, rng.uniform(0.03, 0.12), no_healthy_upstream)
+    w.deploy(svc, t + dur, old, rng.choice(AUTHORS), f"Rollback to {old}", rollout_s=rng.randint(60, 180))
+    return True
+
+
 def _benign_load(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     """A campaign, a load test, a crawler or a chaos experiment, on a service that copes."""
     svc = _pick(rng, pool(w, plan, t, 1800, roles=("api",)))
@@ -1182,11 +1229,11 @@ def apply_ambient(w: World, plan: Plan, rng: random.Random) -> None:
 
     # every mechanism's background version at least once, so that no kind of artifact is
     # present only when it is the answer; then a few more at random
-    for name in sorted(set(BLIPS.values()), key=lambda f: f.__name__):
+    funcs = sorted(set(BLIPS.values()) | {_rollback}, key=lambda f: f.__name__)
+    for blip in funcs:
         for _ in range(4):
-            if name(w, plan, brng, when()):
+            if blip(w, plan, brng, when()):
                 break
-    funcs = sorted(set(BLIPS.values()), key=lambda f: f.__name__)
     extra = brng.randint(4, 8) if high else brng.randint(2, 5)
     made = 0
     for _ in range(4 * extra):
@@ -1222,7 +1269,10 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
     anchor = _anchor(plan)
     w.blip_focus = below  # type: ignore[attr-defined]
     try:
-        funcs = sorted(set(BLIPS.values()) - {_benign_load, _migration, _nplus1}, key=lambda f: f.__name__)
+        funcs = sorted(
+            (set(BLIPS.values()) | {_rollback}) - {_benign_load, _migration, _nplus1},
+            key=lambda f: f.__name__,
+        )
         want = rng.randint(4, 6) if high else rng.randint(3, 5)
         made = 0
         for _ in range(6 * want):

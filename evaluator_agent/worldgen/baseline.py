@@ -164,4 +164,5 @@ def init_profiles(w: World) -> None:
             mem_limit=float(MEM_LIMIT.get(lang, GI)) * (2 if rng.random() < 0.3 else 1),
             mem_base=rng.uniform(0.35, 0.62),
             cpu_limit=float(rng.choice((1, 2, 2, 4))),
+            world_seed=w.seed,
         )

@@ -287,9 +287,11 @@ def _domain_words(p: Profile) -> dict[str, str]:
     }
 
 
-def background_pool(p: Profile) -> list[tuple[str, str]]:
-    """The few background errors one service throws (seeded by its name: stable across worlds)."""
-    rng = random.Random(f"background|{p.name}|{p.language}")
+def background_pool(p: Profile, world_seed: int = 0) -> list[tuple[str, str]]:
+    """The few background errors one service throws in one world. Which of its language's
+    templates it throws varies from world to world, so no line identifies a service across
+    worlds (and with it which services tend to be culprits)."""
+    rng = random.Random(f"background|{world_seed}|{p.name}|{p.language}")
     pool = BACKGROUND.get(p.language, BACKGROUND["go"])
     words = _domain_words(p)
     words["field"] = rng.choice(FIELDS)
@@ -310,7 +312,7 @@ def background_error(p: Profile, rng: random.Random) -> Line:
         )
     if p.role == "external":
         return "error", f"{p.name}: 500 Internal Server Error", {}
-    kind, msg = rng.choice(background_pool(p))
+    kind, msg = rng.choice(background_pool(p, p.world_seed))
     msg = msg.replace("{id}", str(rng.randint(1000, 9999999)))
     return "error", msg if p.language == "go" else f"{kind}: {msg}", {"error.kind": kind}
 

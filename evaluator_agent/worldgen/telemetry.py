@@ -152,6 +152,7 @@ class Profile:
     # (start, end, maker): what this service's own errors look like while something passing
     # (a background blip) makes it fail; outside every episode, ``own_error``
     episodes: list[tuple[float, float, LogMaker]] = field(default_factory=list)
+    world_seed: int = 0
 
     @property
     def version(self) -> str:
