@@ -669,6 +669,8 @@ def _rollback(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     elif kind < 0.75 and p.hosts:
         for _ in range(rng.randint(1, 3)):
             tk = t + rng.uniform(3, dur / 60 - 1) * MIN
+            if w.clock.idx(tk) >= w.clock.n:
+                continue
             pod = p.pod(rng, tk)
             events.oom_kill(w, tk, p, pod, rng.choice(p.hosts), rng)
             i = w.clock.idx(tk)
