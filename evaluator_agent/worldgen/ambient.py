@@ -818,6 +818,25 @@ def chronic_streams(w: World, plan: Plan, rng: random.Random) -> None:
         _stream(w, s, start, end, rng.uniform(0.01, 0.05), overload_error(w.p[s]))
     for s in some(("api", "worker"), rng.randint(0, 2)):
         _stream(w, s, start, end, rng.uniform(0.03, 0.2), slow_request(w.p[s]))
+    # readiness probes that flap now and then on busy pods, renewals that keep retrying
+    for s in some(("api", "worker", "gateway"), rng.randint(2, 5)):
+        p = w.p[s]
+        if not p.pods:
+            continue
+        t = start + rng.uniform(0, 30) * MIN
+        while t < end:
+            w.k8s_event(
+                t, s, "Unhealthy",
+                f'Readiness probe failed: Get "http://{messages.ip(rng)}:8080/healthz": context deadline '
+                "exceeded (Client.Timeout exceeded while awaiting headers)",
+                p.pod(rng, t),
+            )
+            t += rng.uniform(8, 45) * MIN
+    for s in some(("api", "gateway"), rng.randint(0, 2)):
+        t = start + rng.uniform(0, 60) * MIN
+        while t < end:
+            events.certificate(w, t, s, False, rng)
+            t += rng.uniform(55, 70) * MIN
     # caches warming up: memory that climbs slowly for hours, nothing wrong
     for s in some(("api", "worker"), rng.randint(0, 2)):
         p = w.p[s]
@@ -842,7 +861,7 @@ def loud_chronic(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
         "tls", "parse", "archive", "slots", "nospace", "lag",
     ]  # fmt: skip
     dbs = [d for d in _pg_dbs(w) if ok(d)]
-    for kind in rng.sample(kinds, k=rng.randint(5, 8) if high else rng.randint(4, 7)):
+    for kind in rng.sample(kinds, k=rng.randint(7, 10) if high else rng.randint(6, 9)):
         level = rng.uniform(0.01, 0.05)
         if kind == "oom":
             cands = [n for n in apis if w.p[n].pods and w.p[n].hosts]
@@ -1027,6 +1046,9 @@ def routine_changes(w: World, plan: Plan, rng: random.Random, high: bool) -> Non
     anchor = _anchor(plan)
 
     def when() -> float:
+        # pages come in busy hours, and busy hours are when people ship
+        if rng.random() < 0.4:
+            return rng.uniform(max(clock.start + 5 * MIN, plan.fired_at - 3600), clock.end - 2 * MIN)
         return rng.uniform(clock.start + 5 * MIN, clock.end - 2 * MIN)
 
     def free(n: str, t: float) -> bool:
@@ -1036,14 +1058,15 @@ def routine_changes(w: World, plan: Plan, rng: random.Random, high: bool) -> Non
     # deploys: at most one per service in the window, so versions stay monotonic
     in_window = {n for n in w.p if any(d.ts >= clock.start for d in w.p[n].deploys)}
     deployable = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "gateway") and n not in in_window]
-    k = rng.randint(7, 11) if high else rng.randint(5, 8)
+    # a shop that ships continuously: a deploy every few minutes somewhere
+    k = rng.randint(16, 22) if high else rng.randint(12, 18)
     for name in rng.sample(deployable, k=min(len(deployable), k)):
         t = when()
         if not free(name, t):
             continue
         routine_deploy(w, name, t, rng)
     # config edits of every service kind
-    for _ in range(rng.randint(3, 5) if high else rng.randint(2, 4)):
+    for _ in range(rng.randint(6, 9) if high else rng.randint(4, 7)):
         t = when()
         cands = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "redis") and free(n, t)]
         if not cands:
@@ -1093,7 +1116,7 @@ def _routine_rest(
     free: Callable[[str, float], bool],
 ) -> None:
     """Flags, terraform, migrations, grants, vendor notices, renewals, benign load, cron."""
-    for _ in range(rng.randint(1, 3)):
+    for _ in range(rng.randint(2, 4)):
         t = when()
         cands = [n for n in sorted(w.p) if w.p[n].role == "api" and free(n, t)]
         if cands:

@@ -268,6 +268,7 @@ WAF_PATTERNS = (
     r"\.\./(?:\.\./)+",
     r"(?i)<script[^>]*>",
     r"(?i)\b(?:sleep|benchmark)\s*\(",
+    r"(?:^|[=:,])\s*(?:nan|infinity|true|false|null|undefined|symbol|math)\s*[;)]",
 )
 BACKTRACKING = (
     r"(?:(?:\x22|'|\]|\}|\\|\d|(?:nan|infinity|true|false|null|undefined|symbol|math)|`|\-|\+)+[)]*;?"

@@ -391,12 +391,12 @@ class World:
             },
         )
         if p.namespace:
+            old_pods = p.pods.get(prev, [])
             for k, pod in enumerate(p.pods[version]):
-                self.k8s_event(
-                    ts + 20 + k * rollout_s / max(1, n_pods),
-                    service,
-                    "Started",
-                    f"Started container {service}",
-                    pod,
-                )
+                t_k = ts + 20 + k * rollout_s / max(1, n_pods)
+                self.k8s_event(t_k, service, "Started", f"Started container {service}", pod)
+                if k < len(old_pods) - left_behind:  # a rolling update stops an old pod per new one
+                    self.k8s_event(
+                        t_k + 15, service, "Killing", f"Stopping container {service}", old_pods[k]
+                    )
         return ev

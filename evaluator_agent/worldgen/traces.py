@@ -143,7 +143,7 @@ class _Trace:
                         "http.status_code", 504 if "timed out" in msg or "deadline" in msg else 500
                     )
                 )
-            if rng.random() < 0.7:
+            if p.role in ("api", "gateway", "worker") and rng.random() < 0.7:
                 self.logs.append((start + total, svc, line, version))
         record.update(
             {"duration": round(total, 5), "error": error, "tags": dict(sorted(tags.items()))}

@@ -9,7 +9,7 @@ from .. import events
 from ..catalog import AUTHORS
 from ..telemetry import MIN, World
 from ..topology import Topo
-from .base import Mechanism, Plan, lag_curve, propagate, register, release
+from .base import Mechanism, Plan, lag_curve, propagate, register, release, trigger_lead
 from .signatures import (
     crash_after_kill,
     gc_pause_line,
@@ -138,14 +138,15 @@ class BadRelease(Mechanism):
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
         rollout = rng.randint(240, 600)
-        t_dep = onset - rng.randint(20, 75)
+        t_dep = max(clock.start + 10 * MIN, onset - trigger_lead(plan, rng, 20, 75))
         new = release(w, plan, rng, c, t_dep, rollout)
         res, wgt = rng.choice(p.resources)
         level = rng.uniform(0.35, 0.8)
         p.err_version, p.err_resource = new, res
         err = clock.zeros()
         for i in range(clock.n):
-            err[i] = level * p.share(clock.ts(i) + 30).get(new, 0.0) * wgt
+            live = clock.ts(i) + 30 >= onset  # the broken path is hit from the onset on
+            err[i] = level * p.share(clock.ts(i) + 30).get(new, 0.0) * wgt if live else 0.0
         p.err_own = [level * (1 if e > 0 else 0) for e in err]
         p.own_error, exc = stack_trace(p, rng, res)
         propagate(w, plan, rng, err, clock.zeros(), "5xx")
@@ -186,7 +187,7 @@ class ConnectionPoolExhaustion(Mechanism):
         p, clock = w.p[c], w.clock
         db = rng.choice(self._dbs(w.topo, c))
         onset = plan.onset or plan.fired_at
-        t_dep = onset - max(plan.recipe.time_offset_s, rng.randint(90, 300))
+        t_dep = max(clock.start + 10 * MIN, onset - trigger_lead(plan, rng, 90, 300))
         release(w, plan, rng, c, t_dep, rng.randint(120, 240))
         level = rng.uniform(0.25, 0.5)
         err = clock.ramp(onset, onset + rng.randint(180, 360), level)

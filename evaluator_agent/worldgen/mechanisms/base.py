@@ -96,6 +96,18 @@ class Mechanism:
         raise NotImplementedError
 
 
+def trigger_lead(plan: Plan, rng: random.Random, lo: int, hi: int) -> int:
+    """Seconds from the triggering change to the first failure.
+
+    Often minutes (``lo``..``hi``), but a change is as often latent: the code path it broke is
+    hit at the next traffic peak, the job that reads the new data runs later, the lowered limit
+    only bites under load. Then the change is 12 to 55 minutes old when things start failing,
+    and other changes have happened since. The recipe's ``time_offset_s`` is a floor.
+    """
+    lead = rng.randint(lo, hi) if rng.random() < 0.55 else rng.randint(12 * MIN, 55 * MIN)
+    return max(plan.recipe.time_offset_s, lead)
+
+
 def monitor_delay(rng: random.Random) -> int:
     """Seconds from the symptom's start to the page: a monitor's evaluation window, its
     "for N minutes" condition and a slow ramp make it anything from two to twenty minutes."""
@@ -145,6 +157,11 @@ def propagate(
         e, la = shift(err, steps), shift(lat, steps)
         add(p.err_prop, [min(1.0, x * f_err) for x in e])
         add(p.lat_add, la, lat_share)
+        # a failing callee is also a slow one (retries, connection timeouts), and a slow callee
+        # times some requests out: a caller sees both, whatever the cause
+        retry_s = rng.uniform(0.05, 0.4)
+        add(p.lat_add, [x * f_err * retry_s for x in e])
+        add(p.err_prop, [min(0.3, x * lat_share * rng.uniform(0.03, 0.12)) for x in la])
         hop_style = style if k == 1 else ("timeout" if slow and rng.random() < 0.6 else "5xx")
         p.upstream.append((onset_i + steps, child, hop_style))
         effect[svc] = ([min(1.0, x * f_err) for x in e], [x * lat_share for x in la])

@@ -9,7 +9,7 @@ from .. import events, messages
 from ..catalog import AUTHORS
 from ..telemetry import MIN, World, add, diurnal
 from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, propagate, register, release
+from .base import Mechanism, Plan, propagate, register, release, trigger_lead
 from .infra_signatures import archive_failure, disk_full_error, nospace_upstream, slow_query
 from .signatures import n_plus_one
 
@@ -217,9 +217,12 @@ class LatencyRegression(Mechanism):
         db = rng.choice([d for d in w.topo.calls[c] if w.topo.entries[d].language == "postgres"])
         onset = plan.onset or plan.fired_at
         rollout = rng.randint(180, 300)
-        t_dep = onset - rng.randint(20, 60)
+        t_dep = max(clock.start + 10 * MIN, onset - trigger_lead(plan, rng, 20, 60))
         new = release(w, plan, rng, c, t_dep, rollout)
-        share = [p.share(clock.ts(i) + 30).get(new, 0.0) for i in range(clock.n)]
+        share = [
+            p.share(clock.ts(i) + 30).get(new, 0.0) if clock.ts(i) + 30 >= onset else 0.0
+            for i in range(clock.n)
+        ]
         lat = [s * rng.uniform(0.5, 1.4) for s in share]
         err = [s * rng.uniform(0.01, 0.03) for s in share]
         p.lat_add, p.err_own = list(lat), list(err)

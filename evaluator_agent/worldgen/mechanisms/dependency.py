@@ -9,7 +9,7 @@ from .. import events, messages
 from ..catalog import DOMAINS
 from ..telemetry import MIN, World
 from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, propagate, register, release
+from .base import Mechanism, Plan, propagate, register, release, trigger_lead
 from .infra_signatures import partner_error, retry_warning
 from .signatures import overload_error
 
@@ -96,7 +96,8 @@ class RetryStorm(Mechanism):
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
-        release(w, plan, rng, c, onset - rng.randint(30, 90), rng.randint(90, 180))
+        t_dep = max(clock.start + 10 * MIN, onset - trigger_lead(plan, rng, 30, 90))
+        release(w, plan, rng, c, t_dep, rng.randint(90, 180))
         slow = clock.ramp(onset, onset + 120, 1.0)
         amp = rng.uniform(2.5, 4.0)
         p.lat_add = [s * rng.uniform(0.8, 2.5) for s in slow]

@@ -15,7 +15,7 @@ from .. import events, messages
 from ..catalog import AUTHORS
 from ..telemetry import ARTIFACTS, MIN, Profile, World, add
 from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, lag_curve, propagate, register, release
+from .base import Mechanism, Plan, lag_curve, propagate, register, release, trigger_lead
 from .signatures import (
     TABLES,
     commit_failed,
@@ -174,7 +174,7 @@ class BadData(Mechanism):
         field_name = rng.choice(_FIELDS)
         limit = rng.choice((60, 128, 200, 256))
         got = limit * 2 + rng.randint(2, 40)
-        lead = max(plan.recipe.time_offset_s, rng.randint(60, 240))
+        lead = min(trigger_lead(plan, rng, 60, 240), int(onset - clock.start - 10 * MIN))
         t_change = onset - lead
         cloudflare, crowdstrike = plan.story == "cloudflare-bot-management-2025", plan.story == "crowdstrike-2024"
         if cloudflare:
@@ -283,7 +283,7 @@ class CpuThrottling(Mechanism):
         c = plan.chain[0]
         p, clock = w.p[c], w.clock
         onset = plan.onset or plan.fired_at
-        t_cfg = onset - rng.randint(40, 150)
+        t_cfg = max(clock.start + 10 * MIN, onset - trigger_lead(plan, rng, 40, 150))
         author = rng.choice(AUTHORS)
         waf = plan.story == "cloudflare-waf-2019"
         if rng.random() < 0.5 and not waf:
@@ -446,7 +446,7 @@ class LockContention(Mechanism):
         p, clock = w.p[c], w.clock
         db = rng.choice(self._dbs(w.topo, c))
         onset = plan.onset or plan.fired_at
-        t_dep = onset - max(plan.recipe.time_offset_s, rng.randint(60, 240))
+        t_dep = max(clock.start + 10 * MIN, onset - trigger_lead(plan, rng, 60, 240))
         release(w, plan, rng, c, t_dep, rng.randint(90, 200))
         level = rng.uniform(0.2, 0.45)
         err = clock.ramp(onset, onset + rng.randint(120, 300), level)
