@@ -1124,10 +1124,10 @@ def _routine_rest(
             pct = rng.choice((10, 25, 50, 100))
             was = {10: 0, 25: 10, 50: 25, 100: 50}[pct]
             events.feature_flag(w, t, name, events.flag_name(name, rng), pct, was, rng.choice(AUTHORS))
-    for _ in range(rng.randint(1, 3)):
+    for _ in range(rng.randint(3, 6)):
         t = when()
         roll = rng.random()
-        if roll < 0.3:
+        if roll < 0.45:
             cands = [n for n in sorted(w.p) if w.p[n].role in ("db", "redis", "api") and free(n, t)]
             if cands:
                 name = rng.choice(cands)
@@ -1308,6 +1308,18 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
                 made += 1
     finally:
         w.blip_focus = None  # type: ignore[attr-defined]
+    # and anywhere else in the last half hour: the busy hour does not stop for an incident
+    others = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "redis") and n not in plan.chain]
+    for _ in range(rng.randint(3, 6) if not high else rng.randint(4, 8)):
+        if not others:
+            break
+        name = rng.choice(others)
+        t = rng.uniform(fired - 25 * MIN, fired - 60)
+        p = w.p[name]
+        if p.role in ("api", "worker") and rng.random() < 0.5 and not any(d.ts >= w.clock.start for d in p.deploys):
+            routine_deploy(w, name, t, rng)
+        else:
+            config_change(w, name, t, rng)
     # routine changes below the paged service between the incident's start and the page, on
     # the paged service itself and on the callers along the way too (never the culprit)
     targets = sorted(n for n in below if w.p[n].role in ("api", "worker", "redis", "db"))

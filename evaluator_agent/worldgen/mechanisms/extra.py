@@ -88,6 +88,7 @@ class DnsFailure(Mechanism):
             for q in w.topo.callers.get(c, []):
                 if w.p[q].role == "worker" and q not in plan.chain:
                     add(w.p[q].err_prop, err, rng.uniform(0.7, 0.9))
+                    plan.protect.add(q)  # its backlog is part of the story
         plan_id = rng.randint(100000, 999999)
         if plan.story == "aws-dynamodb-dns-2025":
             # two enactors race: the delayed one applies an older plan over the newest, and the
