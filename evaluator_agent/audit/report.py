@@ -130,6 +130,12 @@ def render(rep: AuditReport) -> str:
                 f"{_pct(m.culprit_top1)}, top-3 {_pct(m.culprit_top3)}" for m in lr.models
             ),  # fmt: skip
         ]
+        if lr.extended:
+            lines.append(
+                "  with the features an investigation derives (hops below the page, kind, lines "
+                f"naming the service; not judged): culprit top-1 {_pct(lr.extended['culprit_top1'])}, "
+                f"top-3 {_pct(lr.extended['culprit_top3'])}"
+            )
         if lr.top_mechanism_features:
             lines.append("  telling mechanism features: " + ", ".join(f for f, _ in lr.top_mechanism_features[:5]))
         if lr.top_culprit_features:

@@ -394,6 +394,10 @@ class World:
             old_pods = p.pods.get(prev, [])
             for k, pod in enumerate(p.pods[version]):
                 t_k = ts + 20 + k * rollout_s / max(1, n_pods)
+                node = rng.choice(p.hosts) if p.hosts else "node"
+                self.k8s_event(
+                    t_k - 12, service, "Scheduled", f"Successfully assigned {p.namespace}/{pod} to {node}", pod
+                )
                 self.k8s_event(t_k, service, "Started", f"Started container {service}", pod)
                 if k < len(old_pods) - left_behind:  # a rolling update stops an old pod per new one
                     self.k8s_event(
