@@ -57,7 +57,7 @@ TEMPLATE_CHARS = 120
 LOG_STATUSES = frozenset({"warn", "error", "critical"})
 GAP_BUCKETS = (5, 10, 20, 40, 80)
 
-_HEX = re.compile(r"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b", re.IGNORECASE)
+_HEX = re.compile(r"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{4,}\b", re.IGNORECASE)
 _NUM = re.compile(r"\d+(?:\.\d+)?(?:ms|s|m|h|%|kb|mb|gb)?", re.IGNORECASE)
 _WORD = re.compile(r"[a-z<>][a-z<>_-]+")
 _METRIC_IN_QUERY = re.compile(r"(?:avg|sum|min|max|count):([A-Za-z0-9_.]+)")

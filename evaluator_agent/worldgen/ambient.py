@@ -449,6 +449,23 @@ def _migration(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     return True
 
 
+def _dbslow(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
+    """A database slowed by a heavy query for a while; its callers time some statements out."""
+    dur = rng.randint(4, 20) * MIN
+    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
+    if not dbs:
+        return False
+    d = rng.choice(dbs)
+    q = w.p[d]
+    table = d.removesuffix("-db").replace("-", "_")
+    _stream(w, d, t, t + dur, rng.uniform(0.5, 2.0), slow_query_line(table) if rng.random() < 0.5 else slow_query(table, rng.choice(COLUMNS)))
+    _bump(w, q.lat_add, t, t + dur, q.base_lat * rng.uniform(2, 8), ramp=60)
+    for c in _callers(w, d):
+        if c != plan.symptom and c not in plan.chain and rng.random() < 0.7:
+            episode(w, c, t + 30, t + dur, rng.uniform(0.01, 0.06), _caller_sees(w, c, d, "timeout"))
+    return True
+
+
 def _locks(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     dur = rng.randint(4, 20) * MIN
     dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
@@ -858,7 +875,7 @@ def loud_chronic(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
     apis = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker") and ok(n)]
     kinds = [
         "oom", "crashloop", "partner", "locks", "dns", "stack", "overload", "pool", "rebalance",
-        "tls", "parse", "archive", "slots", "nospace", "lag",
+        "tls", "parse", "archive", "slots", "nospace", "lag", "dbslow", "edge",
     ]  # fmt: skip
     dbs = [d for d in _pg_dbs(w) if ok(d)]
     for kind in rng.sample(kinds, k=rng.randint(7, 10) if high else rng.randint(6, 9)):
@@ -870,7 +887,7 @@ def loud_chronic(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
             svc = rng.choice(cands)
             p = w.p[svc]
             t = start + rng.uniform(5, 30) * MIN
-            period = rng.randint(15, 40) * MIN
+            period = rng.randint(5, 20) * MIN
             while t < end - MIN:
                 pod = p.pod(rng, t)
                 events.oom_kill(w, t, p, pod, rng.choice(p.hosts), rng)
@@ -996,6 +1013,24 @@ def loud_chronic(w: World, plan: Plan, rng: random.Random, high: bool) -> None:
             episode(w, svc, start, end, level / 3, kafka_poll_timeout(svc, topic))
             base = rng.uniform(5000, 40000)
             add(_res(w.p[svc], "+lag", w.clock.n), [base * (0.7 + 0.6 * rng.random()) for _ in range(w.clock.n)])
+        elif kind == "dbslow":
+            # a database with a slow report query at the top of its load: its callers time out
+            pairs = [(c, d) for d in dbs for c in _callers(w, d) if ok(c)]
+            if not pairs:
+                continue
+            c, d = rng.choice(pairs)
+            table = d.removesuffix("-db").replace("-", "_")
+            _stream(w, d, start, end, rng.uniform(0.3, 1.0), slow_query(table, rng.choice(COLUMNS)))
+            episode(w, c, start, end, level, _caller_sees(w, c, d, "timeout"))
+            _bump(w, w.p[d].lat_add, start, end, w.p[d].base_lat * rng.uniform(1, 4), ramp=60)
+        elif kind == "edge":
+            # one backend that the edge proxy sees failing now and then, all day
+            gw = [n for n in sorted(w.p) if w.p[n].role == "gateway" and ok(n)]
+            pairs = [(g, b) for g in gw for b in w.topo.calls.get(g, []) if ok(b)]
+            if not pairs:
+                continue
+            g, b = rng.choice(pairs)
+            episode(w, g, start, end, level / 2, _caller_sees(w, g, b, rng.choice(("5xx", "timeout"))))
         elif kind == "parse":
             pubs = [s for s in sorted(w.publishers) if ok(s)]
             pairs = [(c, s) for s in pubs for c in _callers(w, s) if ok(c)]
@@ -1254,7 +1289,7 @@ def apply_ambient(w: World, plan: Plan, rng: random.Random) -> None:
 
     # every mechanism's background version at least once, so that no kind of artifact is
     # present only when it is the answer; then a few more at random
-    funcs = sorted(set(BLIPS.values()) | {_rollback}, key=lambda f: f.__name__)
+    funcs = sorted(set(BLIPS.values()) | {_rollback, _dbslow}, key=lambda f: f.__name__)
     for blip in funcs:
         for _ in range(4):
             if blip(w, plan, brng, when()):
@@ -1295,7 +1330,7 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
     w.blip_focus = below  # type: ignore[attr-defined]
     try:
         funcs = sorted(
-            (set(BLIPS.values()) | {_rollback}) - {_benign_load, _migration, _nplus1},
+            (set(BLIPS.values()) | {_rollback, _dbslow}) - {_benign_load, _migration, _nplus1},
             key=lambda f: f.__name__,
         )
         want = rng.randint(4, 6) if high else rng.randint(3, 5)
