@@ -1345,7 +1345,7 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
         w.blip_focus = None  # type: ignore[attr-defined]
     # and anywhere else in the last half hour: the busy hour does not stop for an incident
     others = [n for n in sorted(w.p) if w.p[n].role in ("api", "worker", "redis") and n not in plan.chain]
-    for _ in range(rng.randint(3, 6) if not high else rng.randint(4, 8)):
+    for _ in range(rng.randint(5, 9) if not high else rng.randint(6, 10)):
         if not others:
             break
         name = rng.choice(others)
@@ -1355,6 +1355,22 @@ def concurrent_noise(w: World, plan: Plan, rng: random.Random, high: bool) -> No
             routine_deploy(w, name, t, rng)
         else:
             config_change(w, name, t, rng)
+    # the DNS automation refreshes endpoint records all the time, and node upgrades move
+    # cache pods (they come back warm)
+    stores = [n for n in sorted(w.p) if w.p[n].role in ("db", "redis") and n not in plan.chain and n not in plan.protect]
+    for _ in range(rng.randint(1, 3)):
+        if stores:
+            name = rng.choice(stores)
+            events.dns_plan(
+                w, rng.uniform(fired - 25 * MIN, fired - 60), name, messages.dns(w.p[name]),
+                rng.randint(100000, 999999), rng.randint(1, 4),
+            )
+    for _ in range(rng.randint(1, 2)):
+        w.blip_focus = {n for n in stores if w.p[n].role == "redis"}  # type: ignore[attr-defined]
+        try:
+            _cache(w, plan, rng, rng.uniform(fired - 40 * MIN, fired - 2 * MIN))
+        finally:
+            w.blip_focus = None  # type: ignore[attr-defined]
     # routine changes below the paged service between the incident's start and the page, on
     # the paged service itself and on the callers along the way too (never the culprit)
     targets = sorted(n for n in below if w.p[n].role in ("api", "worker", "redis", "db"))

@@ -17,6 +17,7 @@ from .noise import apply_noise
 from .postmortems import story
 from .recipe import Recipe, load_recipes
 from .render import render_logs, render_metrics
+from .shadows import add_shadows
 from .telemetry import MIN, Clock, World
 from .topology import CHAIN_ROLES, Topo, build_topology
 from .traces import render_traces
@@ -97,6 +98,9 @@ def build_world(recipe: Recipe) -> tuple[dict[str, Any], Plan, World, dict[str, 
     )
     mech.schedule(plan, irng)
     mech.apply(w, plan, irng)
+    if recipe.noise != "off":
+        srng = random.Random(f"{recipe.seed}|shadows")
+        add_shadows(w, plan, srng, srng.randint(4, 5) if recipe.noise == "high" else srng.randint(3, 4))
     apply_noise(w, plan, random.Random(f"{recipe.seed}|noise"))
     totals = render_metrics(w)
     render_logs(w, totals)

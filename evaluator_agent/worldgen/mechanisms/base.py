@@ -104,7 +104,7 @@ def trigger_lead(plan: Plan, rng: random.Random, lo: int, hi: int) -> int:
     only bites under load. Then the change is 12 to 55 minutes old when things start failing,
     and other changes have happened since. The recipe's ``time_offset_s`` is a floor.
     """
-    lead = rng.randint(lo, hi) if rng.random() < 0.55 else rng.randint(12 * MIN, 55 * MIN)
+    lead = rng.randint(lo, hi) if rng.random() < 0.45 else rng.randint(12 * MIN, 55 * MIN)
     return max(plan.recipe.time_offset_s, lead)
 
 
