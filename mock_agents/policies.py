@@ -238,10 +238,11 @@ class AlertBlamer(Policy):
 
 
 class GreedyAnomaly(Policy):
-    """Blames the biggest anomaly: the service whose error *rate* rose the most in the quarter
-    hour before the page against its own baseline (APM errors per request; error-log counts
-    where a service has no APM). No dependency is followed and no timing compared, so any
-    unrelated failure that happens to be louder wins."""
+    """Blames the biggest anomaly at or below the paged service: the one whose error *rate*
+    rose the most in the quarter hour before the page against its own baseline (APM errors per
+    request; error-log counts where a service has no APM). It lists the paged service's
+    dependencies but follows no error and compares no timing, so any unrelated failure below
+    the page that happens to be louder wins."""
 
     name = "greedy_anomaly"
     description = "Blames the service whose error rate grew the most around the page (misled by noisy neighbours)."
@@ -262,7 +263,20 @@ class GreedyAnomaly(Policy):
                 {"query": "sum:trace.http.request.hits{*} by {service}", "from": b0, "to": end},
                 "apm.hits",
             ),
+            call(
+                "get_service_dependencies",
+                {"service": monitor_service(conv.monitor) or "", "direction": "downstream", "depth": 5},
+                "below",
+            ),
         )
+
+    def below(self, conv: Conversation) -> set[str] | None:
+        """The paged service and everything it depends on (None when unknown)."""
+        paged = monitor_service(conv.monitor)
+        content = as_dict(conv.content(self._calls(conv)[4]["id"]))
+        names = {str(as_dict(d).get("service")) for d in as_list(content.get("downstream"))}
+        names.discard("None")
+        return ({paged} | names) if paged and (names or content) else None
 
     def _logs(self, conv: Conversation, service: str) -> dict[str, Any]:
         _, i0, end = windows(conv)
@@ -282,7 +296,8 @@ class GreedyAnomaly(Policy):
 
     def increases(self, conv: Conversation) -> tuple[dict[str, float], str | None]:
         """Growth of each service's error rate (or error-log count), and the call that showed it."""
-        inc_call, base_call, err_call, hit_call = self._calls(conv)
+        inc_call, base_call, err_call, hit_call, _ = self._calls(conv)
+        below = self.below(conv)
         fired = conv.fired_at.timestamp()
         recent, base_end = fired - 900, fired - 3600
         errs, hits = self._series(conv, err_call), self._series(conv, hit_call)
@@ -293,7 +308,7 @@ class GreedyAnomaly(Policy):
                 continue
             e_now, h_now = total(pts, start=recent, end=fired + 60), total(h, start=recent, end=fired + 60)
             e_base, h_base = total(pts, end=base_end), total(h, end=base_end)
-            if h_now > 0 and h_base > 0:
+            if h_now > 0 and h_base > 0 and (below is None or svc in below):
                 growth[svc] = e_now / h_now - e_base / h_base
         if any(v > 0 for v in growth.values()):
             return growth, err_call["id"]
@@ -305,7 +320,11 @@ class GreedyAnomaly(Policy):
                     counts[key][str(svc)] = counts[key].get(str(svc), 0.0) + float(
                         as_dict(b).get("count") or 0
                     )
-        growth = {s: n - counts["base"].get(s, 0.0) for s, n in counts["inc"].items()}
+        growth = {
+            s: n - counts["base"].get(s, 0.0)
+            for s, n in counts["inc"].items()
+            if below is None or s in below
+        }
         return growth, inc_call["id"] if growth else None
 
     def top(self, conv: Conversation) -> str | None:
