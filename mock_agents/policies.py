@@ -242,7 +242,8 @@ class GreedyAnomaly(Policy):
     rose the most in the quarter hour before the page against its own baseline (APM errors per
     request; error-log counts where a service has no APM). It lists the paged service's
     dependencies but follows no error and compares no timing, so any unrelated failure below
-    the page that happens to be louder wins."""
+    the page that happens to be louder wins; the mechanism is whatever the blamed service's
+    error and warning lines and events of the incident window suggest most."""
 
     name = "greedy_anomaly"
     description = "Blames the service whose error rate grew the most around the page (misled by noisy neighbours)."
@@ -284,6 +285,23 @@ class GreedyAnomaly(Policy):
             "search_logs",
             {"query": f"service:{service} status:error", "from": i0, "to": end, "limit": 50},
             f"logs.{service}",
+        )
+
+    def _reads(self, conv: Conversation, service: str) -> tuple[dict[str, Any], ...]:
+        """What it reads about the service it blames: error logs, warnings, its events."""
+        _, i0, end = windows(conv)
+        return (
+            self._logs(conv, service),
+            call(
+                "search_logs",
+                {"query": f"service:{service} status:warn", "from": i0, "to": end, "limit": 50},
+                f"warn.{service}",
+            ),
+            call(
+                "get_events",
+                {"query": f"service:{service}", "from": i0, "to": end, "limit": 50},
+                f"events.{service}",
+            ),
         )
 
     def _series(self, conv: Conversation, c: dict[str, Any]) -> dict[str, list[Any]]:
@@ -338,16 +356,26 @@ class GreedyAnomaly(Policy):
         if all(conv.issued(c["id"]) for c in calls):
             top = self.top(conv)
             if top:
-                calls.append(self._logs(conv, top))
+                calls.extend(self._reads(conv, top))
         return calls
 
     def diagnose(self, conv: Conversation) -> dict[str, Any]:
         growth, source = self.increases(conv)
         top = self.top(conv) or monitor_service(conv.monitor) or "unknown"
-        logs_call = self._logs(conv, top)
+        logs_call, warn_call, events_call = self._reads(conv, top)
         logs = as_list(as_dict(conv.content(logs_call["id"])).get("logs"))
         messages = [str(as_dict(entry).get("message") or "") for entry in logs]
-        mechanism = allowed_mechanism(conv, best_mechanism(messages) or "bad_release")
+        # what it reads for the mechanism: every line and event of the service it blames, none
+        # weighed against the baseline or against other services
+        texts = messages + [
+            str(as_dict(entry).get("message") or "")
+            for entry in as_list(as_dict(conv.content(warn_call["id"])).get("logs"))
+        ]
+        texts += [
+            f"{as_dict(ev).get('title') or ''} {as_dict(ev).get('text') or ''}"
+            for ev in as_list(as_dict(conv.content(events_call["id"])).get("events"))
+        ]
+        mechanism = allowed_mechanism(conv, best_mechanism(texts) or "bad_release")
         evidence = []
         if source:
             evidence.append(

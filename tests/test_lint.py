@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "labelsets" / "smoke"
 SNAPS = ROOT / "environments" / "snapshots"
 
-POOL = "lbl_f2ac2901c2"  # connection_pool_exhaustion: billing-api, paged on mobile-bff, herring dunning-worker
+POOL = "lbl_f2ac2901c2"  # connection_pool_exhaustion: orders, paged on api-gateway, herring billing-api
 NOFAULT = "lbl_94fb6c64b0"  # no-fault control
 MINI = (POOL, NOFAULT)
 
@@ -82,35 +82,9 @@ def copy_set(tmp: Path, ids: tuple[str, ...] | None = None, name: str = "mini") 
     return Mini(root, folder, snaps)
 
 
-def sound_evidence(m: Mini) -> None:
-    """Key evidence only its own query shows, in the two mini labels.
-
-    smoke was generated before ``evidence.listing_satisfies``: POOL expects the version
-    ``3.7.0`` (also a tag value list_metrics shows) and the bare name ``invoices-db``, NOFAULT
-    the bare name ``checkout``. The copy expects the deploy's title instead and drops the
-    other two, so that each test below plants exactly one problem into a clean set.
-    """
-
-    def pool(d: dict[str, Any]) -> None:
-        ke = d["ground_truth"]["key_evidence"]
-        assert ke[0]["expect"] == "3.7.0" and ke[2]["expect"] == "invoices-db"
-        ke[0]["expect"] = "Deployed billing-api 3.7.0"
-        del ke[2]
-
-    def nofault(d: dict[str, Any]) -> None:
-        ke = d["ground_truth"]["key_evidence"]
-        assert ke[1]["expect"] == "checkout"
-        del ke[1]
-
-    m.edit(POOL, pool)
-    m.edit(NOFAULT, nofault)
-
-
 @pytest.fixture
 def mini(tmp_path: Path) -> Mini:
-    m = copy_set(tmp_path, MINI)
-    sound_evidence(m)
-    return m
+    return copy_set(tmp_path, MINI)
 
 
 def errors(report: LintReport) -> set[tuple[str | None, str]]:
@@ -221,25 +195,25 @@ def test_leak_of_the_mechanism_in_the_prompt(mini: Mini) -> None:
 
 
 def test_leak_of_the_mechanism_in_the_title(mini: Mini) -> None:
-    mini.edit(POOL, lambda d: d["task"]["trigger"].update(title="connection_pool_exhaustion on mobile-bff"))
+    mini.edit(POOL, lambda d: d["task"]["trigger"].update(title="connection_pool_exhaustion on api-gateway"))
     assert "title" in only(mini.lint(), "leak.mechanism")
 
 
 def test_leak_of_the_root_cause_in_the_prompt(mini: Mini) -> None:
-    mini.edit(POOL, lambda d: d["task"].update(prompt=d["task"]["prompt"] + " This is caused by billing-api."))
-    assert "billing-api" in only(mini.lint(), "leak.entity")
+    mini.edit(POOL, lambda d: d["task"].update(prompt=d["task"]["prompt"] + " This is caused by orders."))
+    assert "orders" in only(mini.lint(), "leak.entity")
 
 
 def test_paged_service_and_lookalike_names_are_not_entity_leaks(mini: Mini) -> None:
-    # mobile-bff is what the monitor watches; billing-api-gateway is another name.
-    mini.edit(POOL, lambda d: d["task"].update(prompt=d["task"]["prompt"] + " mobile-bff; billing-api-gateway."))
+    # api-gateway is what the monitor watches; orders-gateway is another name.
+    mini.edit(POOL, lambda d: d["task"].update(prompt=d["task"]["prompt"] + " api-gateway; orders-gateway."))
     assert mini.lint().ok
 
 
 def test_leak_in_the_paging_monitor(mini: Mini) -> None:
     def plant(w: dict[str, Any]) -> None:
         mon = next(m for m in w["monitors"] if m["id"] == 56902709)
-        mon["message"] += "\nUsually a connection pool exhaustion in billing-api."
+        mon["message"] += "\nUsually a connection pool exhaustion in orders."
 
     mini.edit_world(POOL, plant)
     report = mini.lint()
@@ -346,7 +320,7 @@ def test_unknown_root_cause_entity(mini: Mini) -> None:
 
 
 def test_root_cause_found_by_alias(mini: Mini) -> None:
-    mini.edit(POOL, lambda d: d["ground_truth"]["root_causes"][0].update(entity="billing", aliases=["deployment/billing-api"]))
+    mini.edit(POOL, lambda d: d["ground_truth"]["root_causes"][0].update(entity="ordering", aliases=["deployment/orders"]))
     assert mini.lint().ok
 
 
@@ -378,18 +352,18 @@ def test_key_evidence_that_finds_nothing(mini: Mini) -> None:
     assert "no such text anywhere" in only(mini.lint(), "evidence.missing")
 
 
-_PG = {"query": "max:postgresql.percent_usage_connections{service:invoices-db} by {host}",
+_PG = {"query": "max:postgresql.percent_usage_connections{service:orders-db} by {host}",
        "from": "2026-03-10T15:08:25Z", "to": "2026-03-10T16:28:00Z"}
 
 
 @pytest.mark.parametrize(
     ("tool", "arguments", "expect", "says"),
     [
-        ("query_metrics", _PG, "invoices-db", "a bare service name of the world"),  # smoke's own
-        ("query_metrics", _PG, "pg-invoices-01", "a bare host name of the world"),
-        ("list_metrics", {"query": "service:billing-api"}, "3.7.0",
+        ("query_metrics", _PG, "orders-db", "a bare service name of the world"),
+        ("query_metrics", _PG, "pg-orders-01", "a bare host name of the world"),
+        ("list_metrics", {"query": "service:orders"}, "2.19.0",
          "which list_metrics also return"),  # a version tag list_metrics shows unfiltered
-        ("list_services", {"query": "invoices"}, "PostgreSQL 15, invoices", "which list_services also return"),
+        ("list_services", {"query": "orders"}, "PostgreSQL 15, orders", "which list_services also return"),
     ],
 )
 def test_key_evidence_that_a_listing_call_satisfies(
@@ -400,22 +374,22 @@ def test_key_evidence_that_a_listing_call_satisfies(
     mini.edit(POOL, lambda d: d["ground_truth"]["key_evidence"].append(
         {"tool": tool, "arguments": arguments, "expect": expect}))
     msg = only(mini.lint(), "evidence.listing_satisfies")
-    assert "key_evidence[3]" in msg and repr(expect) in msg and says in msg
+    assert "key_evidence[4]" in msg and repr(expect) in msg and says in msg
 
 
 def test_another_tools_listing_does_not_earn_evidence(mini: Mini) -> None:
     # list_metrics shows the version as a tag value, but scoring credits a get_events item only
     # for a get_events result: a version the deploy event shows is fine evidence
     mini.edit(POOL, lambda d: d["ground_truth"]["key_evidence"].append(
-        {"tool": "get_events", "arguments": {"query": "source:deploy service:billing-api"}, "expect": "3.7.0"}))
+        {"tool": "get_events", "arguments": {"query": "source:deploy service:orders"}, "expect": "2.19.0"}))
     report = mini.lint()
     assert "evidence.listing_satisfies" not in {p.check for p in report.problems}, report.render()
 
 
 def test_key_evidence_only_its_query_shows_is_fine(mini: Mini) -> None:
-    # The fixture's deploy title: the event shows it, no listing does.
+    # The deploy's version: list_metrics shows it too, but only the event earns get_events evidence.
     ke = mini.label(POOL)["ground_truth"]["key_evidence"][0]
-    assert ke["expect"] == "Deployed billing-api 3.7.0"
+    assert (ke["tool"], ke["expect"]) == ("get_events", "2.19.0")
     report = mini.lint()
     assert report.ok and not report.problems, report.render()
 
@@ -500,7 +474,7 @@ def test_fired_at_must_match_the_monitor(mini: Mini) -> None:
 
 def test_red_herring_that_is_the_root_cause(mini: Mini) -> None:
     def plant(d: dict[str, Any]) -> None:
-        d["ground_truth"]["must_not_blame"].append({"entity": "billing-api", "why": "contradiction"})
+        d["ground_truth"]["must_not_blame"].append({"entity": "orders", "why": "contradiction"})
         d["difficulty"]["factors"]["red_herrings"] += 1
 
     mini.edit(POOL, plant)

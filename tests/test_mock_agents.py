@@ -438,9 +438,19 @@ def test_alert_blamer_blames_the_paged_service() -> None:
         assert rc["mechanism"] == "bad_release"  # "5xx" in the monitor name
 
 
-def test_greedy_anomaly_falls_for_the_noisy_neighbour() -> None:
+class NoisyInventory(ScriptedWorld):
+    """An unrelated failure below the page, louder than the real one and older than the deploy."""
+
+    faults = {**ScriptedWorld.faults, "inventory": (_ts(13, 35), 120)}
+
+
+def test_greedy_anomaly_falls_for_the_noisy_neighbour_below_the_page() -> None:
+    # the loudest service anywhere cannot be what paged the gateway: it is not below it
     _, reply = run_direct("greedy_anomaly", make_briefing(), ScriptedWorld())
-    assert reply["diagnosis"]["root_causes"][0]["entity"] == "noisy-batch"
+    assert reply["diagnosis"]["root_causes"][0]["entity"] == "payments"
+    # a louder failure below the page wins, though nothing links it to the page
+    _, reply = run_direct("greedy_anomaly", make_briefing(), NoisyInventory())
+    assert reply["diagnosis"]["root_causes"][0]["entity"] == "inventory"
 
 
 @pytest.mark.parametrize("text_only", [False, True])

@@ -59,7 +59,10 @@ def _topology(recipe: Recipe) -> tuple[Topo, list[str]]:
                 ending = [ch for ch in chains if topo.role(ch[-1]) == "worker"]
                 if ending and len(ending) < len(chains) and pick.random() < 0.25:
                     chains = ending
-                return topo, pick.choice(sorted(chains))
+                # every candidate culprit as likely as any other, however many chains it
+                # heads: no service is a usual suspect across the set
+                culprit = pick.choice(sorted({ch[0] for ch in chains}))
+                return topo, pick.choice(sorted(ch for ch in chains if ch[0] == culprit))
     raise GenerationError(f"no topology of {recipe.n_services} services fits {recipe.mechanism}")
 
 

@@ -9,6 +9,7 @@ background -- goes through these functions, so no format exists only when it is 
 from __future__ import annotations
 
 import random
+import zlib
 
 from .catalog import AUTHORS
 from .telemetry import Profile, World
@@ -244,7 +245,7 @@ def backfill(w: World, ts: float, topic: str, job: str, events_n: int, author: s
         "cron",
         f"Job {job} started",
         f"Backfill {job}: replaying {events_n:,} historical events into topic {topic} "
-        f"(data fix DATA-{abs(hash(job)) % 9000 + 1000}, run by {author})",
+        f"(data fix DATA-{zlib.crc32(f'{job}|{ts}'.encode()) % 9000 + 1000}, run by {author})",
         {"service": topic, "job": job, "author": author},
     )
 

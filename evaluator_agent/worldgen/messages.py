@@ -274,9 +274,18 @@ BACKGROUND: dict[str, list[tuple[str, str]]] = {
 FIELDS = ("currency", "email", "quantity", "locale", "postal_code", "tenant_id", "sku", "channel")
 
 
-def _domain_words(p: Profile) -> dict[str, str]:
-    noun = p.name.removesuffix("-api").removesuffix("-service").removesuffix("-worker")
-    stem = noun.split("-")[0].rstrip("s") or noun
+NOUNS = (
+    "order", "cart", "payment", "invoice", "account", "session", "product", "price", "stock",
+    "shipment", "refund", "coupon", "review", "profile", "address", "subscription", "ticket",
+    "merchant", "payout", "ledger", "notification", "campaign", "report", "store",
+)  # fmt: skip
+
+
+def _domain_words(p: Profile, rng: random.Random) -> dict[str, str]:
+    # a noun of the shop's domain, not the service's own name: a line must not say which
+    # service threw it
+    stem = rng.choice(NOUNS)
+    noun = f"{stem}-{rng.choice(('service', 'api', 'core', 'store'))}"
     cls = "".join(x.capitalize() for x in noun.split("-"))
     return {
         "noun": stem,
@@ -293,7 +302,7 @@ def background_pool(p: Profile, world_seed: int = 0) -> list[tuple[str, str]]:
     worlds (and with it which services tend to be culprits)."""
     rng = random.Random(f"background|{world_seed}|{p.name}|{p.language}")
     pool = BACKGROUND.get(p.language, BACKGROUND["go"])
-    words = _domain_words(p)
+    words = _domain_words(p, rng)
     words["field"] = rng.choice(FIELDS)
     chosen = rng.sample(pool, k=min(len(pool), rng.randint(3, 4)))
     return [(k.format(**words), m.replace("{id}", "{{id}}").format(**words)) for k, m in chosen]
