@@ -373,3 +373,23 @@ def test_background_carries_every_change_kind_in_the_incident_window() -> None:
             if abs(e["ts"] - anchor) < 45 * 60 and e["tags"].get("service") != culprit
         }
     assert {"deploy", "config", "feature_flag", "terraform", "kubernetes"} <= sources, sources
+
+
+def test_worlds_do_not_depend_on_the_interpreters_hash_seed() -> None:
+    # str hashes differ per process unless PYTHONHASHSEED is fixed: a world built from hash()
+    # or from set order would not be the committed one on another machine
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from evaluator_agent.labels import project_root\n"
+        "from evaluator_agent.worldgen import generate, load_recipes\n"
+        "for r in load_recipes(project_root() / 'environments/recipes/smoke.json').recipes:\n"
+        "    print(generate(r)[1].world.snapshot)\n"
+    )
+    smoke = {lb.world.snapshot for lb in load_labelset("smoke").labels}
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "DD_TRACE_ENABLED": "false"}
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        assert set(out.stdout.split()) == smoke, seed
