@@ -844,10 +844,38 @@ class MethodicalKeywords(Methodical):
         return [Hypothesis(m, float(votes[m]), why) for m in ranked]
 
 
+def _ladder(name: str, replies: int | None = None, hops: int | None = None) -> Methodical:
+    """A rung of the skill ladder: the methodical investigation with a smaller budget of
+    replies or a shorter dependency walk. Rungs fail the labels that need more of what they
+    lack (long chains, many suspects), so together they grade the labels' difficulty."""
+    what = []
+    if replies is not None:
+        what.append(f"{replies} replies")
+    if hops is not None:
+        what.append(f"a walk of {hops} hop{'s' if hops > 1 else ''}")
+    cls = type(
+        f"Methodical_{name}",
+        (Methodical,),
+        {
+            "name": f"methodical_{name}",
+            "description": "The methodical investigation with " + " and ".join(what) + ".",
+            "max_replies": replies if replies is not None else Methodical.max_replies,
+            "max_hops": hops if hops is not None else Methodical.max_hops,
+        },
+    )
+    return cls()
+
+
 #: the methodical variants of weaker skill (the agent pool the difficulty tiers are fitted on)
 VARIANTS: tuple[Methodical, ...] = (
     MethodicalHasty(),
     MethodicalLogsOnly(),
     MethodicalShallow(),
     MethodicalKeywords(),
+    _ladder("budget3", replies=3),
+    _ladder("budget5", replies=5),
+    _ladder("budget6", replies=6),
+    _ladder("hops1", hops=1),
+    _ladder("hops3", hops=3),
+    _ladder("hops2_budget5", replies=5, hops=2),
 )
