@@ -402,7 +402,7 @@ def cmd_labels(a: argparse.Namespace) -> int:
     if a.labels_cmd == "lint":
         from .lint import lint_labelset
 
-        report = lint_labelset(a.set)
+        report = lint_labelset(a.set, jobs=a.jobs)
         if a.json:
             _write_json("-", report.to_dict())
         else:
@@ -630,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     lt = lsub.add_parser("lint", help="check a label set: schema, leaks, hashes, entities, key evidence, red herrings")
     lt.add_argument("set", help="label set name, or a path to its folder")
     lt.add_argument("--json", action="store_true")
+    lt.add_argument("--jobs", type=int, default=2, help="worker processes for large sets (default 2)")
     au = lsub.add_parser("audit", help="leak audit: shortcut battery and leakage learner; exit 1 when the set leaks")
     au.add_argument("set", help="label set name")
     au.add_argument("--sample", type=int, help="a deterministic sample of N labels")

@@ -423,6 +423,19 @@ class Census:
     def worlds(self) -> int:
         return len(self._worlds)
 
+    def merge(self, other: Census) -> None:
+        """Add the worlds another census recorded (a worker's part of the set)."""
+        self._worlds.extend(other._worlds)
+        self._add_names(other._names)
+
+    def _add_names(self, names: Mapping[str, str]) -> None:
+        """Entity names -> kind; a name of two kinds keeps the one masked first."""
+        prio = list(_PLACEHOLDERS)
+        for n, k in names.items():
+            old = self._names.get(n)
+            if old is None or prio.index(k) < prio.index(old):
+                self._names[n] = k
+
     # ---------------------------------------------------------------- one world
 
     def add_world(self, data: Mapping[str, Any], truth: WorldTruth) -> None:
@@ -456,11 +469,7 @@ class Census:
                 names.setdefault(z.lower(), "zone")
             if c.get("region"):
                 names.setdefault(c["region"].lower(), "region")
-        prio = list(_PLACEHOLDERS)
-        for n, k in names.items():
-            old = self._names.get(n)
-            if old is None or prio.index(k) < prio.index(old):
-                self._names[n] = k
+        self._add_names(names)
 
         # Values collected per entity (a service, a host, or none), raw; where each entity
         # sits relative to the ground truth is resolved once per (entity, value) at the end.

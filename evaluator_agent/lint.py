@@ -682,8 +682,34 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+_MIN_WORLDS_PER_JOB = 8  # below this a worker process costs more than it saves
+
+
+def _chunks(groups: list[Any], jobs: int) -> list[list[Any]]:
+    """``groups`` in at most ``jobs`` contiguous runs of near-equal size."""
+    jobs = max(1, min(jobs, len(groups)))
+    size, extra = divmod(len(groups), jobs)
+    out, i = [], 0
+    for j in range(jobs):
+        n = size + (j < extra)
+        out.append(groups[i : i + n])
+        i += n
+    return [c for c in out if c]
+
+
+def _lint_chunk(
+    folder: Path, snapshots: Path, groups: list[list[tuple[Label, str]]]
+) -> tuple[list[Problem], dict[str, int], Census, set[str]]:
+    """Worker entry: lint some worlds' labels; return problems, counters, census part, hashes."""
+    linter = _Linter(folder, snapshots)
+    census = Census()
+    linter._lint_worlds(groups, census)
+    return linter.problems, linter.checked, census, linter.snaps.loaded
+
+
 class _Linter:
-    def __init__(self, folder: Path, snapshots: Path):
+    def __init__(self, folder: Path, snapshots: Path, jobs: int = 1):
+        self.jobs = jobs
         self.folder = folder
         self.snaps = _Snapshots(snapshots)
         self.snap_dir = snapshots
@@ -734,27 +760,61 @@ class _Linter:
                     others = ", ".join(x for x in names if x != n)
                     self.add(lid, n, "label.duplicate_id", f"id {lid} is also used by {others}")
         # Labels grouped by world, each world released after its group: memory stays at a
-        # couple of worlds however large the set is.
+        # couple of worlds per process however large the set is.
         valid.sort(key=lambda x: (x[0].world.snapshot, x[0].id))
+        groups: list[list[tuple[Label, str]]] = []
+        for label, fname in valid:
+            if groups and groups[-1][0][0].world.snapshot == label.world.snapshot:
+                groups[-1].append((label, fname))
+            else:
+                groups.append([(label, fname)])
+        chunks = _chunks(groups, self.jobs if len(groups) >= 2 * _MIN_WORLDS_PER_JOB else 1)
         census = Census()
-        group: list[tuple[Label, str]] = []
-        for i, (label, fname) in enumerate(valid):
-            try:
-                _LabelCheck(self, label, fname).run()
-            except Exception as e:  # noqa: BLE001 - a bug of ours must not hide the other labels
-                log.exception("lint crashed on %s", label.id)
-                self.add(label.id, fname, "lint.internal", f"lint itself failed on this label: {type(e).__name__}: {e}")
-            group.append((label, fname))
-            nxt = valid[i + 1][0].world.snapshot if i + 1 < len(valid) else None
-            if nxt != label.world.snapshot:
-                self._census_world(census, group)
-                group = []
-                self.snaps.release(label.world.snapshot)
-            if label.world.snapshot_noise_free and label.world.snapshot_noise_free != nxt:
-                self.snaps.release(label.world.snapshot_noise_free)
+        if len(chunks) <= 1:
+            self._lint_worlds(groups, census)
+        else:
+            self._lint_in_processes(chunks, census)
         self._census_report(census)
         self._check_snapshot_folder()
         self.checked["snapshots"] = len(self.snaps)
+
+    def _lint_worlds(self, groups: list[list[tuple[Label, str]]], census: Census) -> None:
+        """Per-label checks and the census, one world (and its twin) loaded at a time."""
+        for group in groups:
+            for label, fname in group:
+                try:
+                    _LabelCheck(self, label, fname).run()
+                except Exception as e:  # noqa: BLE001 - a bug of ours must not hide the other labels
+                    log.exception("lint crashed on %s", label.id)
+                    self.add(label.id, fname, "lint.internal", f"lint itself failed on this label: {type(e).__name__}: {e}")
+            self._census_world(census, group)
+            for label, _ in group:
+                self.snaps.release(label.world.snapshot)
+                if label.world.snapshot_noise_free:
+                    self.snaps.release(label.world.snapshot_noise_free)
+
+    def _lint_in_processes(self, chunks: list[list[list[tuple[Label, str]]]], census: Census) -> None:
+        """The same, each chunk of worlds in a worker process; results merged in chunk order,
+        so the report is the one a single process gives."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # the caller may run threads (servers, tests)
+        with ProcessPoolExecutor(max_workers=len(chunks), mp_context=ctx) as pool:
+            futures = [pool.submit(_lint_chunk, self.folder, self.snap_dir, chunk) for chunk in chunks]
+            for chunk, fut in zip(chunks, futures, strict=True):
+                try:
+                    problems, checked, part, loaded = fut.result()
+                except Exception as e:  # noqa: BLE001 - a worker that died loses its chunk, not the run
+                    log.exception("lint worker failed")
+                    for label, fname in (x for g in chunk for x in g):
+                        self.add(label.id, fname, "lint.internal", f"lint worker failed: {type(e).__name__}: {e}")
+                    continue
+                self.problems.extend(problems)
+                for k in ("key_evidence", "tool_calls"):
+                    self.checked[k] += checked[k]
+                census.merge(part)
+                self.snaps.loaded |= loaded
 
     # ---------------------------------------------------------------- census
 
@@ -1226,13 +1286,20 @@ def _snip(text: str, m: re.Match[str], pad: int = 30) -> str:
 
 
 def lint_labelset(
-    name_or_path: str | Path, *, labelsets_root: Path | None = None, snapshots_dir: Path | None = None
+    name_or_path: str | Path,
+    *,
+    labelsets_root: Path | None = None,
+    snapshots_dir: Path | None = None,
+    jobs: int = 1,
 ) -> LintReport:
-    """Lint one label set (a name under ``labelsets_root`` or a folder path); never stops early."""
+    """Lint one label set (a name under ``labelsets_root`` or a folder path); never stops early.
+
+    ``jobs`` > 1 checks the worlds in that many worker processes (for sets of more than a few
+    dozen worlds); the report is the same as with one."""
     t0 = time.perf_counter()
     folder = _resolve_folder(name_or_path, labelsets_root)
     snaps = Path(snapshots_dir) if snapshots_dir is not None else default_snapshots_dir()
-    linter = _Linter(folder, snaps)
+    linter = _Linter(folder, snaps, jobs=jobs)
     linter.run()
     return LintReport(
         labelset=folder.name,

@@ -101,9 +101,22 @@ def only(report: LintReport, check: str, label_id: str | None = POOL) -> str:
 
 
 def test_shipped_core_lints_clean() -> None:
-    report = lint_labelset("core")
+    report = lint_labelset("core", jobs=2)
     assert report.ok and not report.errors, report.render()
     assert report.checked["labels"] >= 150
+
+
+def test_worker_processes_give_the_same_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import evaluator_agent.lint as lint_mod
+
+    m = copy_set(tmp_path)  # all of smoke, one label broken so there is something to report
+    m.edit(POOL, lambda d: d["ground_truth"]["key_evidence"][0].update(expect="no such text anywhere"))
+    monkeypatch.setattr(lint_mod, "_MIN_WORLDS_PER_JOB", 1)
+    one = lint_labelset("mini", labelsets_root=m.root, snapshots_dir=m.snaps, jobs=1).to_dict()
+    two = lint_labelset("mini", labelsets_root=m.root, snapshots_dir=m.snaps, jobs=2).to_dict()
+    for d in (one, two):
+        d.pop("duration_s", None)
+    assert one == two and one["errors"] == 1 and one["checked"]["census_worlds"] == 8
 
 
 def test_smoke_lints_clean() -> None:
