@@ -599,6 +599,10 @@ class Census:
                     per[wi] = [where, ent, raw]
                 else:
                     slot[0] |= where
+                    # the example is the least raw value, not the first a set yields: the
+                    # report must not depend on the interpreter's hash seed
+                    if (raw, ent or "") < (slot[2], slot[1] or ""):
+                        slot[1], slot[2] = ent, raw
         self.values = len(merged)
         n_worlds = len(self._worlds)
         per_class: dict[str, int] = {}
