@@ -380,6 +380,8 @@ def _add_usage(res: InvestigationResult, obj: dict[str, Any] | None) -> None:
 def _run_tools(
     reply: ToolCallsReply, toolbox: Any, budget: Budget, turn: int, res: InvestigationResult, viewed: list[Any]
 ) -> list[ToolResult]:
+    from .tools import stored_arguments
+
     out: list[ToolResult] = []
     for i, call in enumerate(reply.tool_calls):
         call_id = call.id or f"call_{turn}_{i + 1}"
@@ -394,11 +396,12 @@ def _run_tools(
         res.tool_calls += 1
         if not outcome.ok:
             res.invalid_calls += 1
+        kept = stored_arguments(call.arguments)  # an oversized call is refused, kept as size, hash, prefix
         res.call_records.append(
-            ToolCallRecord(turn, call_id, call.name, call.arguments, outcome.ok, outcome.error, len(body), round(dt, 3), body[:RESULT_PREVIEW_CHARS])
+            ToolCallRecord(turn, call_id, call.name, kept, outcome.ok, outcome.error, len(body), round(dt, 3), body[:RESULT_PREVIEW_CHARS])
         )
         observability.get().tool_call(res.call_records[-1])
-        viewed.append((call.name, call.arguments, outcome.ok, body))
+        viewed.append((call.name, kept, outcome.ok, body))
         if outcome.ok:
             out.append(ToolResult(id=call_id, ok=True, content=outcome.content))
         else:

@@ -14,6 +14,9 @@ Rules shared by every tool:
   to the query and window it came from; any other query rejects it.
 - A result is at most ``MAX_RESULT_BYTES`` of JSON: longer lists are cut, the result says
   ``"truncated": true``, and ``next_cursor`` continues right after the last item shown.
+- A call's arguments are at most ``MAX_ARGUMENTS_BYTES`` of JSON; a larger call is refused
+  before anything parses it, and is stored as its size, hash and a prefix
+  (:func:`stored_arguments`), so a target cannot make the proctor parse or keep megabytes.
 """
 
 from __future__ import annotations
@@ -47,11 +50,13 @@ from .query import (
 )
 from .tool_catalog import TOOL_SPECS
 
-__all__ = ["MAX_RESULT_BYTES", "ToolOutcome", "Toolbox", "iso"]
+__all__ = ["MAX_ARGUMENTS_BYTES", "MAX_RESULT_BYTES", "ToolOutcome", "Toolbox", "iso", "stored_arguments"]
 
 log = logging.getLogger(__name__)
 
 MAX_RESULT_BYTES = 64 * 1024
+MAX_ARGUMENTS_BYTES = 8 * 1024  # the longest honest query is a few hundred bytes
+STORED_PREFIX_CHARS = 256
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_RECORD_LIMIT = 200  # logs and spans are bulky
@@ -119,6 +124,31 @@ def _dumps(x: Any) -> str:
     return json.dumps(x, default=str)
 
 
+def _arguments_size(arguments: Any) -> int:
+    try:
+        return len(json.dumps(arguments, default=str, separators=(",", ":")).encode())
+    except (TypeError, ValueError, RecursionError):
+        return MAX_ARGUMENTS_BYTES + 1
+
+
+def stored_arguments(arguments: Any) -> Any:
+    """What is recorded of a call's arguments: themselves, or for a call over the cap its
+    size, sha256 and first characters (never the whole)."""
+    if _arguments_size(arguments) <= MAX_ARGUMENTS_BYTES:
+        return arguments
+    try:
+        text = json.dumps(arguments, default=str, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        text = repr(type(arguments))
+    raw = text.encode("utf-8", "replace")
+    return {
+        "_oversized": True,
+        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "prefix": text[:STORED_PREFIX_CHARS],
+    }
+
+
 def _nice(seconds: float) -> int:
     for n in NICE_INTERVALS:
         if n >= seconds:
@@ -164,6 +194,12 @@ class Toolbox:
             args = {} if arguments is None else arguments
             if not isinstance(args, dict):
                 return ToolOutcome(False, error=f"arguments of {name} must be a JSON object, got {type(args).__name__}")
+            size = _arguments_size(args)
+            if size > MAX_ARGUMENTS_BYTES:
+                return ToolOutcome(
+                    False,
+                    error=f"arguments of {name} are {size} bytes of JSON; at most {MAX_ARGUMENTS_BYTES} are accepted",
+                )
             # Function-calling models often send null for an argument they mean to omit.
             args = {k: v for k, v in args.items() if v is not None}
             self._validate(name, args)
@@ -171,7 +207,7 @@ class Toolbox:
         except (ToolError, QueryError) as e:
             return ToolOutcome(False, error=str(e))
         except Exception as e:  # noqa: BLE001 - a bug of ours must not end the investigation
-            log.exception("tool %s failed on %r", name, arguments)
+            log.exception("tool %s failed on %.300r", name, arguments)
             return ToolOutcome(False, error=f"internal error: {type(e).__name__}: {e}")
 
     def _validate(self, name: str, args: dict[str, Any]) -> None:
