@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from . import __version__, observability
+from .fairshare import FairLimiter
 from .investigation import InvestigationResult, Limits, WorldCache, investigate
 from .labels import LabelError, LabelSet, load_labelset
 from .request import EvaluationRequest, RequestError
@@ -156,13 +157,14 @@ async def execute(
     on_progress: ProgressFn | None = None,
     shard: tuple[int, int] | None = None,
     stop: asyncio.Event | None = None,
-    limiter: asyncio.Semaphore | None = None,
+    limiter: FairLimiter | None = None,
 ) -> dict[str, Any]:
     """Run every investigation of a prepared request (or of one ``shard`` I/N of it); returns the result dict.
 
     When ``stop`` is set no new investigation starts; those in flight finish and are recorded, then
     the run is marked interrupted and :class:`RunInterrupted` is raised (resume with the same run id).
-    ``limiter`` bounds investigations in flight across all evaluations of a process (the server's)."""
+    ``limiter`` bounds investigations in flight across all evaluations of a process (the server's),
+    each evaluation getting a fair share of its slots."""
     req = prep.request
     run_id = run_id or req.run_id or new_run_id()
     worlds = worlds or WorldCache()
@@ -194,7 +196,7 @@ async def execute(
 
     async def one(label: Any, attempt: int) -> None:
         nonlocal done, passed
-        async with sem, (limiter or contextlib.nullcontext()):
+        async with sem, (limiter.slot(run_id) if limiter is not None else contextlib.nullcontext()):
             if stop is not None and stop.is_set():
                 return
             res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise)

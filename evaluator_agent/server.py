@@ -20,7 +20,9 @@ Hardening for a public endpoint (see guard.py for the HTTP side):
 - At most ``max_evaluations`` (/ $PROCTOR_MAX_EVALUATIONS, default 4) evaluations at once; one
   more is refused at once with a "busy" failure (data code "busy", retry_after_s). Other actions
   are never refused. Across all of them at most ``max_investigations`` (/
-  $PROCTOR_MAX_INVESTIGATIONS, default 64) investigations are in flight; the rest wait their turn.
+  $PROCTOR_MAX_INVESTIGATIONS, default 64) investigations are in flight; the rest wait their turn,
+  and a freed slot goes to the evaluation holding the fewest (:mod:`.fairshare`), so one client
+  asking for high concurrency cannot make another's small evaluation wait behind its queue.
 - Graceful shutdown (:func:`run_server`): on SIGTERM/SIGINT new evaluations are refused
   ("shutting down"), investigations in flight get ``drain_s`` seconds to finish and be recorded,
   what still runs is cancelled; each interrupted run is marked so in the store and its task fails
@@ -45,6 +47,7 @@ from starlette.routing import Route
 
 from . import __version__, observability
 from .envvars import env_int as _env_int
+from .fairshare import FairLimiter
 from .guard import DEFAULT_MAX_BODY_BYTES, Guard, parse_api_keys
 from .labels import LabelError, available_labelsets, load_labelset
 from .protocol import extract_json_object
@@ -392,7 +395,7 @@ def create_app(
     idle.set()
     state: dict[str, Any] = {
         "http": make_http_client(), "worlds": WorldCache(), "stop": asyncio.Event(),
-        "max_evaluations": max_evaluations, "investigations": asyncio.Semaphore(max_investigations), "active": 0, "idle": idle, "running": set(),
+        "max_evaluations": max_evaluations, "investigations": FairLimiter(max_investigations), "active": 0, "idle": idle, "running": set(),
     }
 
     executor_cls = type("_ProctorExecutor", (ProctorExecutor, AgentExecutor), {})
