@@ -46,6 +46,9 @@ class ToolSpec(_Model):
     name: str
     description: str
     parameters: dict[str, Any] = Field(description="JSON Schema of the arguments object")
+    returns: dict[str, Any] | None = Field(
+        None, description="JSON Schema of a successful result's content (fields may be added, never removed)"
+    )
 
 
 class Budget(_Model):
