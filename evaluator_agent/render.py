@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .untrusted import clean
+
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
@@ -40,7 +42,7 @@ def result_text(result: dict[str, Any], per_investigation: bool = True) -> str:
     s = result["summary"]
     t = result["target"]
     head = (
-        f"run {result['run_id']}  target {t['name']} {t['version']}  labelset {result['labelset']['name']}\n"
+        f"run {result['run_id']}  target {clean(t['name'])} {clean(t['version'], 40)}  labelset {result['labelset']['name']}\n"
         f"pass rate {s['pass_rate']:.1%}{_ci(s.get('ci95'))} ({s['passed']}/{s['scored']})  "
         f"mean score {s['mean_score']:.3f}  infra errors {s['errors']}  ({s['n']} investigations)"
     )
