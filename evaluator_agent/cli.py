@@ -1,4 +1,6 @@
-"""``proctor`` command line. Exit codes: 0 ok, 1 error, 2 usage, 3 regression (``--fail-on regression``)."""
+"""``proctor`` command line. Exit codes: 0 ok, 1 error, 2 usage, 3 regression (``--fail-on regression``),
+4 degraded run (``proctor run`` with any ``--fail-on``: more than ``PROCTOR_DEGRADED_INFRA_RATE`` of its
+investigations were infra errors, so its figures are not the target's result)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,43 @@ from typing import Any
 from .envvars import env_float as _env_float
 from .merge import checkpoint_path
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REGRESSION = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REGRESSION, EXIT_DEGRADED = 0, 1, 2, 3, 4
+
+FAIL_ON_CONDITIONS = ("regression", "degraded")
+
+
+def _fail_on(text: str) -> frozenset[str]:
+    """``--fail-on`` value: one condition or several, comma-separated (``regression,degraded``)."""
+    items = frozenset(x.strip() for x in text.split(",") if x.strip())
+    unknown = sorted(items - set(FAIL_ON_CONDITIONS))
+    if not items or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown condition {', '.join(map(repr, unknown)) or repr(text)}; choose from {', '.join(FAIL_ON_CONDITIONS)}")
+    return items
+
+
+def _fail_on_compare(text: str) -> frozenset[str]:
+    items = _fail_on(text)
+    if items - {"regression"}:
+        raise argparse.ArgumentTypeError("compare gates on regression only (degraded is a condition of proctor run)")
+    return items
+
+
+def _warn_degraded(prog: str, result: dict[str, Any]) -> bool:
+    """Say loudly (stderr) that a run is degraded; True when it is."""
+    s = result.get("summary") or {}
+    if not s.get("degraded"):
+        return False
+    n, errors = int(s.get("n") or 0), int(s.get("errors") or 0)
+    kinds = ", ".join(f"{k} {v}" for k, v in (s.get("errors_by_kind") or {}).items())
+    bar = "!" * 78
+    print(f"{bar}\n{prog}: DEGRADED RUN {result.get('run_id', '')}: {errors} of {n} investigations "
+          f"({100 * errors / max(1, n):.1f}%) were infra errors ({kinds or 'unknown'}); more than "
+          f"{100 * float(s.get('degraded_threshold') or 0):g}% allowed.\n"
+          f"{prog}: its pass rate covers only the {s.get('scored', 0)} scored investigations: it is NOT this "
+          f"target's result. Fix the cause and retry them with: proctor run --resume {result.get('run_id', 'RUN_ID')}\n{bar}",
+          file=sys.stderr, flush=True)
+    return True
 
 
 def default_db() -> str:
@@ -209,9 +247,15 @@ def cmd_run(a: argparse.Namespace) -> int:
         _write_json(a.json, result)
     if not a.quiet or not a.json:
         print(result_text(result, per_investigation=not a.brief))
+    degraded = _warn_degraded("proctor run", result)
+    code = EXIT_OK
     if a.baseline:
-        return _gate(a.db, a.baseline, result["run_id"], a.fail_on, a.margin, as_json=False)
-    return EXIT_OK
+        code = _gate(a.db, a.baseline, result["run_id"], a.fail_on, a.margin, as_json=False)
+    # A degraded run fails under any --fail-on: its figures (and any verdict built on them) are
+    # not the target's result.
+    if degraded and a.fail_on and code in (EXIT_OK, EXIT_REGRESSION):
+        return EXIT_DEGRADED
+    return code
 
 
 def _merge_when_complete(directory: str, run_id: str, count: int) -> None:
@@ -261,7 +305,7 @@ def cmd_merge(a: argparse.Namespace) -> int:
     return EXIT_OK if all(m["status"] == "completed" for m in merged) else EXIT_ERROR
 
 
-def _gate(db: str, base: str, new: str, fail_on: str | None, margin: float, as_json: bool) -> int:
+def _gate(db: str, base: str, new: str, fail_on: frozenset[str] | None, margin: float, as_json: bool) -> int:
     from .analysis import AnalysisError, compare_stored
     from .report import render_compare_markdown
     from .store import Store
@@ -276,7 +320,7 @@ def _gate(db: str, base: str, new: str, fail_on: str | None, margin: float, as_j
         _write_json("-", cmp)
     else:
         print(render_compare_markdown(cmp))
-    if fail_on == "regression" and cmp["verdict"] == "regression":
+    if fail_on and "regression" in fail_on and cmp["verdict"] == "regression":
         return EXIT_REGRESSION
     return EXIT_OK
 
@@ -372,6 +416,7 @@ def cmd_show(a: argparse.Namespace) -> int:
         _write_json("-", result)
     else:
         print(result_text(result))
+    _warn_degraded("proctor show", result)
     return EXIT_OK
 
 
@@ -569,7 +614,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--brief", action="store_true", help="summary only, no per-investigation table")
     r.add_argument("--baseline", metavar="RUN", help="compare with this stored run when done")
-    r.add_argument("--fail-on", choices=["regression"], help="with --baseline: exit 3 on a regression verdict")
+    r.add_argument("--fail-on", type=_fail_on, metavar="COND[,COND]",
+                   help="regression: with --baseline, exit 3 on a regression verdict; degraded: exit 4 when more than "
+                   "PROCTOR_DEGRADED_INFRA_RATE (default 5%%) of the investigations were infra errors. "
+                   "A degraded run exits 4 under any --fail-on")
     r.add_argument("--margin", type=float, default=0.05, help="practical margin of the verdict (pass-rate points)")
     r.add_argument("--datadog-dry-run", metavar="FILE", help="write every Datadog payload to FILE (JSON lines) instead of sending")
     r.set_defaults(fn=cmd_run)
@@ -579,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("new")
     c.add_argument("--db", default=default_db())
     c.add_argument("--json", action="store_true")
-    c.add_argument("--fail-on", choices=["regression"], help="exit 3 on a regression verdict")
+    c.add_argument("--fail-on", type=_fail_on_compare, metavar="regression", help="exit 3 on a regression verdict")
     c.add_argument("--margin", type=float, default=0.05)
     c.set_defaults(fn=cmd_compare)
 

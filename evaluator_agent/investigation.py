@@ -13,10 +13,19 @@ End reasons and whose fault they are (``error_kind``):
     malformed_replies    3 unusable replies in a row            None
     reply_too_large      a reply over the size cap              None
     target_error         target task failed / protocol broken   None
-    target_unreachable   connection refused, DNS, reset ...     "network"  (not the agent's fault)
+    target_unreachable   connection refused, DNS, reset ...     "network" before the target's first
+                                                                reply of the run, else None
+    unscorable_diagnosis the scorer failed on this diagnosis    None       (logged as our bug)
     harness_error        a bug or missing data on our side      "harness"  (not the agent's fault)
 
-Infra errors (network, harness) are counted apart and never as agent failures.
+Infra errors (network, harness) are counted apart and never as agent failures. Only the
+proctor's own faults and a target that has not answered anything yet in this run are infra
+errors: whatever the target does once it has replied at least once in the run (a connection
+dropped mid-reply, a reset, a timeout, garbage, a body over a cap, a diagnosis the scorer
+chokes on) is a failure of that investigation, scored 0 and counted in the pass rate, with
+its end reason kept. Otherwise a target could take the labels it cannot solve out of the
+pass-rate denominator by hanging up on them. Whether the target has replied yet is shared
+by the investigations of one run through a :class:`RunContact`.
 """
 
 from __future__ import annotations
@@ -192,6 +201,17 @@ class WorldCache:
 
 
 @dataclass
+class RunContact:
+    """Whether the target has sent any reply yet in this run; shared by the run's investigations.
+
+    A target that cannot be reached before its first reply of the run may be down, or the
+    network between us may be: that is an infra error. Once it has replied, losing it is
+    the target's failure (see the module docstring)."""
+
+    replied: bool = False
+
+
+@dataclass
 class Limits:
     """Harness-side limits; the label's budget may tighten max_turns and timeout."""
 
@@ -247,8 +267,13 @@ async def investigate(
     limits: Limits,
     *,
     noise: str = "on",
+    contact: RunContact | None = None,
 ) -> InvestigationResult:
     """Run one investigation to its end; returns the scored result.
+
+    ``contact`` is the run's :class:`RunContact` (one per run, shared by its investigations);
+    without it the investigation is its own run: a target unreachable on its first turn is an
+    infra error, one lost after a reply is a failure.
 
     ``target`` is anything with the :class:`InvestigationTarget` shape: an A2A
     :class:`~evaluator_agent.target.Target`, or an in-process
@@ -276,9 +301,9 @@ async def investigate(
         briefing = build_briefing(label, header, budget, inv_id)
         trace.briefing(briefing)
         viewed: list[tuple[str, dict[str, Any], bool, str]] = []
-        diagnosis = await _converse(conv, briefing, toolbox, budget, res, viewed)
+        diagnosis = await _converse(conv, briefing, toolbox, budget, res, viewed, contact or RunContact())
         with trace.scoring():
-            _score(label, diagnosis, res, viewed)
+            _score_or_fail(label, diagnosis, res, viewed)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # noqa: BLE001 - our own failure must end only this investigation
@@ -292,7 +317,8 @@ async def investigate(
 
 
 async def _converse(
-    conv: TargetConversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any]
+    conv: TargetConversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any],
+    contact: RunContact,
 ) -> Diagnosis | None:
     deadline = time.monotonic() + budget.timeout_s
     data: dict[str, Any] = briefing.model_dump(mode="json")
@@ -312,7 +338,10 @@ async def _converse(
             res.turn_records.append(TurnRecord(turn, "error", 0, time.monotonic() - t0, error=str(e)[:500]))
             res.error = str(e)[:1000]
             if isinstance(e, TargetUnavailable):
-                res.end_reason, res.error_kind = "target_unreachable", "network"
+                # Infra only while the target has never answered in this run; after a reply,
+                # hanging up (or resetting, or vanishing) is the target's failure.
+                res.end_reason = "target_unreachable"
+                res.error_kind = None if contact.replied else "network"
             elif e.kind == "timeout":
                 res.end_reason = "timeout" if wall_bound else "turn_timeout"
             elif e.kind == "too_large":
@@ -320,6 +349,7 @@ async def _converse(
             else:
                 res.end_reason = "target_error"
             return None
+        contact.replied = True
         res.turns = turn
         elapsed = time.monotonic() - t0
         _add_usage(res, reply.obj)
@@ -407,6 +437,27 @@ def _run_tools(
         else:
             out.append(ToolResult(id=call_id, ok=False, error=outcome.error))
     return out
+
+
+def _score_or_fail(label: Label, diagnosis: Diagnosis | None, res: InvestigationResult, raw_viewed: list[Any]) -> None:
+    """Score; a scorer failure on the target's diagnosis is that investigation's failure.
+
+    The scorer is total (tests/test_scoring_total.py); should it still raise on some
+    diagnosis, the target must not gain from it: the label is scored as if no diagnosis came
+    (that path raising means the fault is ours: a harness error), the investigation fails
+    with ``unscorable_diagnosis``, and the exception is logged as the bug it is."""
+    try:
+        _score(label, diagnosis, res, raw_viewed)
+        return
+    except Exception as e:  # noqa: BLE001
+        if diagnosis is None:
+            raise
+        failure = e
+    log.error("scorer failed on the diagnosis of %s (label %s)", res.investigation_id, label.id, exc_info=failure)
+    _score(label, None, res, raw_viewed)  # raises (a harness error) when the label itself cannot be scored
+    res.end_reason = "unscorable_diagnosis"
+    res.error = f"scorer failed on the diagnosis: {type(failure).__name__}: {failure}"[:1000]
+    res.explanation = f"The diagnosis could not be scored ({type(failure).__name__}); counted as a failure. " + res.explanation
 
 
 def _score(label: Label, diagnosis: Diagnosis | None, res: InvestigationResult, raw_viewed: list[Any]) -> None:

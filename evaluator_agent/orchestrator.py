@@ -23,7 +23,7 @@ import httpx
 
 from . import __version__, observability
 from .fairshare import FairLimiter
-from .investigation import InvestigationResult, Limits, WorldCache, investigate
+from .investigation import InvestigationResult, Limits, RunContact, WorldCache, investigate
 from .labels import LabelError, LabelSet, load_labelset
 from .request import EvaluationRequest, RequestError
 from .stats import label_meta_of
@@ -193,18 +193,21 @@ async def execute(
     total, done, passed = len(every), len(every) - len(work), sum(1 for r in prior if r["passed"])
     sem = asyncio.Semaphore(req.concurrency)
     lock = asyncio.Lock()
+    # Has the target replied yet (in this execution of the run)? Until it has, an unreachable
+    # target is an infra error; after, it is the investigation's failure (investigation.py).
+    contact = RunContact()
 
     async def one(label: Any, attempt: int) -> None:
         nonlocal done, passed
         async with sem, (limiter.slot(run_id) if limiter is not None else contextlib.nullcontext()):
             if stop is not None and stop.is_set():
                 return
-            res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise)
+            res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact)
             for _ in range(INFRA_RETRIES):
                 if res.error_kind not in ("network",):
                     break
                 await asyncio.sleep(0.5)
-                res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise)
+                res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact)
         async with lock:
             store.record_investigation(run_id, res)
             done += 1

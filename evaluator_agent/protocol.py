@@ -120,6 +120,8 @@ class ToolCall(_Model):
                 return json.loads(v) if v.strip() else {}
             except json.JSONDecodeError as e:
                 raise ValueError(f"arguments is not a JSON object: {e}") from e
+            except RecursionError:
+                raise ValueError("arguments is nested too deeply") from None
         if v is None:
             return {}
         return v
@@ -228,7 +230,11 @@ def extract_json_object(text: str) -> dict[str, Any] | None:
 
 
 def parse_reply(obj: dict[str, Any]) -> TargetReply:
-    """Validate one reply object; raises ReplyError with a message the target can act on."""
+    """Validate one reply object; raises ReplyError with a message the target can act on.
+
+    Total: whatever the object holds, the only exception is ReplyError (anything else a
+    validator might raise on hostile input, e.g. RecursionError, would otherwise end the
+    investigation as the proctor's fault)."""
     if not isinstance(obj, dict):
         raise ReplyError("reply must be a JSON object")
     try:
@@ -238,6 +244,8 @@ def parse_reply(obj: dict[str, Any]) -> TargetReply:
             return ToolCallsReply.model_validate(obj)
     except ValidationError as e:
         raise ReplyError(_short_validation_error(e)) from e
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        raise ReplyError(f"reply could not be read: {type(e).__name__}") from e
     raise ReplyError('reply must contain "tool_calls" or "diagnosis"')
 
 

@@ -93,7 +93,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .labels import Label
@@ -476,8 +476,18 @@ def _chain(
     )
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _epoch_s(t: datetime) -> float:
+    """Seconds since the epoch (UTC) of ``t``; a time without a zone is read as UTC.
+
+    Computed from the naive wall time minus the zone's offset, never by shifting the datetime
+    into UTC: ``0001-01-01T00:00:00+01:00`` or ``9999-12-31T23:59:59-01:00`` lies outside what
+    a datetime can hold once shifted, and ``astimezone`` raises OverflowError on them."""
+    offset = t.utcoffset() if t.tzinfo is not None else None
+    seconds = (t.replace(tzinfo=None) - _EPOCH).total_seconds()
+    return seconds - offset.total_seconds() if offset is not None else seconds
 
 
 def onset_score(
@@ -486,7 +496,7 @@ def onset_score(
     """(score, error in seconds): 1 within tolerance, linear to 0 at 3x tolerance."""
     if predicted is None:
         return 0.0, None
-    err = abs((_utc(predicted) - _utc(truth)).total_seconds())
+    err = abs(_epoch_s(predicted) - _epoch_s(truth))
     if err <= tolerance_s:
         return 1.0, err
     if tolerance_s <= 0:

@@ -13,7 +13,17 @@ Infra errors
     Investigations whose ``error_kind`` is ``"network"`` or ``"harness"`` say nothing about
     the agent: they are removed before any agent statistic and counted apart
     (``errors``, ``errors_by_kind``). A label whose every attempt was an infra error is
-    left out of the label-level statistics (``labels_without_scored_attempt``).
+    left out of the label-level statistics (``labels_without_scored_attempt``). Only the
+    proctor's own faults and a target unreachable before its first reply of the run get an
+    infra ``error_kind`` (see :mod:`evaluator_agent.investigation`); whatever else the target
+    causes is a failure and stays in the pass rate.
+
+Degraded runs
+    A run whose share of infra errors (``infra_error_rate`` = errors / n) exceeds
+    ``degraded_threshold`` (``PROCTOR_DEGRADED_INFRA_RATE``, default 0.05) is ``degraded``:
+    its pass rate rests on a subset the harness or the network chose, not on the label set,
+    so it must not be read as the target's result. ``proctor run --fail-on ...`` exits
+    non-zero on it.
 
 pass@1 interval
     Point estimate: the mean over labels of each label's pass rate. Standard error: the
@@ -51,6 +61,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from .envvars import env_float
 from .vocab import INFRA_ERROR_KINDS
 
 TRAJECTORY_FIELDS: tuple[str, ...] = ("turns", "tool_calls", "invalid_calls", "red_herrings_chased", "duration_s")
@@ -59,6 +70,23 @@ BREAKDOWN_DIMENSIONS: tuple[str, ...] = ("tier", "segment", "technology", "probl
 ACCURACY_METRICS: tuple[str, ...] = ("ac_at_1", "ac_at_3", "mechanism_accuracy")
 
 _normal = statistics.NormalDist()
+
+# A run with a larger share of infra errors than this is ``degraded`` (module docstring).
+DEGRADED_INFRA_RATE: float = 0.05
+DEGRADED_INFRA_RATE_ENV = "PROCTOR_DEGRADED_INFRA_RATE"
+
+
+def degraded_threshold() -> float:
+    """The infra-error share above which a run is degraded: ``$PROCTOR_DEGRADED_INFRA_RATE``
+    (a fraction, e.g. 0.05), else :data:`DEGRADED_INFRA_RATE`; clamped to [0, 1]."""
+    return min(1.0, env_float(DEGRADED_INFRA_RATE_ENV, DEGRADED_INFRA_RATE))
+
+
+def is_degraded(errors: int, n: int, threshold: float | None = None) -> bool:
+    """More than ``threshold`` (default :func:`degraded_threshold`) of ``n`` investigations were infra errors."""
+    if n <= 0:
+        return False
+    return errors / n > (degraded_threshold() if threshold is None else threshold)
 
 
 # --------------------------------------------------------------------------- pass@k, pass^k
@@ -428,6 +456,7 @@ def run_statistics(
     label_meta: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     confidence: float = 0.95,
+    degraded_above: float | None = None,
 ) -> dict[str, Any]:
     """The statistical summary of one run (JSON-serialisable).
 
@@ -453,7 +482,10 @@ def run_statistics(
         counts under each; the accuracies are means over labels, without an interval).
       * ``flaky_labels``: labels whose scored attempts both passed and failed.
       * ``trajectory``: see :func:`trajectory_stats` (over scored investigations).
+      * ``infra_error_rate`` (errors / n), ``degraded`` (that rate above
+        ``degraded_threshold``, from ``degraded_above`` or :func:`degraded_threshold`).
     """
+    threshold = degraded_threshold() if degraded_above is None else degraded_above
     rows = list(rows)
     n = len(rows)
     infra = [r for r in rows if is_infra_error(r)]
@@ -524,6 +556,9 @@ def run_statistics(
         "mean_score": round(mean_score, 4),
         "errors": len(infra),
         "errors_by_kind": dict(sorted(Counter(r["error_kind"] for r in infra).items())),
+        "infra_error_rate": round(len(infra) / n, 4) if n else 0.0,
+        "degraded": is_degraded(len(infra), n, threshold),
+        "degraded_threshold": threshold,
         "end_reasons": dict(sorted(Counter(str(r.get("end_reason")) for r in rows).items())),
         "mean_turns": round(sum(r.get("turns") or 0 for r in rows) / n, 2) if n else 0.0,
         "mean_tool_calls": round(sum(r.get("tool_calls") or 0 for r in rows) / n, 2) if n else 0.0,
