@@ -23,6 +23,7 @@ what the checkpoint holds imports it on open, so an interrupted run resumes wher
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from typing import Any
 import sqlite_utils
 
 from .investigation import InvestigationResult
+from .request import RequestError
 from .vocab import INFRA_ERROR_KINDS
 
 SCHEMA_VERSION = 1
@@ -48,6 +50,29 @@ log = logging.getLogger(__name__)
 def _j(v: Any) -> str:
     return json.dumps(v, default=str, separators=(",", ":"))
 
+
+
+class RunConflict(RequestError):
+    """A run id reused by another caller or for another evaluation."""
+
+
+#: options that do not change what a run measures (a resume may change them); the labels asked
+#: for are compared as the resolved ``label_ids``
+_FREE_OPTIONS = frozenset(("concurrency", "labels"))
+
+
+def run_fingerprint(manifest: dict[str, Any]) -> str:
+    """What makes two requests the same evaluation: the target (card URL, name, version), the
+    label set's content, the labels, and every option but the free ones."""
+    target = manifest.get("target") or {}
+    options = {k: v for k, v in (manifest.get("options") or {}).items() if k not in _FREE_OPTIONS}
+    key = {
+        "target": [target.get("url"), target.get("name"), target.get("version")],
+        "labelset": (manifest.get("labelset") or {}).get("hash"),
+        "labels": manifest.get("label_ids"),
+        "options": options,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 class Store:
     """One SQLite database. Thread-safe by a lock; callers in async code keep writes short."""
@@ -130,6 +155,9 @@ class Store:
     # ------------------------------------------------------------------ writes
 
     def create_run(self, run_id: str, manifest: dict[str, Any]) -> None:
+        """Record a new run, or resume one: an existing ``run_id`` is taken only by the same
+        request from the same owner (:func:`run_fingerprint`, ``manifest["owner"]``); anything
+        else raises :class:`RunConflict` and changes nothing."""
         target = manifest.get("target", {})
         row = {
             "run_id": run_id, "status": "running", "created_at": time.time(), "finished_at": None,
@@ -141,8 +169,16 @@ class Store:
             "options": _j(manifest.get("options", {})), "manifest": _j(manifest), "summary": None, "error": None,
         }
         with self._lock, self.db.atomic():
-            existing = list(self.db["runs"].rows_where("run_id = ?", [run_id], select="created_at"))
+            existing = list(self.db["runs"].rows_where("run_id = ?", [run_id], select="created_at, manifest"))
             if existing:  # resuming: the run keeps its place in history
+                before = json.loads(existing[0]["manifest"] or "{}")
+                if before.get("owner") != manifest.get("owner"):
+                    raise RunConflict(f"run id {run_id!r} is taken; choose another run id")
+                if run_fingerprint(before) != run_fingerprint(manifest):
+                    raise RunConflict(
+                        f"run id {run_id!r} belongs to a different evaluation (another target, label set, "
+                        "labels, attempts, noise or budget); resend that request to resume it, or choose another run id"
+                    )
                 row["created_at"] = existing[0]["created_at"]
             self.db["runs"].upsert(row, pk="run_id", alter=True)
         self._wrote(force=True)
