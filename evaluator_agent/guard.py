@@ -9,19 +9,28 @@ In front of the a2a-sdk routes it enforces, in this order:
 2. **Body size cap**. A declared ``Content-Length`` over the cap is refused with HTTP 413 before
    anything is buffered; a chunked body is counted while it streams and refused as soon as it
    passes the cap, so the guard never holds more than ``max_body_bytes``. An HTTP/1.1 client
-   that is still sending only reads the answer if the server reads what it sends, so a refused
-   body at most ``overshoot_bytes`` (= the cap) too big is read and dropped first; anything
-   bigger gets the 413 with ``Connection: close`` at once and the rest is never read.
+   that is still sending only reads the answer if the server reads what it sends (Python's
+   urllib and http.client send the whole body before they read: closing on them is a broken
+   pipe, not a 413), so the guard lingers as nginx does: a refused body at most
+   ``linger_bytes`` (8 MiB) over the cap is read and dropped, for at most ``linger_s`` (2 s),
+   before the 413; anything bigger or slower gets the 413 with ``Connection: close`` and the
+   rest is never read. Nothing read while lingering is kept.
 3. **Well-formed JSON**. The (capped) body is checked once: strict UTF-8 (a UTF-8 BOM is
    tolerated), nesting depth at most ``max_depth`` (found without recursion and without parsing),
    then ``json.loads``. On the JSON-RPC path a failure is answered the JSON-RPC 2.0 way, HTTP 200:
 
    - bytes that are not UTF-8, or not JSON  -> -32700 Parse error
+   - ``NaN``, ``Infinity``, ``-Infinity``      -> -32700 Parse error (not JSON, though Python's
+     json reads them; a NaN in a stored task broke GetTask/ListTasks for every client)
    - JSON nested deeper than ``max_depth``   -> -32600 Invalid Request
+   - a number literal longer than 100 characters, or beyond a double's range (``1e400``)
+                                             -> -32600 Invalid Request (Python's ``int()``
+     refuses more than 4,300 digits: without the guard that was an HTTP 500)
 
    Deep nesting gets -32600, not -32700: the text may be perfectly good JSON (RFC 8259 lets a
    parser limit depth), what is wrong is a request beyond this server's limits. The error's
-   ``data`` carries ``{"max_depth": N}`` so a client can tell it from a syntax error. Without the
+   ``data`` carries ``{"max_depth": N}`` (``{"max_number_chars": N}`` for a long number) so a
+   client can tell it from a syntax error. Without the
    guard, a2a-sdk 1.3 answers both non-UTF-8 bytes and deep nesting with -32603 Internal error
    (after a RecursionError inside ``json.loads``). Elsewhere (REST under /v1) failures are HTTP 400
    with ``{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": ...}}``, the shape
@@ -35,10 +44,13 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from itertools import accumulate
 from typing import Any
+
+import anyio
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -48,6 +60,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 64
+DEFAULT_LINGER_BYTES = 8 * 1024 * 1024  # a refused body up to this much over the cap is read and dropped
+DEFAULT_LINGER_S = 2.0  # ... for at most this long
+MAX_NUMBER_CHARS = 100  # a JSON number literal (sign, digits, fraction, exponent) at most this long
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -71,27 +86,63 @@ def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 class BodyError(Exception):
-    """Why a body was refused: ``kind`` is "parse" (not UTF-8 / not JSON) or "depth"."""
+    """Why a body was refused: ``kind`` is "parse" (not UTF-8 / not JSON, NaN, Infinity), "depth"
+    (nested too deep) or "number" (a number literal too long, or beyond a double's range)."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, data: dict[str, Any] | None = None):
         super().__init__(message)
         self.kind = kind
+        self.data = data  # the JSON-RPC error's ``data``: which limit was passed
 
 
-def check_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Validate and decode a JSON body the strict way; raises :class:`BodyError`."""
+def _refuse_constant(name: str) -> Any:
+    raise BodyError("parse", f"Parse error: {name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _number_too_long(text: str, max_chars: int) -> BodyError:
+    shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
+    return BodyError("number", f"Invalid Request: number {shown} is longer than {max_chars} characters",
+                     {"max_number_chars": max_chars})
+
+
+def check_json(body: bytes, max_depth: int = MAX_JSON_DEPTH, max_number_chars: int = MAX_NUMBER_CHARS) -> Any:
+    """Validate and decode a JSON body the strict way; raises :class:`BodyError`.
+
+    Besides syntax and depth, numbers are checked: ``NaN`` / ``Infinity`` (which Python's json
+    accepts, though no JSON has them) are a parse error; a number literal longer than
+    ``max_number_chars`` or one that overflows a double (``1e400``) is refused as a request beyond
+    limits. Either would otherwise reach the task store, where a non-finite number makes every
+    later serialization of the task (GetTask, ListTasks for every client) fail, and a huge integer
+    makes ``int()`` raise (Python refuses over 4,300 digits) or burn CPU."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise BodyError("parse", f"Parse error: body is not UTF-8 (invalid byte at offset {e.start})") from None
     if json_depth_exceeds(body, max_depth):
-        raise BodyError("depth", f"Invalid Request: JSON nested deeper than {max_depth} levels")
+        raise BodyError("depth", f"Invalid Request: JSON nested deeper than {max_depth} levels", {"max_depth": max_depth})
+
+    def parse_int(s: str) -> int:
+        if len(s) > max_number_chars:
+            raise _number_too_long(s, max_number_chars)
+        return int(s)
+
+    def parse_float(s: str) -> float:
+        if len(s) > max_number_chars:
+            raise _number_too_long(s, max_number_chars)
+        v = float(s)
+        if not math.isfinite(v):
+            raise BodyError("number", f"Invalid Request: number {s} is out of range (beyond a double's largest value)")
+        return v
+
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=parse_int, parse_float=parse_float)
     except json.JSONDecodeError as e:
         raise BodyError("parse", f"Parse error: {e}") from None
     except RecursionError:  # cannot happen below the depth limit; never let it become a 500
-        raise BodyError("depth", f"Invalid Request: JSON nested deeper than {max_depth} levels") from None
+        raise BodyError("depth", f"Invalid Request: JSON nested deeper than {max_depth} levels",
+                        {"max_depth": max_depth}) from None
+    except ValueError as e:  # anything else json may raise on odd input: a parse error, never a 500
+        raise BodyError("parse", f"Parse error: {e}"[:300]) from None
 
 
 def parse_api_keys(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -115,17 +166,23 @@ class Guard:
         open_paths: Iterable[str] = (),
         jsonrpc_paths: Iterable[str] = ("/",),
         realm: str = "incident-proctor",
+        linger_bytes: int = DEFAULT_LINGER_BYTES,
+        linger_s: float = DEFAULT_LINGER_S,
     ):
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be >= 1")
+        if linger_bytes < 0 or linger_s < 0:
+            raise ValueError("linger_bytes and linger_s must be >= 0")
         self.app = app
         self.keys = [k.encode() for k in parse_api_keys(api_keys)]
         self.max_body_bytes = max_body_bytes
-        # A refused body up to this much over the cap is read and dropped so that the client, which
-        # is likely still sending, reads a clean 413; beyond it the connection is closed (an
-        # ordinary HTTP/1.1 client then sees a reset rather than the 413: nothing better is possible
-        # without a lingering close, which ASGI cannot do).
-        self.overshoot_bytes = max(max_body_bytes, 64 * 1024)
+        # Lingering: a refused body up to ``linger_bytes`` over the cap is read and dropped, for at
+        # most ``linger_s`` seconds, before the answer, so that a client that sends its whole body
+        # before it reads (Python's urllib and http.client) reads a clean 413 instead of a broken
+        # pipe. ASGI cannot read after the response (uvicorn then reports a disconnect), so the
+        # reading comes first. Bigger bodies, or slower ones, get the 413 with Connection: close.
+        self.linger_bytes = linger_bytes
+        self.linger_s = linger_s
         self.max_depth = max_depth
         self.open_paths = frozenset(open_paths)
         self.jsonrpc_paths = frozenset(jsonrpc_paths)
@@ -147,7 +204,7 @@ class Guard:
             problem = self._auth_problem(scope)
             if problem is not None:
                 fits = length is None or length <= self.max_body_bytes
-                drained = may_drain and fits and await self._discard(receive, self.max_body_bytes)
+                drained = may_drain and fits and await self._linger(receive, self.max_body_bytes)
                 await self._unauthorized(send, rpc, problem, unread_body=has_body and not drained)
                 return
 
@@ -156,10 +213,10 @@ class Guard:
             return
 
         if length is not None and length > self.max_body_bytes:
-            # Read (and drop) a modest overshoot so an ordinary client gets a clean 413; hang up on
+            # Read (and drop) a bounded overshoot so an ordinary client gets a clean 413; hang up on
             # anything bigger without reading a byte of it.
-            drained = may_drain and length <= self.max_body_bytes + self.overshoot_bytes \
-                and await self._discard(receive, length)
+            drained = may_drain and length <= self.max_body_bytes + self.linger_bytes \
+                and await self._linger(receive, length)
             await self._too_large(send, rpc, f"declared Content-Length {length}", unread_body=not drained)
             return
 
@@ -173,7 +230,7 @@ class Guard:
                 more = message.get("more_body", False)
                 seen = len(body) + len(chunk)
                 del body
-                drained = not more or await self._discard(receive, self.max_body_bytes + self.overshoot_bytes - seen)
+                drained = not more or await self._linger(receive, self.max_body_bytes + self.linger_bytes - seen)
                 await self._too_large(send, rpc, "body", unread_body=not drained)
                 return
             body += chunk
@@ -184,12 +241,11 @@ class Guard:
 
         if data or rpc:
             try:
-                check_json(data, self.max_depth)
+                check_json(data, self.max_depth, MAX_NUMBER_CHARS)
             except BodyError as e:
                 if rpc:
-                    code = INVALID_REQUEST if e.kind == "depth" else PARSE_ERROR
-                    extra = {"max_depth": self.max_depth} if e.kind == "depth" else None
-                    await _send_json(send, 200, _rpc_error(code, str(e), extra))
+                    code = PARSE_ERROR if e.kind == "parse" else INVALID_REQUEST
+                    await _send_json(send, 200, _rpc_error(code, str(e), e.data))
                 else:
                     await _send_json(send, 400, _rest_error(400, "INVALID_ARGUMENT", str(e)))
                 return
@@ -207,10 +263,20 @@ class Guard:
 
     # ----------------------------------------------------------------------------- helpers
 
+    async def _linger(self, receive: Receive, budget: int) -> bool:
+        """Read and drop the rest of a refused body while it fits in ``budget`` bytes and ``linger_s``
+        seconds: True when the body ended (the connection can stay open), False when it is bigger
+        or slower (hang up instead)."""
+        if budget < 0:
+            return False
+        with anyio.move_on_after(self.linger_s):
+            return await self._discard(receive, budget)
+        return False
+
     @staticmethod
     async def _discard(receive: Receive, budget: int) -> bool:
-        """Read and drop the rest of a refused body while it fits in ``budget`` bytes: True when the
-        body ended (the connection can stay open), False when it is bigger (hang up instead)."""
+        """Read and drop the rest of a body while it fits in ``budget`` bytes: True when the body
+        ended, False when it is bigger or the client went away."""
         while budget >= 0:
             message = await receive()
             if message["type"] == "http.disconnect":

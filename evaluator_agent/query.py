@@ -51,6 +51,7 @@ Search queries (``search_logs``, ``aggregate_logs``, ``search_spans``, ``get_eve
       critical): ``status:error`` does not include ``critical``; use
       ``status:(error OR critical)``.
     - An empty query or ``*`` matches everything.
+    - At most 4000 characters, and at most 32 levels of nested parentheses and ``NOT``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ __all__ = [
     "Node",
     "Not",
     "Or",
+    "MAX_QUERY_DEPTH",
     "QueryError",
     "TagFilter",
     "TextTerm",
@@ -90,6 +92,9 @@ __all__ = [
 
 TEXT_WILDCARD_SPAN = 100
 """Characters one inner ``*`` of a free-text term may cover."""
+
+MAX_QUERY_DEPTH = 32
+"""Levels of parentheses and ``NOT`` a search query may nest (the parser recurses per level)."""
 
 
 class QueryError(ValueError):
@@ -466,6 +471,17 @@ class _SearchParser:
         self.q = q
         self.toks = _tokenize(q)
         self.i = 0
+        self.depth = 0
+
+    def deeper(self, t: _Tok) -> None:
+        """Enter one more level of nesting (a parenthesis or a NOT); refuse past the limit, so that
+        no query, however nested, reaches Python's recursion limit here or in what walks the tree."""
+        self.depth += 1
+        if self.depth > MAX_QUERY_DEPTH:
+            raise QueryError(
+                f"query nests parentheses and NOT more than {MAX_QUERY_DEPTH} levels deep "
+                f"(at {t.text!r}, position {t.pos}): simplify it"
+            )
 
     def peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -513,7 +529,10 @@ class _SearchParser:
             self.take()
             if self.peek() is None or self.peek().kind in ("RPAREN", "OR", "AND"):  # type: ignore[union-attr]
                 raise QueryError(f"{t.text} at position {t.pos} needs a term on its right")
-            return Not(self.unary())
+            self.deeper(t)
+            node = Not(self.unary())
+            self.depth -= 1
+            return node
         return self.primary()
 
     def primary(self) -> Node:
@@ -521,11 +540,13 @@ class _SearchParser:
         if t.kind == "LPAREN":
             if self.peek() is not None and self.peek().kind == "RPAREN":  # type: ignore[union-attr]
                 raise QueryError(f"empty parentheses at position {t.pos}")
+            self.deeper(t)
             node = self.or_expr()
             close = self.peek()
             if close is None or close.kind != "RPAREN":
                 raise QueryError(f"parenthesis opened at position {t.pos} is not closed")
             self.take()
+            self.depth -= 1
             return node
         if t.kind == "RPAREN":
             raise QueryError(f"unexpected ')' at position {t.pos}")
@@ -564,6 +585,7 @@ class _SearchParser:
     def value_group(self, name: str, attr: bool) -> Node:
         """``key:(a OR b AND c)``: the same boolean grammar over values of one key."""
         open_tok = self.take()
+        self.deeper(open_tok)
 
         def val_or() -> Node:
             items = [val_and()]
@@ -586,14 +608,19 @@ class _SearchParser:
                 raise QueryError(f"value group opened at position {open_tok.pos} is not closed")
             if t.kind in ("NOT", "MINUS"):
                 self.take()
-                return Not(val_unary())
+                self.deeper(t)
+                node = Not(val_unary())
+                self.depth -= 1
+                return node
             t = self.take()
             if t.kind == "LPAREN":
+                self.deeper(t)
                 inner = val_or()
                 c = self.peek()
                 if c is None or c.kind != "RPAREN":
                     raise QueryError(f"parenthesis opened at position {t.pos} is not closed")
                 self.take()
+                self.depth -= 1
                 return inner
             if t.kind == "PHRASE":
                 return FieldTerm(name, attr, "eq", t.text.lower(), num_value(t.text))
@@ -606,6 +633,7 @@ class _SearchParser:
         if c is None or c.kind != "RPAREN":
             raise QueryError(f"value group opened at position {open_tok.pos} is not closed")
         self.take()
+        self.depth -= 1
         return node
 
 

@@ -7,7 +7,8 @@ fault (garbage, silence) from the network's or our own.
     TargetError
      ├── TargetUnavailable   card unreachable, connection refused, DNS ...   (kind "network")
      ├── TargetTimeout       no reply within the turn deadline              (kind "timeout")
-     ├── ReplyTooLarge       reply body over the cap                         (kind "too_large")
+     ├── ReplyTooLarge       reply body over the cap, counted decoded        (kind "too_large")
+     ├── CardTooLarge        agent card over MAX_CARD_BYTES, decoded         (kind "too_large")
      ├── TargetBlocked       destination refused by the SSRF guard           (kind "blocked")
      └── TargetProtocolError a reply we cannot use: failed task, no parts... (kind "protocol")
 """
@@ -21,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,23 +54,88 @@ class TargetProtocolError(TargetError):
     kind = "protocol"
 
 
-class _CappedStream(httpx.AsyncByteStream):
-    """Counts bytes as they arrive and stops reading past the cap (memory stays flat)."""
+class CardTooLarge(TargetError):
+    """The agent card is over ``MAX_CARD_BYTES`` once decoded."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, cap: int):
+    kind = "too_large"
+
+
+# Content codings the proctor asks for and decodes itself (each chunk with a bounded output, so a
+# compressed bomb never expands past the cap in memory); anything else in a reply is refused.
+ACCEPT_ENCODING = "gzip, deflate"
+_ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    """Decodes the response's content coding (gzip, deflate or none) and counts *decoded* bytes as
+    they arrive, stopping past the cap: memory stays flat whatever the compression ratio. A 306 KB
+    gzip body that inflates to 300 MB is refused after ``cap`` bytes of output, never held whole."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, cap: int, encoding: str | None = None):
         self._inner = inner
         self._cap = cap
+        self._encoding = encoding
 
     async def __aiter__(self):  # type: ignore[override]
         seen = 0
+        if self._encoding is None:
+            async for chunk in self._inner:
+                seen += len(chunk)
+                if seen > self._cap:
+                    raise ReplyTooLarge(f"reply larger than {self._cap} bytes")
+                yield chunk
+            return
+        wbits = _ZLIB_WBITS[self._encoding]
+        d = zlib.decompressobj(wbits)
+        first = True
+        raw = 0
         async for chunk in self._inner:
-            seen += len(chunk)
-            if seen > self._cap:
+            raw += len(chunk)
+            if raw > self._cap:  # compressed bytes count too (and so does anything after the end)
                 raise ReplyTooLarge(f"reply larger than {self._cap} bytes")
-            yield chunk
+            data = chunk
+            while data and not d.eof:
+                try:
+                    out = d.decompress(data, self._cap - seen + 1)
+                except zlib.error as e:
+                    if first and self._encoding == "deflate" and wbits > 0:
+                        # "deflate" is often sent raw, without the zlib header (as httpx also allows).
+                        wbits = -zlib.MAX_WBITS
+                        d = zlib.decompressobj(wbits)
+                        continue
+                    raise TargetProtocolError(f"reply is not valid {self._encoding} data: {e}") from None
+                first = False
+                seen += len(out)
+                if seen > self._cap:
+                    raise ReplyTooLarge(f"reply larger than {self._cap} bytes once decoded ({self._encoding})")
+                if out:
+                    yield out
+                data = d.unconsumed_tail
+        try:
+            out = d.flush()
+        except zlib.error as e:
+            raise TargetProtocolError(f"reply is not valid {self._encoding} data: {e}") from None
+        seen += len(out)
+        if seen > self._cap:
+            raise ReplyTooLarge(f"reply larger than {self._cap} bytes once decoded ({self._encoding})")
+        if out:
+            yield out
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _content_coding(response: httpx.Response) -> str | None:
+    """The one compression the response uses (None for none); refuses what we do not decode."""
+    raw = response.headers.get("content-encoding", "")
+    codings = [c.strip().lower() for c in raw.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if not codings:
+        return None
+    if len(codings) > 1 or codings[0] not in _ZLIB_WBITS:
+        raise TargetProtocolError(
+            f"reply uses Content-Encoding {raw[:60]!r}; the proctor accepts {ACCEPT_ENCODING} or none"
+        )
+    return codings[0]
 
 
 class TargetBlocked(TargetError):
@@ -129,8 +196,18 @@ class CappedTransport(httpx.AsyncBaseTransport):
         if length and length.isdigit() and int(length) > self._cap:
             await response.aclose()
             raise ReplyTooLarge(f"reply of {length} bytes is larger than the {self._cap}-byte cap")
+        try:
+            coding = _content_coding(response)
+        except TargetProtocolError:
+            await response.aclose()
+            raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _CappedStream(response.stream, self._cap)
+        response.stream = _CappedStream(response.stream, self._cap, coding)
+        if coding is not None:
+            # Decoded here, under the cap: httpx must not decode (again, and without a cap).
+            del response.headers["content-encoding"]
+            if "content-length" in response.headers:
+                del response.headers["content-length"]
         return response
 
     async def aclose(self) -> None:
@@ -145,6 +222,7 @@ def make_http_client(
     """One pooled client for all conversations with targets."""
     return httpx.AsyncClient(
         transport=CappedTransport(max_reply_bytes, transport, allow_private),
+        headers={"Accept-Encoding": ACCEPT_ENCODING},
         timeout=httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
         follow_redirects=False,
@@ -238,21 +316,36 @@ class Target:
         from google.protobuf.json_format import MessageToDict
 
         card_url = card_url_of(validate_target_url(url))
+
+        async def fetch() -> tuple[int, bytes]:
+            # Streamed and counted after decoding: a compressed card may not inflate past the cap.
+            async with http.stream("GET", card_url, headers={"Accept": "application/json"}) as resp:
+                if resp.status_code != 200:
+                    return resp.status_code, b""
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_CARD_BYTES:
+                        raise CardTooLarge(f"agent card too large: {card_url} is over {MAX_CARD_BYTES} bytes")
+                return 200, bytes(body)
+
         try:
-            resp = await asyncio.wait_for(http.get(card_url, headers={"Accept": "application/json"}), timeout_s)
+            status, content = await asyncio.wait_for(fetch(), timeout_s)
         except BaseException as e:  # noqa: BLE001 - classify everything the network can throw
             if isinstance(e, asyncio.CancelledError):
                 raise
             err = classify(e)
-            if isinstance(err, TargetBlocked):
+            if isinstance(err, TargetBlocked | CardTooLarge):
                 raise err from None
+            if isinstance(err, ReplyTooLarge):  # the transport's own cap (Content-Length or bytes)
+                raise CardTooLarge(f"agent card too large: {card_url}: {err}") from None
+            if isinstance(err, TargetProtocolError):  # e.g. a content coding we do not accept
+                raise TargetProtocolError(f"agent card {card_url} unusable: {err}") from None
             raise TargetUnavailable(f"agent card {card_url} unreachable: {err}") from e
-        if resp.status_code != 200:
-            raise TargetUnavailable(f"agent card {card_url} answered HTTP {resp.status_code}")
-        if len(resp.content) > MAX_CARD_BYTES:
-            raise TargetProtocolError(f"agent card {card_url} is larger than {MAX_CARD_BYTES} bytes")
+        if status != 200:
+            raise TargetUnavailable(f"agent card {card_url} answered HTTP {status}")
         try:
-            raw = json.loads(resp.content)
+            raw = json.loads(content)
             card = parse_agent_card(dict(raw))
         except Exception as e:  # noqa: BLE001 - any parse failure is the card's fault
             raise TargetProtocolError(f"agent card {card_url} is not a valid A2A agent card: {e}") from e
@@ -310,20 +403,38 @@ def _part_payload(part: Any) -> tuple[dict[str, Any] | None, str]:
     return None, ""
 
 
+# Polling a target task left SUBMITTED/WORKING: GetTask after these delays, then every POLL_MAX_S.
+POLL_FIRST_S = 0.05
+POLL_MAX_S = 1.0
+
+
 class Conversation:
-    """One A2A context with the target. Sends a message, waits for one reply."""
+    """One A2A context with the target. Sends a message, waits for one reply.
+
+    A target may answer with a task that is not finished (submitted or working) and carries no
+    usable reply yet; the conversation then polls it with GetTask, backing off from
+    ``POLL_FIRST_S`` to ``POLL_MAX_S``, until it is completed, needs input, fails, or the turn's
+    deadline passes (a :class:`TargetTimeout` that says the task was still running)."""
 
     def __init__(self, client: Any):
         self._client = client
         self.context_id = str(uuid.uuid4())
         self._task_id: str | None = None
+        self._polling: tuple[str, str, int] | None = None  # (task id, state, GetTask calls) while polling
 
     async def send(self, data: dict[str, Any], text: str, timeout_s: float) -> Reply:
+        self._polling = None
         try:
             return await asyncio.wait_for(self._send(data, text), timeout_s)
         except asyncio.CancelledError:
             raise
         except TimeoutError as e:
+            if self._polling is not None:
+                task_id, state, polls = self._polling
+                raise TargetTimeout(
+                    f"no reply within {timeout_s:g}s: target task {task_id[:64]} still {state} "
+                    f"after {polls} GetTask poll{'s' if polls != 1 else ''}"
+                ) from e
             raise TargetTimeout(f"no reply within {timeout_s:g}s") from e
         except TargetError:
             raise
@@ -332,7 +443,7 @@ class Conversation:
 
     async def _send(self, data: dict[str, Any], text: str) -> Reply:
         from a2a.helpers import new_message, new_text_part
-        from a2a.types import Role, SendMessageRequest, TaskState
+        from a2a.types import Role, SendMessageRequest
 
         msg = new_message(
             [data_part(data), new_text_part(text)],
@@ -345,29 +456,59 @@ class Conversation:
             last = event
         if last is None:
             raise TargetProtocolError("target sent no response")
-        parts: list[Any] = []
         if last.HasField("message"):
-            parts = list(last.message.parts)
             self._task_id = None
-        elif last.HasField("task"):
-            task = last.task
+            return _reply_from_parts(list(last.message.parts))
+        if last.HasField("task"):
+            return await self._task_reply(last.task)
+        raise TargetProtocolError("target response holds neither a message nor a task")
+
+    async def _task_reply(self, task: Any) -> Reply:
+        """The reply a task holds; a running task without one is polled (GetTask) until it has one."""
+        from a2a.types import GetTaskRequest, TaskState
+
+        running = (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING)
+        delay = POLL_FIRST_S
+        polls = 0
+        while True:
             state = task.status.state
             if state in (TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_CANCELED):
                 why = " ".join(p.text for p in task.status.message.parts if p.HasField("text"))[:300]
                 raise TargetProtocolError(f"target task ended {TaskState.Name(state)}: {why or 'no message'}")
+            if state == TaskState.TASK_STATE_AUTH_REQUIRED:
+                raise TargetProtocolError("target task needs authentication (TASK_STATE_AUTH_REQUIRED), "
+                                          "which the proctor cannot provide")
             # Continue the same task when the agent asks for input; a finished task means a new one next turn.
             self._task_id = task.id if state == TaskState.TASK_STATE_INPUT_REQUIRED else None
-            for art in task.artifacts:
-                parts.extend(art.parts)
-            if task.status.HasField("message"):
-                parts.extend(task.status.message.parts)
-            if not parts:
-                agent_msgs = [m for m in task.history if m.role == Role.ROLE_AGENT]
-                if agent_msgs:
-                    parts.extend(agent_msgs[-1].parts)
-        else:
-            raise TargetProtocolError("target response holds neither a message nor a task")
-        return _reply_from_parts(parts)
+            reply = _reply_from_parts(_task_parts(task))
+            if state not in running or reply.obj is not None:
+                return reply
+            if not task.id:
+                raise TargetProtocolError(f"target task is {TaskState.Name(state)} and has no id to poll")
+            self._polling = (task.id, TaskState.Name(state), polls)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, POLL_MAX_S)
+            polled = await self._client.get_task(GetTaskRequest(id=task.id))
+            polls += 1
+            if polled.id and polled.id != task.id:
+                raise TargetProtocolError(f"GetTask {task.id[:64]} answered with another task ({polled.id[:64]})")
+            task = polled
+            self._polling = (task.id, TaskState.Name(task.status.state), polls)
+
+
+def _task_parts(task: Any) -> list[Any]:
+    from a2a.types import Role
+
+    parts: list[Any] = []
+    for art in task.artifacts:
+        parts.extend(art.parts)
+    if task.status.HasField("message"):
+        parts.extend(task.status.message.parts)
+    if not parts:
+        agent_msgs = [m for m in task.history if m.role == Role.ROLE_AGENT]
+        if agent_msgs:
+            parts.extend(agent_msgs[-1].parts)
+    return parts
 
 
 def _reply_from_parts(parts: list[Any]) -> Reply:
