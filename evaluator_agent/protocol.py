@@ -222,7 +222,7 @@ def extract_json_object(text: str) -> dict[str, Any] | None:
     for c in candidates:
         try:
             obj = json.loads(c)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # not JSON, or an integer over Python's 4,300 digits
             continue
         if isinstance(obj, dict):
             return obj

@@ -269,6 +269,72 @@ async def test_a_task_left_working_is_polled_with_get_task_until_it_completes(tm
         assert stuck and targets.get_task_calls[stuck[0]] >= 2
 
 
+class _SlowExecutor:
+    """An a2a-sdk agent that works in the background: the task is WORKING when SendMessage returns
+    (the handler below answers at once), and COMPLETED with the diagnosis a moment later."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+
+    async def execute(self, context: Any, event_queue: Any) -> None:
+        from a2a.helpers import new_task_from_user_message
+        from a2a.server.tasks import TaskUpdater
+
+        task = new_task_from_user_message(context.message)
+        await event_queue.enqueue_event(task)
+        up = TaskUpdater(event_queue, task.id, task.context_id)
+        await up.start_work()
+        await asyncio.sleep(self.delay)
+        await up.add_artifact([new_data_part(DIAGNOSIS)], name="result", last_chunk=True)
+        await up.complete()
+
+    async def cancel(self, context: Any, event_queue: Any) -> None:
+        return None
+
+
+def _sdk_async_targets(base: str) -> Starlette:
+    """The slow agent behind a stock a2a-sdk server whose SendMessage returns at once
+    (``return_immediately``), at /async (1.0 card) and /async-legacy (0.3 card)."""
+    from a2a.server.agent_execution import AgentExecutor
+    from a2a.server.request_handlers import DefaultRequestHandler
+    from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+    from a2a.server.tasks import InMemoryTaskStore
+
+    class Executor(_SlowExecutor, AgentExecutor):
+        pass
+
+    class ReturnAtOnce(DefaultRequestHandler):
+        async def on_message_send(self, params: Any, context: Any) -> Any:
+            params.configuration.return_immediately = True
+            return await super().on_message_send(params, context)
+
+    routes: list[Any] = []
+    for name, legacy in (("async", False), ("async-legacy", True)):
+        handler = ReturnAtOnce(agent_executor=Executor(0.4), task_store=InMemoryTaskStore(),
+                               agent_card=card_for(name, base))
+        card = card_for(name, base, legacy)
+        if legacy:
+            payload = json.dumps(card).encode()
+
+            async def legacy_card(_: Request, payload: bytes = payload) -> Response:
+                return Response(payload, media_type="application/json")
+
+            routes.append(Route(f"/{name}/.well-known/agent-card.json", legacy_card))
+        else:
+            routes.extend(create_agent_card_routes(card, card_url=f"/{name}/.well-known/agent-card.json"))
+        routes.extend(create_jsonrpc_routes(handler, f"/{name}", enable_v0_3_compat=True))
+    return Starlette(routes=routes)
+
+
+async def test_a_stock_sdk_agent_answering_before_it_finishes_is_polled_over_1_0_and_0_3(tmp_path) -> None:
+    db = Store(tmp_path / "p.db")
+    async with serve_app(_sdk_async_targets) as base:
+        for name in ("async", "async-legacy"):
+            r = await _evaluate(base, name, db)
+            inv = db.investigations(r["run_id"])[0]
+            assert inv["end_reason"] == "diagnosis", (name, inv["end_reason"], inv.get("error"))
+
+
 # ----------------------------------------------------------------------------- item 9: numbers, nesting
 
 
@@ -407,3 +473,10 @@ async def test_clients_that_send_the_whole_body_first_receive_the_413(tmp_path) 
         # The server still serves ordinary requests.
         health = await asyncio.to_thread(lambda: urllib.request.urlopen(proctor + "/health", timeout=20).status)
         assert health == 200
+
+
+def test_a_reply_text_with_a_huge_integer_is_unusable_not_a_crash() -> None:
+    from evaluator_agent.protocol import extract_json_object
+
+    assert extract_json_object('{"diagnosis": {"no_fault": true}, "n": ' + "1" * 5000 + "}") is None
+    assert extract_json_object('{"diagnosis": {"no_fault": true}, "n": 12345}') == {"diagnosis": {"no_fault": True}, "n": 12345}
