@@ -63,6 +63,7 @@ class CardTooLarge(TargetError):
 # Content codings the proctor asks for and decodes itself (each chunk with a bounded output, so a
 # compressed bomb never expands past the cap in memory); anything else in a reply is refused.
 ACCEPT_ENCODING = "gzip, deflate"
+_DECODE_CHUNK = 64 * 1024  # decoded bytes handed on at a time
 _ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -96,7 +97,7 @@ class _CappedStream(httpx.AsyncByteStream):
             data = chunk
             while data and not d.eof:
                 try:
-                    out = d.decompress(data, self._cap - seen + 1)
+                    out = d.decompress(data, min(_DECODE_CHUNK, self._cap - seen + 1))
                 except zlib.error as e:
                     if first and self._encoding == "deflate" and wbits > 0:
                         # "deflate" is often sent raw, without the zlib header (as httpx also allows).
