@@ -179,3 +179,20 @@ def test_degraded_threshold_is_a_setting(monkeypatch) -> None:
     assert run_statistics(rows)["degraded"] is False and run_statistics(rows)["degraded_threshold"] == 0.1
     assert run_statistics(rows, degraded_above=0.0)["degraded"] is True
     assert run_statistics([])["degraded"] is False
+
+
+async def test_the_a2a_result_says_degraded(tmp_path: Path) -> None:
+    from evaluator_agent.client import call_proctor
+    from evaluator_agent.server import create_app as create_proctor
+
+    sock = bound_socket()
+    try:
+        async with serve_app(_down_app(sock.getsockname()[1])) as base, \
+                serve_app(lambda b: create_proctor(str(tmp_path / "p.db"), public_url=b)) as proctor:
+            result = await call_proctor(proctor, {"target": f"{base}/down/.well-known/agent-card.json",
+                                                  "labelset": "smoke", "labels": [LABELS[0].id]})
+    finally:
+        sock.close()
+    s = result["summary"]
+    assert s["degraded"] is True and s["errors"] == 1 and s["infra_error_rate"] == 1.0
+    assert result["investigations"][0]["error_kind"] == "network"
