@@ -77,17 +77,25 @@ def fit_difficulty(store: Store) -> dict[str, Any]:
             "converged": fit.get("converged"), "observations": len(obs)}
 
 
-def report_inputs(store: Store, run_id: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, float]]:
-    """(result, stats, investigation details with tool calls, label info, IRT difficulties)."""
+def report_inputs(store: Store, run_id: str, *, policy: str = "full") -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, float]]:
+    """(result, stats, investigation details with tool calls, label info, IRT difficulties), as the
+    disclosure ``policy`` shows them: under ``scores`` (always, for a private label set) no
+    explanations, no truth-taxonomy breakdowns and no ground truth in the label info."""
+    from .disclosure import FULL, disclose_result, disclose_rows
+
     run = _run(store, run_id)
-    result = build_result(store, run["run_id"])
-    details = store.investigations(run["run_id"])
+    result = disclose_result(build_result(store, run["run_id"]), policy)
+    shown = result["disclosure"]["policy"]
+    details = disclose_rows(store.investigations(run["run_id"]), shown)
     for d in details:
         d["calls"] = store.tool_calls(d["id"])
     labels: dict[str, Any] = {}
     try:
         for lb in load_labelset(run["labelset"]).labels:
             gt = lb.ground_truth
+            if shown != FULL:
+                labels[lb.id] = {"tier": lb.difficulty.tier, "segment": None, "ground_truth": {"withheld": True}}
+                continue
             labels[lb.id] = {
                 "tier": lb.difficulty.tier, "segment": lb.taxonomy.segment,
                 "ground_truth": {"no_fault": gt.no_fault, "mechanism": gt.mechanism,

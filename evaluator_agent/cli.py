@@ -93,6 +93,20 @@ class Progress:
             print(line, file=sys.stderr, flush=True)
 
 
+def _disclosure(a: argparse.Namespace, default: str | None = None) -> str:
+    """The disclosure policy of a command: --disclosure, else $PROCTOR_DISCLOSURE, else ``default``
+    (full for local commands; see disclosure.py). DisclosureError (exit 2) when unknown."""
+    from . import disclosure
+
+    return disclosure.resolve(getattr(a, "disclosure", None), default=default or disclosure.CLI_DEFAULT)
+
+
+DISCLOSURE_HELP = ("full | scores: what the output reveals (default $PROCTOR_DISCLOSURE, else full); scores "
+                   "withholds everything derived from the ground truth; a private label set is always scores")
+DISCLOSURE_HELP_SERVE = ("full | scores: what results served to clients reveal (default $PROCTOR_DISCLOSURE, else "
+                         "scores); a private label set is always scores")
+
+
 def _write_json(path: str, obj: Any) -> None:
     text = json.dumps(obj, indent=2, default=str)
     if path == "-":
@@ -114,7 +128,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     # directory is given (Cloud Run: a Cloud Storage volume), and restored from there on start.
     checkpoint = str(Path(a.checkpoint_dir) / "proctor-service.db") if a.checkpoint_dir else None
     try:
-        app = create_app(a.db, public_url=public, checkpoint=checkpoint)
+        app = create_app(a.db, public_url=public, checkpoint=checkpoint, disclosure_policy=a.disclosure)
     except (OSError, ValueError, sqlite3.DatabaseError) as e:
         print(f"proctor serve: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -172,12 +186,14 @@ def _drain_on_sigterm(run: asyncio.Future, stop: asyncio.Event, drain_s: float |
 
 def cmd_run(a: argparse.Namespace) -> int:
     from . import observability
+    from .disclosure import disclose_result
     from .orchestrator import RunInterrupted, execute, new_run_id, parse_shard, prepare
     from .render import result_text
     from .request import RequestError, parse_request
     from .store import Store
     from .target import make_http_client
 
+    policy = _disclosure(a)
     try:
         shard = parse_shard(a.shard if a.shard is not None else _env_shard())
     except RequestError as e:
@@ -220,7 +236,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             prep = await prepare(req, http)
             bar = Progress(len(prep.work(shard)), quiet=a.quiet)
             stop = asyncio.Event()
-            run = asyncio.ensure_future(execute(prep, store, shard=shard, stop=stop,
+            run = asyncio.ensure_future(execute(prep, store, shard=shard, stop=stop, disclosure_policy=policy,
                                                 on_progress=lambda d, t, p, _r: bar.update(d, p)))
             _drain_on_sigterm(run, stop)
             return await run
@@ -229,7 +245,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     finished = False
     try:
-        result = asyncio.run(main())
+        result = disclose_result(asyncio.run(main()), policy)
         finished = True
     except RequestError as e:
         print(f"proctor run: {e}", file=sys.stderr)
@@ -312,7 +328,7 @@ def _gate(db: str, base: str, new: str, fail_on: frozenset[str] | None, margin: 
 
     store = Store(db)
     try:
-        cmp = compare_stored(store, base, new, margin=margin)
+        cmp = _disclose_compare(store, compare_stored(store, base, new, margin=margin), _disclosure(argparse.Namespace()))
     except AnalysisError as e:
         print(f"proctor compare: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -323,6 +339,13 @@ def _gate(db: str, base: str, new: str, fail_on: frozenset[str] | None, margin: 
     if fail_on and "regression" in fail_on and cmp["verdict"] == "regression":
         return EXIT_REGRESSION
     return EXIT_OK
+
+
+def _disclose_compare(store: Any, cmp: dict[str, Any], policy: str) -> dict[str, Any]:
+    from . import disclosure
+
+    private = any(disclosure.run_private(store.find_run(cmp[side]["run_id"])) for side in ("base", "new"))
+    return disclosure.disclose_compare(cmp, disclosure.effective(policy, private))
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
@@ -360,13 +383,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     store = Store(a.db)
     try:
         if a.compare:
-            cmp = compare_stored(store, a.run, a.compare)
+            cmp = _disclose_compare(store, compare_stored(store, a.run, a.compare), _disclosure(a))
             if a.html:
                 Path(a.html).write_text(render_compare_html(cmp))
             if a.markdown or not a.html:
                 print(render_compare_markdown(cmp))
             return EXIT_OK
-        result, stats, details, labels, difficulty = report_inputs(store, a.run)
+        result, stats, details, labels, difficulty = report_inputs(store, a.run, policy=_disclosure(a))
     except AnalysisError as e:
         print(f"proctor report: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -385,7 +408,12 @@ def cmd_runs(a: argparse.Namespace) -> int:
     store = Store(a.db)
     runs = store.list_runs(a.limit)
     if a.json:
-        _write_json("-", [{k: r[k] for k in ("run_id", "status", "created_at", "target_name", "target_version", "labelset", "summary")} for r in runs])
+        from . import disclosure
+
+        policy = _disclosure(a)
+        _write_json("-", [{k: r[k] for k in ("run_id", "status", "created_at", "target_name", "target_version", "labelset")}
+                          | {"summary": disclosure.disclose_summary(r["summary"], disclosure.effective(policy, disclosure.run_private(r)))}
+                          for r in runs])
         return EXIT_OK
     rows = []
     for r in runs:
@@ -402,16 +430,18 @@ def cmd_runs(a: argparse.Namespace) -> int:
 
 
 def cmd_show(a: argparse.Namespace) -> int:
+    from .disclosure import disclose_result
     from .orchestrator import build_result
     from .render import result_text
     from .store import Store
 
+    policy = _disclosure(a)
     store = Store(a.db)
     run = store.find_run(a.run)
     if run is None:
         print(f"proctor show: no run {a.run!r} in {a.db}", file=sys.stderr)
         return EXIT_ERROR
-    result = build_result(store, run["run_id"])
+    result = disclose_result(build_result(store, run["run_id"]), policy)
     if a.json:
         _write_json("-", result)
     else:
@@ -587,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint-dir", default=os.environ.get("PROCTOR_CHECKPOINT_DIR") or None, metavar="DIR",
                    help="durable directory (a Cloud Storage volume on Cloud Run): the results database is copied to "
                    "DIR/proctor-service.db as results come in and restored from it on start (default $PROCTOR_CHECKPOINT_DIR)")
+    s.add_argument("--disclosure", choices=["full", "scores"], default=None, help=DISCLOSURE_HELP_SERVE)
     s.set_defaults(fn=cmd_serve)
 
     r = sub.add_parser("run", help="evaluate a target without a server")
@@ -620,6 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "A degraded run exits 4 under any --fail-on")
     r.add_argument("--margin", type=float, default=0.05, help="practical margin of the verdict (pass-rate points)")
     r.add_argument("--datadog-dry-run", metavar="FILE", help="write every Datadog payload to FILE (JSON lines) instead of sending")
+    r.add_argument("--disclosure", choices=["full", "scores"], default=None, help=DISCLOSURE_HELP)
     r.set_defaults(fn=cmd_run)
 
     c = sub.add_parser("compare", help="paired comparison of two stored runs")
@@ -642,18 +674,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--html", metavar="FILE", help="write one self-contained HTML page")
     rp.add_argument("--markdown", action="store_true", help="print a Markdown summary (default without --html)")
     rp.add_argument("--compare", metavar="NEW", help="report the comparison of RUN (base) with NEW")
+    rp.add_argument("--disclosure", choices=["full", "scores"], default=None, help=DISCLOSURE_HELP)
     rp.set_defaults(fn=cmd_report)
 
     rs = sub.add_parser("runs", help="list stored runs")
     rs.add_argument("--db", default=default_db())
     rs.add_argument("--limit", type=int, default=50)
     rs.add_argument("--json", action="store_true")
+    rs.add_argument("--disclosure", choices=["full", "scores"], default=None, help=DISCLOSURE_HELP)
     rs.set_defaults(fn=cmd_runs)
 
     sh = sub.add_parser("show", help="show one stored run")
     sh.add_argument("run", help="run id (or a unique prefix)")
     sh.add_argument("--db", default=default_db())
     sh.add_argument("--json", action="store_true")
+    sh.add_argument("--disclosure", choices=["full", "scores"], default=None, help=DISCLOSURE_HELP)
     sh.set_defaults(fn=cmd_show)
 
     mg = sub.add_parser("merge", help="join the shard databases of sharded runs into one run")
@@ -740,8 +775,13 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .disclosure import DisclosureError
+
     try:
         return int(args.fn(args) or 0)
+    except DisclosureError as e:  # $PROCTOR_DISCLOSURE names no policy
+        print(f"proctor {args.cmd}: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:
         # `proctor ... | head`: the reader left; that is not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)

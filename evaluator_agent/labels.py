@@ -274,6 +274,8 @@ class LabelSetInfo(_Strict):
     name: str
     description: str = ""
     version: str = "1"
+    private: bool = Field(False, description="Its ground truth is never disclosed: results of its runs are scores only, "
+                          "whatever the disclosure policy (see evaluator_agent/disclosure.py)")
 
 
 class LabelError(ValueError):

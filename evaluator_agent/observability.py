@@ -20,6 +20,11 @@ One :class:`Observer` per process, from :func:`get` (created lazily by :func:`fr
 Metric tags are low-cardinality only (env, service, target, target_version, model, labelset,
 segment, difficulty_tier, ...). Run, label and investigation ids go on spans only.
 
+Disclosure (disclosure.py): when the run's manifest says ``"disclosure": "scores"`` (the
+server's default, and always for a private label set) the scoring span carries no explanation
+and investigation spans no truth taxonomy (mechanism, problem category, technologies, family); the
+segment stays as a low-cardinality tag.
+
 Every method here swallows its own errors: observability must never break an evaluation.
 """
 
@@ -575,6 +580,8 @@ class _RunTrace:
     def __init__(self, obs: _Active, run_id: str, manifest: dict[str, Any], label_meta: dict[str, Any] | None):
         self.obs, self.run_id = obs, run_id
         self.label_meta = label_meta or {}
+        # Withhold what is derived from the ground truth (disclosure.py): the explanation, truth taxonomy.
+        self.redact = manifest.get("disclosure", "full") != "full"
         target = manifest.get("target") or {}
         labelset = (manifest.get("labelset") or {}).get("name", "")
         self.target = {"name": target.get("name", ""), "version": target.get("version", ""), "url": target.get("url", "")}
@@ -599,11 +606,15 @@ class _InvestigationTrace:
         self.obs, self.label, self.attempt, self.res = obs, label, attempt, res
         self.run = _run_ctx.get()
         self.finished = False
+        self.redact = bool(self.run and self.run.redact)
         tx = label.taxonomy
         self.segment, self.tier = tx.segment, label.difficulty.tier
         self.taxonomy = {"segment": tx.segment, "mechanism": tx.mechanism, "problem_category": tx.problem_category,
                          "monitor_type": tx.monitor_type, "technologies": list(tx.technologies),
                          "difficulty_tier": label.difficulty.tier, "family": getattr(label, "family", None)}
+        if self.redact:
+            for k in ("mechanism", "problem_category", "technologies", "family"):  # a family is named after its mechanism
+                self.taxonomy.pop(k)
         self.target = {"name": getattr(target_info, "name", ""), "version": getattr(target_info, "version", ""),
                        "url": getattr(target_info, "url", "")}
         self.span = obs.spans.start("agent", "investigation", session_id=self.run.run_id if self.run else None)
@@ -636,7 +647,8 @@ class _InvestigationTrace:
                     r = self.res
                     self.obs.spans.annotate(span, input_data=_text(r.diagnosis) if r.diagnosis else "(no diagnosis)",
                                             output_data=_text({"score": r.score, "passed": r.passed, "subscores": r.subscores}),
-                                            metadata={"explanation": _text(r.explanation, 2000)})
+                                            metadata={"explanation": "withheld by the disclosure policy" if self.redact
+                                                      else _text(r.explanation, 2000)})
                     self.obs.spans.finish(span)
                 except Exception:  # noqa: BLE001
                     self.obs._warn("scoring span")

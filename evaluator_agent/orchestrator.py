@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from . import __version__, observability
+from . import __version__, disclosure, observability
 from .fairshare import FairLimiter
 from .investigation import InvestigationResult, Limits, RunContact, WorldCache, investigate
 from .labels import LabelError, LabelSet, load_labelset
@@ -157,12 +157,17 @@ async def execute(
     on_progress: ProgressFn | None = None,
     shard: tuple[int, int] | None = None,
     stop: asyncio.Event | None = None,
+    disclosure_policy: str = disclosure.FULL,
     limiter: FairLimiter | None = None,
 ) -> dict[str, Any]:
     """Run every investigation of a prepared request (or of one ``shard`` I/N of it); returns the result dict.
 
     When ``stop`` is set no new investigation starts; those in flight finish and are recorded, then
     the run is marked interrupted and :class:`RunInterrupted` is raised (resume with the same run id).
+    The result returned is everything stored; callers pass it through :func:`disclosure.disclose_result`
+    before it leaves the process. ``disclosure_policy`` decides what the Datadog spans carry. For a
+    private label set nothing truth-derived is stored: the explanation is withheld and score details
+    are cut down to numbers (:func:`disclosure.scrub_details`).
     ``limiter`` bounds investigations in flight across all evaluations of a process (the server's),
     each evaluation getting a fair share of its slots."""
     req = prep.request
@@ -175,7 +180,8 @@ async def execute(
     manifest = {
         "run_id": run_id,
         "target": prep.target.info.as_dict() | {"card": prep.target.info.card},
-        "labelset": {"name": prep.labelset.name, "hash": prep.labelset.content_hash, "version": prep.labelset.info.version},
+        "labelset": {"name": prep.labelset.name, "hash": prep.labelset.content_hash, "version": prep.labelset.info.version,
+                     "private": prep.labelset.info.private},
         "proctor_version": __version__,
         "git_rev": git_revision(),
         "options": req.model_dump(mode="json", exclude={"target", "run_id"}),
@@ -193,6 +199,8 @@ async def execute(
     total, done, passed = len(every), len(every) - len(work), sum(1 for r in prior if r["passed"])
     sem = asyncio.Semaphore(req.concurrency)
     lock = asyncio.Lock()
+    private = prep.labelset.info.private
+    obs_policy = disclosure.effective(disclosure_policy, private)
     # Has the target replied yet (in this execution of the run)? Until it has, an unreachable
     # target is an infra error; after, it is the investigation's failure (investigation.py).
     contact = RunContact()
@@ -208,6 +216,9 @@ async def execute(
                     break
                 await asyncio.sleep(0.5)
                 res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact)
+        if private:  # its truth lives in the label files only, not in the results database
+            res.explanation = disclosure.withheld(disclosure.SCORES)
+            res.score_details = disclosure.scrub_details(res.score_details)
         async with lock:
             store.record_investigation(run_id, res)
             done += 1
@@ -217,7 +228,7 @@ async def execute(
                 if asyncio.iscoroutine(maybe):
                     await maybe
 
-    async with observability.get().run(run_id, manifest, meta) as obs_run:
+    async with observability.get().run(run_id, manifest | {"disclosure": obs_policy}, meta) as obs_run:
         try:
             await asyncio.gather(*(one(lb, a) for lb, a in work))
         except BaseException as e:
@@ -294,7 +305,8 @@ def changes_vs_previous(store: Store, run_id: str, rows: list[dict[str, Any]]) -
 
 
 def build_result(store: Store, run_id: str, label_meta: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The canonical result shape, from what is stored."""
+    """The canonical result shape, from what is stored: everything, explanations included. Every
+    caller that hands it out applies :func:`disclosure.disclose_result` first."""
     run = store.get_run(run_id)
     if run is None:
         raise KeyError(run_id)
@@ -317,7 +329,7 @@ def build_result(store: Store, run_id: str, label_meta: dict[str, dict[str, Any]
         "run_id": run_id,
         "status": run["status"],
         "target": {"name": target.get("name", ""), "version": target.get("version", ""), "url": target.get("url", "")},
-        "labelset": {"name": run["labelset"], "hash": run["labelset_hash"]},
+        "labelset": {"name": run["labelset"], "hash": run["labelset_hash"], "private": disclosure.run_private(run)},
         "proctor": {"version": run["proctor_version"], "git_rev": run["git_rev"]},
         "summary": summarize(rows, label_meta) | changes_vs_previous(store, run_id, rows),
         "investigations": inv,

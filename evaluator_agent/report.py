@@ -146,6 +146,8 @@ def _breakdown_rows(stats: dict[str, Any], dim: str) -> list[tuple[str, float, t
 
 
 def _gt_cell(gt: dict[str, Any]) -> str:
+    if not gt or gt.get("withheld"):
+        return "<span class=muted>withheld</span>"
     if gt.get("no_fault"):
         return "<b>no fault</b>"
     causes = ", ".join(esc(rc["entity"]) for rc in gt.get("root_causes", []))
@@ -211,7 +213,7 @@ def render_html(result: dict[str, Any], stats: dict[str, Any], details: list[dic
         lab = labels.get(d["label_id"], {})
         verdict = '<span class="pass">PASS</span>' if d["passed"] else '<span class="fail">fail</span>'
         rows_html.append(
-            f"<tr><td><code>{esc(d['label_id'])}</code><br><span class=muted>{esc(lab.get('segment'))} · {esc(lab.get('tier'))} · try {d['attempt']}</span></td>"
+            f"<tr><td><code>{esc(d['label_id'])}</code><br><span class=muted>{esc(lab.get('segment') or '–')} · {esc(lab.get('tier'))} · try {d['attempt']}</span></td>"
             f"<td>{verdict} {d['score']:.2f}<br><span class=muted>{esc(d['end_reason'])}</span></td>"
             f"<td class=gt>{_gt_cell(lab.get('ground_truth', {}))}</td><td class=dx>{_dx_cell(d.get('diagnosis'))}</td>"
             f"<td>{esc(d.get('explanation', ''))[:600]}{_trajectory(d.get('calls', []))}</td></tr>"

@@ -23,6 +23,10 @@ Hardening for a public endpoint (see guard.py for the HTTP side):
   $PROCTOR_MAX_INVESTIGATIONS, default 64) investigations are in flight; the rest wait their turn,
   and a freed slot goes to the evaluation holding the fewest (:mod:`.fairshare`), so one client
   asking for high concurrency cannot make another's small evaluation wait behind its queue.
+- Disclosure (``disclosure=`` / $PROCTOR_DISCLOSURE, default ``scores``; see disclosure.py): what
+  the result artifact, ``get_run`` and ``compare`` reveal. Under ``scores`` nothing derived from
+  the ground truth (explanations, truth-taxonomy breakdowns) leaves the server; a private label
+  set is ``scores`` whatever the setting.
 - Graceful shutdown (:func:`run_server`): on SIGTERM/SIGINT new evaluations are refused
   ("shutting down"), investigations in flight get ``drain_s`` seconds to finish and be recorded,
   what still runs is cancelled; each interrupted run is marked so in the store and its task fails
@@ -45,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import __version__, observability
+from . import __version__, disclosure, observability
 from .envvars import env_int as _env_int
 from .fairshare import FairLimiter
 from .guard import DEFAULT_MAX_BODY_BYTES, Guard, parse_api_keys
@@ -157,7 +161,8 @@ def labelsets_info() -> list[dict[str, Any]]:
     for name in available_labelsets():
         try:
             ls = load_labelset(name)
-            out.append({"name": name, "labels": len(ls.labels), "hash": ls.content_hash, "description": ls.info.description})
+            out.append({"name": name, "labels": len(ls.labels), "hash": ls.content_hash, "description": ls.info.description,
+                        "private": ls.info.private})
         except LabelError as e:
             out.append({"name": name, "error": str(e)})
     return out
@@ -219,7 +224,7 @@ class ProctorExecutor:
         if run is None:
             await fail(f"no run {run_id!r} in this proctor's store")
             return
-        result = build_result(self.store, run["run_id"])
+        result = disclosure.disclose_result(build_result(self.store, run["run_id"]), self.state["disclosure"])
         await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result")
         await up.complete()
 
@@ -242,6 +247,8 @@ class ProctorExecutor:
         except AnalysisError as e:
             await fail(str(e))
             return
+        private = any(disclosure.run_private(self.store.find_run(cmp[side]["run_id"])) for side in ("base", "new"))
+        cmp = disclosure.disclose_compare(cmp, disclosure.effective(self.state["disclosure"], private))
         await up.add_artifact([new_text_part(render_compare_markdown(cmp)), new_data_part(cmp)], name="comparison")
         await up.complete()
 
@@ -316,7 +323,7 @@ class ProctorExecutor:
         # execute runs as its own task so a shutdown can cancel it without cancelling this one:
         # this task still reports the interruption to the client.
         inner = asyncio.create_task(execute(prep, self.store, run_id=run_id, worlds=self.state["worlds"],
-                                            on_progress=progress, stop=self.state["stop"],
+                                            on_progress=progress, stop=self.state["stop"], disclosure_policy=self.state["disclosure"],
                                             limiter=self.state["investigations"]))
         self.state["running"].add(inner)
         try:
@@ -338,7 +345,7 @@ class ProctorExecutor:
             log.error("evaluation %s failed", run_id, exc_info=err)
             await fail(f"evaluation failed: {type(err).__name__}: {err}", {"run_id": run_id})
             return
-        result = inner.result()
+        result = disclosure.disclose_result(inner.result(), self.state["disclosure"])
         await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result")
         await up.complete()
 
@@ -359,13 +366,15 @@ def create_app(
     max_evaluations: int | None = None,
     max_investigations: int | None = None,
     checkpoint: str | None = None,
+    disclosure_policy: str | None = None,
 ) -> Starlette:
     """The ASGI app. ``public_url`` is what the card advertises (default $PROCTOR_PUBLIC_URL or loopback).
 
     ``api_keys`` (default $PROCTOR_API_KEYS, comma-separated; empty = open), ``max_body_bytes``
     (default $PROCTOR_MAX_BODY_BYTES or 1 MiB) and ``max_evaluations`` (default
     $PROCTOR_MAX_EVALUATIONS or 4): see the module docstring. ``checkpoint``: a durable copy of
-    the database (see :class:`Store`), restored on a fresh instance."""
+    the database (see :class:`Store`), restored on a fresh instance. ``disclosure_policy``
+    (default $PROCTOR_DISCLOSURE, else ``scores``): what results reveal (disclosure.py)."""
     from a2a.server.agent_execution import AgentExecutor
     from a2a.server.request_handlers import DefaultRequestHandler
     from a2a.server.routes import (
@@ -385,6 +394,7 @@ def create_app(
         max_evaluations = _env_int("PROCTOR_MAX_EVALUATIONS", DEFAULT_MAX_EVALUATIONS)
     if max_investigations is None:
         max_investigations = _env_int("PROCTOR_MAX_INVESTIGATIONS", DEFAULT_MAX_INVESTIGATIONS)
+    policy = disclosure.resolve(disclosure_policy, default=disclosure.SERVER_DEFAULT)  # ValueError when unknown
     if max_body_bytes < 1 or max_evaluations < 1 or max_investigations < 1:
         raise ValueError("max_body_bytes, max_evaluations and max_investigations must be >= 1")
 
@@ -395,7 +405,7 @@ def create_app(
     idle.set()
     state: dict[str, Any] = {
         "http": make_http_client(), "worlds": WorldCache(), "stop": asyncio.Event(),
-        "max_evaluations": max_evaluations, "investigations": FairLimiter(max_investigations), "active": 0, "idle": idle, "running": set(),
+        "disclosure": policy, "max_evaluations": max_evaluations, "investigations": FairLimiter(max_investigations), "active": 0, "idle": idle, "running": set(),
     }
 
     executor_cls = type("_ProctorExecutor", (ProctorExecutor, AgentExecutor), {})
