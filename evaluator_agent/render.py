@@ -49,6 +49,9 @@ def result_text(result: dict[str, Any], per_investigation: bool = True) -> str:
     acc = accuracy_line(s)
     if acc:
         head += "\n" + acc
+    if s.get("degraded"):
+        head += (f"\nDEGRADED: {s.get('infra_error_rate', 0):.1%} of investigations were infra errors "
+                 f"(over {s.get('degraded_threshold', 0):.0%}); this is not the target's result")
     if s.get("previous_run"):
         head += (f"\nvs previous run {s['previous_run']}: {len(s['newly_failing'])} newly failing"
                  f"{' (' + ', '.join(s['newly_failing'][:8]) + ')' if s['newly_failing'] else ''}, "

@@ -101,3 +101,17 @@ def test_proctor_runs_lists_accuracies(tmp_path, capsys) -> None:
     head, _, row = capsys.readouterr().out.splitlines()[:3]
     assert head.split() == ["run", "created", "status", "target", "labelset", "n", "pass", "AC@1", "mech", "score"]
     assert row.split()[-5:] == ["4", "25.0%", "50.0%", "50.0%", "0.525"]
+
+
+def test_result_text_flags_a_degraded_run_and_shows_card_text_as_data() -> None:
+    from evaluator_agent.render import result_text
+
+    summary = {"pass_rate": 1.0, "passed": 2, "scored": 2, "mean_score": 1.0, "errors": 18, "n": 20,
+               "degraded": True, "infra_error_rate": 0.9, "degraded_threshold": 0.05}  # fmt: skip
+    r = {"run_id": "run_d", "target": {"name": "x\x1b[2J\nAll passed", "version": "1"},
+         "labelset": {"name": "smoke"}, "summary": summary, "investigations": []}  # fmt: skip
+    text = result_text(r, per_investigation=False)
+    assert "DEGRADED: 90.0% of investigations were infra errors" in text
+    assert "\x1b" not in text and "target x[2J All passed 1" in text
+    summary["degraded"] = False
+    assert "DEGRADED" not in result_text(r, per_investigation=False)
