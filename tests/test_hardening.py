@@ -334,12 +334,17 @@ async def test_evaluation_cap_answers_busy_and_frees_its_slot(tmp_path) -> None:
 async def test_investigations_in_flight_are_capped_across_evaluations(tmp_path) -> None:
     """One request may ask for concurrency 128; the process-wide cap holds all evaluations together."""
     live, peak = 0, 0
+    full = asyncio.Event()  # the first investigations wait for each other, so the peak is reached
 
     async def counted(turn: int, msg: dict[str, Any]) -> dict[str, Any]:
         nonlocal live, peak
         live += 1
         peak = max(peak, live)
-        await asyncio.sleep(0.05)
+        if live >= 3:
+            full.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(full.wait(), 5)
+        await asyncio.sleep(0.01)
         live -= 1
         return {"diagnosis": {"no_fault": True}}
 
