@@ -42,6 +42,7 @@ Requests without a body (GET, HEAD, DELETE with no Content-Length) pass straight
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import math
@@ -51,6 +52,7 @@ from itertools import accumulate
 from typing import Any
 
 import anyio
+from starlette.authentication import AuthCredentials, SimpleUser
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -143,6 +145,12 @@ def check_json(body: bytes, max_depth: int = MAX_JSON_DEPTH, max_number_chars: i
                         {"max_depth": max_depth}) from None
     except ValueError as e:  # anything else json may raise on odd input: a parse error, never a 500
         raise BodyError("parse", f"Parse error: {e}"[:300]) from None
+
+
+def principal_of(key: bytes | str) -> str:
+    """A stable, non-secret name for the holder of an API key."""
+    raw = key.encode() if isinstance(key, str) else key
+    return "key-" + hashlib.sha256(b"incident-proctor principal|" + raw).hexdigest()[:16]
 
 
 def parse_api_keys(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -298,10 +306,17 @@ class Guard:
         token = token.strip()
         if scheme.lower() != b"bearer" or not token:
             return "malformed"
-        ok = False
+        matched = None
         for key in self.keys:  # every key compared, in constant time each
-            ok |= hmac.compare_digest(token, key)
-        return None if ok else "invalid"
+            if hmac.compare_digest(token, key) and matched is None:
+                matched = key
+        if matched is None:
+            return "invalid"
+        # The caller's principal: tasks and runs belong to it (a2a-sdk files tasks by
+        # scope["user"].display_name). Derived from the key, never the key itself.
+        scope["user"] = SimpleUser(principal_of(matched))
+        scope["auth"] = AuthCredentials(["authenticated"])
+        return None
 
     async def _unauthorized(self, send: Send, rpc: bool, problem: str, *, unread_body: bool) -> None:
         text = {

@@ -159,6 +159,7 @@ async def execute(
     stop: asyncio.Event | None = None,
     disclosure_policy: str = disclosure.FULL,
     limiter: FairLimiter | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Run every investigation of a prepared request (or of one ``shard`` I/N of it); returns the result dict.
 
@@ -169,7 +170,8 @@ async def execute(
     private label set nothing truth-derived is stored: the explanation is withheld and score details
     are cut down to numbers (:func:`disclosure.scrub_details`).
     ``limiter`` bounds investigations in flight across all evaluations of a process (the server's),
-    each evaluation getting a fair share of its slots."""
+    each evaluation getting a fair share of its slots. ``owner`` is the caller's principal: a run
+    id belongs to it (:class:`~evaluator_agent.store.RunConflict` for anyone else)."""
     req = prep.request
     run_id = run_id or req.run_id or new_run_id()
     worlds = worlds or WorldCache()
@@ -186,6 +188,7 @@ async def execute(
         "git_rev": git_revision(),
         "options": req.model_dump(mode="json", exclude={"target", "run_id"}),
         "label_ids": [lb.id for lb in prep.labels],
+        "owner": owner,  # the API key principal that asked (None: CLI, jobs); see store.create_run
     }
     if shard is not None:
         manifest["shard"] = {"index": shard[0], "count": shard[1]}

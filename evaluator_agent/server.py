@@ -136,6 +136,14 @@ def build_card(public_url: str, *, bearer: bool = False) -> Any:
     )
 
 
+def _principal(context: Any) -> str | None:
+    """The API key's principal the guard authenticated, or None without keys."""
+    user = getattr(getattr(context, "call_context", None), "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return str(user.user_name) or None
+
+
 def _request_object(message: Any) -> dict[str, Any] | None:
     from google.protobuf.json_format import MessageToDict
 
@@ -191,6 +199,7 @@ class ProctorExecutor:
         async def fail(text: str, extra: dict[str, Any] | None = None) -> None:
             await up.failed(up.new_agent_message([new_text_part(text), new_data_part({"error": text, **(extra or {})})]))
 
+        owner = _principal(context)
         obj = _request_object(context.message)
         if obj is None:
             await fail("no request found: send a JSON object (DataPart, or JSON in a TextPart) such as "
@@ -203,24 +212,33 @@ class ProctorExecutor:
             await up.complete()
             return
         if action == "get_run":
-            await self._get_run(obj, up, fail)
+            await self._get_run(obj, up, fail, owner)
             return
         if action == "compare":
-            await self._compare(obj, up, fail)
+            await self._compare(obj, up, fail, owner)
             return
         if action != "evaluate":
             await fail(f"unknown action {action!r}; expected evaluate, list_labelsets, get_run or compare")
             return
-        await self._evaluate(obj, up, fail)
+        await self._evaluate(obj, up, fail, owner)
 
-    async def _get_run(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
+    def _find_run(self, run_id: Any, owner: str | None) -> dict[str, Any] | None:
+        """A stored run the caller may see: its own, or one no API key created (CLI runs, jobs).
+        Another key's run is "not found", exactly as a run that does not exist."""
+        run = self.store.find_run(run_id) if isinstance(run_id, str) and run_id else None
+        if run is None:
+            return None
+        run_owner = (run.get("manifest") or {}).get("owner")
+        return run if run_owner is None or run_owner == owner else None
+
+    async def _get_run(self, obj: dict[str, Any], up: Any, fail: Any, owner: str | None) -> None:
         from a2a.helpers import new_data_part, new_text_part
 
         from .orchestrator import build_result
         from .render import result_text
 
         run_id = obj.get("run_id")
-        run = self.store.find_run(run_id) if isinstance(run_id, str) and run_id else None
+        run = self._find_run(run_id, owner)
         if run is None:
             await fail(f"no run {run_id!r} in this proctor's store")
             return
@@ -228,7 +246,7 @@ class ProctorExecutor:
         await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result")
         await up.complete()
 
-    async def _compare(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
+    async def _compare(self, obj: dict[str, Any], up: Any, fail: Any, owner: str | None) -> None:
         from a2a.helpers import new_data_part, new_text_part
 
         from .analysis import AnalysisError, compare_stored
@@ -238,6 +256,10 @@ class ProctorExecutor:
         if not (isinstance(base, str) and isinstance(new, str)):
             await fail('compare needs "base" and "new" run ids')
             return
+        for run_id in (base, new):
+            if self._find_run(run_id, owner) is None:
+                await fail(f"no run {run_id!r} in this proctor's store")
+                return
         margin = obj.get("margin", 0.05)
         if not isinstance(margin, int | float) or not 0 <= margin < 1:
             await fail("margin must be a number in [0, 1)")
@@ -252,7 +274,7 @@ class ProctorExecutor:
         await up.add_artifact([new_text_part(render_compare_markdown(cmp)), new_data_part(cmp)], name="comparison")
         await up.complete()
 
-    async def _evaluate(self, obj: dict[str, Any], up: Any, fail: Any) -> None:
+    async def _evaluate(self, obj: dict[str, Any], up: Any, fail: Any, owner: str | None = None) -> None:
         """Admission control around one evaluation: refused while shutting down or at the cap; the
         in-flight count is released on every path (errors and cancellation included)."""
         from .orchestrator import select_labels
@@ -275,13 +297,13 @@ class ProctorExecutor:
         st["active"] += 1
         st["idle"].clear()
         try:
-            await self._run_evaluation(req, up, fail)
+            await self._run_evaluation(req, up, fail, owner)
         finally:
             st["active"] -= 1
             if st["active"] <= 0:
                 st["idle"].set()
 
-    async def _run_evaluation(self, req: Any, up: Any, fail: Any) -> None:
+    async def _run_evaluation(self, req: Any, up: Any, fail: Any, owner: str | None = None) -> None:
         from a2a.helpers import new_data_part, new_text_part
         from a2a.types import TaskState
 
@@ -324,7 +346,7 @@ class ProctorExecutor:
         # this task still reports the interruption to the client.
         inner = asyncio.create_task(execute(prep, self.store, run_id=run_id, worlds=self.state["worlds"],
                                             on_progress=progress, stop=self.state["stop"], disclosure_policy=self.state["disclosure"],
-                                            limiter=self.state["investigations"]))
+                                            limiter=self.state["investigations"], owner=owner))
         self.state["running"].add(inner)
         try:
             await asyncio.wait([inner])
@@ -340,6 +362,9 @@ class ProctorExecutor:
         err = inner.exception()
         if isinstance(err, RunInterrupted):
             await fail(*interrupted(err.done, err.total))
+            return
+        if isinstance(err, RequestError):  # e.g. a run id taken by another request or caller
+            await fail(str(err), {"run_id": run_id})
             return
         if err is not None:  # report, keep the server up; stored results stay
             log.error("evaluation %s failed", run_id, exc_info=err)
@@ -382,10 +407,10 @@ def create_app(
         create_jsonrpc_routes,
         create_rest_routes,
     )
-    from a2a.server.tasks import InMemoryTaskStore
 
     from .investigation import WorldCache
     from .target import make_http_client
+    from .taskstore import DEFAULT_MAX_FINISHED, BoundedTaskStore
 
     keys = parse_api_keys(os.environ.get("PROCTOR_API_KEYS") if api_keys is None else api_keys)
     if max_body_bytes is None:
@@ -410,7 +435,9 @@ def create_app(
 
     executor_cls = type("_ProctorExecutor", (ProctorExecutor, AgentExecutor), {})
     executor = executor_cls(store, state)
-    handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card)
+    # finished tasks beyond the most recent ones are evicted (their results stay in SQLite)
+    tasks = BoundedTaskStore(_env_int("PROCTOR_MAX_FINISHED_TASKS", DEFAULT_MAX_FINISHED))
+    handler = DefaultRequestHandler(agent_executor=executor, task_store=tasks, agent_card=card)
 
     async def health(_: Request) -> JSONResponse:
         draining = state["stop"].is_set()
