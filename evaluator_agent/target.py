@@ -16,10 +16,8 @@ fault (garbage, silence) from the network's or our own.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import os
-import socket
 import time
 import uuid
 import zlib
@@ -28,6 +26,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from .egress import pin
 
 AGENT_CARD_PATH = "/.well-known/agent-card.json"
 DEFAULT_MAX_REPLY_BYTES = 1_000_000
@@ -145,29 +145,22 @@ class TargetBlocked(TargetError):
     kind = "blocked"
 
 
-def _ip_verdict(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool) -> str | None:
-    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        # Cloud metadata servers live here (169.254.169.254); no agent under test does.
-        return f"{ip} is a link-local/reserved address"
-    if not allow_private and (ip.is_private or ip.is_loopback):
-        return f"{ip} is a private or loopback address (private targets are not allowed on this proctor)"
-    return None
+async def resolve_destination(host: str, port: int, allow_private: bool) -> Any:
+    """The checked address to connect to for ``host`` (:mod:`evaluator_agent.egress`).
+    Raises TargetBlocked, or TargetUnavailable when the name does not resolve."""
+    from .egress import EgressRefused, ResolveFailed, resolve_checked
+
+    try:
+        return await resolve_checked(host, port, allow_private)
+    except EgressRefused as e:
+        raise TargetBlocked(str(e)) from None
+    except ResolveFailed as e:
+        raise TargetUnavailable(str(e)) from e
 
 
 async def check_destination(host: str, port: int, allow_private: bool) -> None:
     """Refuse hosts that resolve to addresses a target may not have. Raises TargetBlocked."""
-    try:
-        ips = [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as e:
-            raise TargetUnavailable(f"cannot resolve {host}: {e}") from e
-        ips = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    for ip in ips:
-        why = _ip_verdict(ip, allow_private)
-        if why:
-            raise TargetBlocked(f"refusing to contact {host}: {why}")
+    await resolve_destination(host, port, allow_private)
 
 
 def private_targets_allowed() -> bool:
@@ -177,22 +170,29 @@ def private_targets_allowed() -> bool:
 
 class CappedTransport(httpx.AsyncBaseTransport):
     """An httpx transport whose responses may not exceed ``cap`` bytes, and which refuses
-    destinations a target may not have (link-local always, private unless allowed)."""
+    destinations a target may not have (link-local always, private unless allowed). A host is
+    resolved and checked once per 30 s and the connection goes to the checked address (Host
+    and SNI kept), so a name cannot answer one address to the check and another to the
+    connection (DNS rebinding)."""
 
     def __init__(self, cap: int, inner: httpx.AsyncBaseTransport | None = None, allow_private: bool | None = None):
         self._cap = cap
         self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
         self._allow_private = private_targets_allowed() if allow_private is None else allow_private
-        self._checked: dict[tuple[str, int], float] = {}
+        self._checked: dict[tuple[str, int], tuple[float, Any]] = {}  # (host, port) -> (when, address)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         key = (request.url.host, request.url.port or (443 if request.url.scheme == "https" else 80))
-        # Re-check a host at most every 30 s: resolution is cheap but not free on the hot path.
+        # Resolve and check a host at most every 30 s (cheap, but not free on the hot path); the
+        # request always goes to the address that was checked.
         now = time.monotonic()
-        if now - self._checked.get(key, -1e9) > 30:
-            await check_destination(key[0], key[1], self._allow_private)
-            self._checked[key] = now
-        response = await self._inner.handle_async_request(request)
+        when, address = self._checked.get(key, (-1e9, None))
+        if now - when > 30:
+            address = await resolve_destination(key[0], key[1], self._allow_private)
+            if len(self._checked) > 1024:
+                self._checked.clear()
+            self._checked[key] = (now, address)
+        response = await self._inner.handle_async_request(pin(request, address))
         length = response.headers.get("content-length")
         if length and length.isdigit() and int(length) > self._cap:
             await response.aclose()

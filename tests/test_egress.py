@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import httpx
 import pytest
@@ -52,3 +53,41 @@ def test_pin_keeps_the_name_for_host_and_sni() -> None:
     assert req.extensions["sni_hostname"] == "agent.example.com"
     lit = httpx.Request("GET", "http://127.0.0.1:9/x")
     assert pin(lit, ipaddress.ip_address("127.0.0.1")).url.host == "127.0.0.1"
+
+
+@pytest.mark.anyio
+async def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: the name answers a loopback address to the check, then the metadata
+    address; the request still goes to the checked one, with its Host header, and a fresh
+    resolution that changes is checked again (and refused)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    import evaluator_agent.egress as egress
+    from evaluator_agent.target import TargetBlocked, make_http_client
+    from tests.conftest import serve_app
+
+    answers = [[ipaddress.ip_address("127.0.0.1")], [ipaddress.ip_address("169.254.169.254")]]
+    asked: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[Any]:
+        asked.append(host)
+        return answers[min(len(asked), len(answers)) - 1]
+
+    monkeypatch.setattr(egress, "_resolve", rebinding)
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({"host": request.headers.get("host")})
+
+    async with serve_app(lambda base: Starlette(routes=[Route("/x", echo)])) as base:
+        port = httpx.URL(base).port
+        async with make_http_client(allow_private=True) as http:
+            for _ in range(2):
+                r = await http.get(f"http://rebind.test:{port}/x")
+                assert r.json() == {"host": f"rebind.test:{port}"}
+            assert asked == ["rebind.test"]  # resolved once; both requests went to 127.0.0.1
+            http._transport._checked.clear()  # the cached resolution expires
+            with pytest.raises(TargetBlocked, match="169.254.169.254"):
+                await http.get(f"http://rebind.test:{port}/x")
