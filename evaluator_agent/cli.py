@@ -16,6 +16,7 @@ from typing import Any
 
 from .envvars import env_float as _env_float
 from .merge import checkpoint_path
+from .untrusted import clean
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REGRESSION, EXIT_DEGRADED = 0, 1, 2, 3, 4
 
@@ -420,7 +421,7 @@ def cmd_runs(a: argparse.Namespace) -> int:
         s = r["summary"] or {}
         rows.append([
             r["run_id"], time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])), r["status"],
-            f"{r['target_name']} {r['target_version']}".strip(), r["labelset"], s.get("n", ""),
+            clean(f"{r['target_name']} {r['target_version']}", 60), r["labelset"], s.get("n", ""),
             f"{s['pass_rate']:.1%}" if "pass_rate" in s else "",
             *(f"{s[k]:.1%}" if k in s else "" for k in ("ac_at_1", "mechanism_accuracy")), s.get("mean_score", ""),
         ])
@@ -463,7 +464,7 @@ def cmd_history(a: argparse.Namespace) -> int:
         return EXIT_OK
     print(table(["run", "created", "target", "try", "result", "score", "end", "turns"],
                 [[r["run_id"], time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
-                  f"{r['target_name']} {r['target_version']}".strip(), r["attempt"], "PASS" if r["passed"] else "fail",
+                  clean(f"{r['target_name']} {r['target_version']}", 60), r["attempt"], "PASS" if r["passed"] else "fail",
                   f"{r['score']:.2f}", r["end_reason"], r["turns"]] for r in rows]))
     return EXIT_OK
 

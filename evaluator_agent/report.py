@@ -14,6 +14,8 @@ import json
 import zlib
 from typing import Any
 
+from .untrusted import clean, md_code
+
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#1d2330;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e3e6ec;padding-bottom:4px}
@@ -161,9 +163,9 @@ def _dx_cell(dx: dict[str, Any] | None) -> str:
     if dx.get("no_fault"):
         return "<b>no fault</b>"
     cands = dx.get("root_causes") or []
-    top = ", ".join(f"{esc(c.get('entity'))}" + (f" ({c['confidence']:.2f})" if isinstance(c.get("confidence"), int | float) else "") for c in cands[:3])
-    mech = esc(cands[0].get("mechanism")) if cands else ""
-    chain = " → ".join(esc(e.get("source")) for e in dx.get("causal_chain", [])[:1]) + "".join(f" → {esc(e.get('target'))}" for e in dx.get("causal_chain", []))
+    top = ", ".join(f"{esc(clean(c.get('entity')))}" + (f" ({c['confidence']:.2f})" if isinstance(c.get("confidence"), int | float) else "") for c in cands[:3])
+    mech = esc(clean(cands[0].get("mechanism"))) if cands else ""
+    chain = " → ".join(esc(clean(e.get("source"))) for e in dx.get("causal_chain", [])[:1]) + "".join(f" → {esc(clean(e.get('target')))}" for e in dx.get("causal_chain", [])[:12])
     return f"<b>{top}</b> · {mech}<br><span class=muted>{chain}</span>"
 
 
@@ -222,7 +224,7 @@ def render_html(result: dict[str, Any], stats: dict[str, Any], details: list[dic
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'>"
         f"<title>proctor report {esc(result['run_id'])}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{esc(t['name'])} {esc(t['version'])} on {esc(result['labelset']['name'])}</h1>"
+        f"<h1>{esc(clean(t['name']))} {esc(clean(t['version'], 40))} on {esc(result['labelset']['name'])}</h1>"
         f"<div class=muted>run <code>{esc(result['run_id'])}</code> · label set hash <code>{esc(result['labelset']['hash'][:12])}</code>"
         f" · proctor {esc(result.get('proctor', {}).get('version', ''))} ({esc(result.get('proctor', {}).get('git_rev', ''))})</div>"
         "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{esc(k)}</span><b>{v}</b></div>" for k, v in kpis) + "</div>"
@@ -243,7 +245,7 @@ def render_markdown(result: dict[str, Any], stats: dict[str, Any]) -> str:
     t, s = result["target"], result["summary"]
     ci = stats.get("ci95")
     lines = [
-        f"### proctor: {t['name']} {t['version']} on `{result['labelset']['name']}`",
+        f"### proctor: {md_code(t['name'])} {md_code(t['version'], 40)} on `{result['labelset']['name']}`",
         "",
         f"**pass@1 {_pct(stats.get('pass_rate', s.get('pass_rate')))}**"
         + (f" (95% CI {ci[0]:.0%}–{ci[1]:.0%})" if ci else "")
@@ -278,7 +280,7 @@ def render_compare_markdown(cmp: dict[str, Any]) -> str:
     ci = cmp.get("ci95") or [0, 0]
     base, new = cmp["base"], cmp["new"]
     lines = [
-        f"### {icon} {cmp['verdict']}: {new['target']} {new['version']} vs {base['target']} {base['version']}",
+        f"### {icon} {cmp['verdict']}: {md_code(new['target'])} {md_code(new['version'], 40)} vs {md_code(base['target'])} {md_code(base['version'], 40)}",
         "",
         f"Δ pass rate **{cmp['delta']:+.1%}** (95% CI {ci[0]:+.1%} to {ci[1]:+.1%}), exact McNemar p = {cmp.get('mcnemar_p', 1):.3g}, "
         f"{cmp.get('n_shared', 0)} shared labels",
