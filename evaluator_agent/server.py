@@ -136,12 +136,63 @@ def build_card(public_url: str, *, bearer: bool = False) -> Any:
     )
 
 
+_V03_SCHEME_TYPES = {
+    "httpAuthSecurityScheme": "http", "apiKeySecurityScheme": "apiKey", "oauth2SecurityScheme": "oauth2",
+    "openIdConnectSecurityScheme": "openIdConnect", "mtlsSecurityScheme": "mutualTLS",
+}  # fmt: skip
+
+
+def card_json(card: Any) -> dict[str, Any]:
+    """The agent card as served: the A2A 1.x card, plus the fields an A2A 0.3 client reads
+    (top-level ``url``, ``protocolVersion``, ``preferredTransport``, ``additionalInterfaces``,
+    ``security``, and each security scheme's 0.3 fields beside its 1.x wrapper). 1.x clients
+    ignore the additions, so one card serves both."""
+    from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+
+    d = agent_card_to_dict(card)
+    ifaces = d.get("supportedInterfaces") or []
+    main = next((i for i in ifaces if i.get("protocolBinding") == "JSONRPC"), ifaces[0] if ifaces else None)
+    if main is not None:
+        d["url"] = main["url"]
+        d["preferredTransport"] = main.get("protocolBinding", "JSONRPC")
+        d["protocolVersion"] = "0.3.0"
+        d["additionalInterfaces"] = [{"url": i["url"], "transport": i.get("protocolBinding")} for i in ifaces]
+    schemes = d.get("securitySchemes") or {}
+    for name, scheme in list(schemes.items()):
+        kind, body = next(iter(scheme.items()), (None, None))
+        if kind in _V03_SCHEME_TYPES and isinstance(body, dict):
+            # both shapes side by side: 1.x clients read the wrapper, 0.3 clients the flat fields
+            schemes[name] = {**scheme, "type": _V03_SCHEME_TYPES[kind], **body}
+    reqs = d.get("securityRequirements") or []
+    if reqs:
+        d["security"] = [{n: list((v or {}).get("list", [])) for n, v in (r.get("schemes") or {}).items()} for r in reqs]
+    return d
+
+
 def _principal(context: Any) -> str | None:
     """The API key's principal the guard authenticated, or None without keys."""
     user = getattr(getattr(context, "call_context", None), "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     return str(user.user_name) or None
+
+
+USAGE = (
+    "I am incident-proctor: I evaluate incident-investigation agents by replaying production "
+    "incidents to them over A2A and scoring their diagnoses. Send me a JSON object (a DataPart, "
+    'or JSON in a text part): {"target": "<agent card URL>", "labelset": "smoke"} evaluates an '
+    'agent; {"action": "list_labelsets"} lists the label sets; {"action": "get_run", "run_id": '
+    '"run_..."} returns a stored run; {"action": "compare", "base": "run_...", "new": "run_..."} '
+    "compares two runs. My agent card lists these skills with examples."
+)
+
+
+def _says_hello(message: Any) -> bool:
+    """Plain text with no attempt at JSON in it (no brace): a greeting or a question."""
+    if message is None:
+        return False
+    texts = [p.text for p in message.parts if p.HasField("text")]
+    return bool(texts) and not any(p.HasField("data") for p in message.parts) and not any("{" in t for t in texts)
 
 
 def _request_object(message: Any) -> dict[str, Any] | None:
@@ -202,13 +253,17 @@ class ProctorExecutor:
         owner = _principal(context)
         obj = _request_object(context.message)
         if obj is None:
+            if _says_hello(context.message):  # a person or a chat agent saying hello: tell it how
+                await up.add_artifact([new_text_part(USAGE)], name="usage", last_chunk=True)
+                await up.complete()
+                return
             await fail("no request found: send a JSON object (DataPart, or JSON in a TextPart) such as "
                        '{"target": "<agent card URL>", "labelset": "smoke"}')
             return
         action = obj.pop("action", "evaluate")
         if action == "list_labelsets":
             info = labelsets_info()
-            await up.add_artifact([new_text_part(", ".join(i["name"] for i in info)), new_data_part({"labelsets": info})], name="labelsets")
+            await up.add_artifact([new_text_part(", ".join(i["name"] for i in info)), new_data_part({"labelsets": info})], name="labelsets", last_chunk=True)
             await up.complete()
             return
         if action == "get_run":
@@ -243,7 +298,7 @@ class ProctorExecutor:
             await fail(f"no run {run_id!r} in this proctor's store")
             return
         result = disclosure.disclose_result(build_result(self.store, run["run_id"]), self.state["disclosure"])
-        await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result")
+        await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result", last_chunk=True)
         await up.complete()
 
     async def _compare(self, obj: dict[str, Any], up: Any, fail: Any, owner: str | None) -> None:
@@ -271,7 +326,7 @@ class ProctorExecutor:
             return
         private = any(disclosure.run_private(self.store.find_run(cmp[side]["run_id"])) for side in ("base", "new"))
         cmp = disclosure.disclose_compare(cmp, disclosure.effective(self.state["disclosure"], private))
-        await up.add_artifact([new_text_part(render_compare_markdown(cmp)), new_data_part(cmp)], name="comparison")
+        await up.add_artifact([new_text_part(render_compare_markdown(cmp)), new_data_part(cmp)], name="comparison", last_chunk=True)
         await up.complete()
 
     async def _evaluate(self, obj: dict[str, Any], up: Any, fail: Any, owner: str | None = None) -> None:
@@ -371,7 +426,7 @@ class ProctorExecutor:
             await fail(f"evaluation failed: {type(err).__name__}: {err}", {"run_id": run_id})
             return
         result = disclosure.disclose_result(inner.result(), self.state["disclosure"])
-        await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result")
+        await up.add_artifact([new_text_part(result_text(result)), new_data_part(result)], name="result", last_chunk=True)
         await up.complete()
 
     async def cancel(self, context: Any, event_queue: Any) -> None:
@@ -403,13 +458,12 @@ def create_app(
     from a2a.server.agent_execution import AgentExecutor
     from a2a.server.request_handlers import DefaultRequestHandler
     from a2a.server.routes import (
-        create_agent_card_routes,
         create_jsonrpc_routes,
         create_rest_routes,
     )
 
     from .investigation import WorldCache
-    from .target import make_http_client
+    from .target import AGENT_CARD_PATH, make_http_client
     from .taskstore import DEFAULT_MAX_FINISHED, BoundedTaskStore
 
     keys = parse_api_keys(os.environ.get("PROCTOR_API_KEYS") if api_keys is None else api_keys)
@@ -451,12 +505,17 @@ def create_app(
         await state["http"].aclose()
         store.close()
 
-    card_routes = create_agent_card_routes(card)
+    served_card = card_json(card)
+
+    async def agent_card(_: Request) -> JSONResponse:
+        return JSONResponse(served_card)
+
+    card_routes = [Route(AGENT_CARD_PATH, agent_card, methods=["GET"])]
     routes = [
         Route("/health", health, methods=["GET"]),
         *card_routes,
         *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
-        *create_rest_routes(handler, path_prefix=REST_PREFIX),
+        *create_rest_routes(handler, path_prefix=REST_PREFIX, enable_v0_3_compat=True),
     ]
     guard = Middleware(
         Guard, api_keys=keys, max_body_bytes=max_body_bytes, jsonrpc_paths={"/"},
