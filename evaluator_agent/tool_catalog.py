@@ -133,7 +133,7 @@ TOOL_SPECS: list[ToolSpec] = [
     ToolSpec(
         name="search_logs",
         description="Log search in Datadog syntax: 'service:checkout status:error \"timeout\" -host:web-1 "
-        "@http.status_code:503', AND by default, OR and parentheses allowed, * wildcards. "
+        "@http.status_code:503', AND by default, OR and parentheses (at most 32 deep) allowed, * wildcards. "
         "Sorted newest first unless sort='timestamp'.",
         parameters=_obj(
             {
