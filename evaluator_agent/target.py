@@ -276,7 +276,19 @@ def classify(exc: BaseException) -> TargetError:
         return TargetTimeout(f"target timed out: {text[:300]}")
     if any(s in lowered for s in ("connect", "network", "unreachable", "refused")):
         return TargetUnavailable(f"cannot reach target: {text[:300]}")
+    for needle, plain in _UNREADABLE:
+        if needle in lowered:
+            return TargetProtocolError(f"unusable reply: {plain}")
     return TargetProtocolError(f"{type(exc).__name__}: {text[:500]}")
+
+
+# what the JSON and protobuf layers say about a reply they cannot carry, said plainly
+_UNREADABLE = (
+    ("exceeds the limit (4300 digits)", "a JSON number has more than 4,300 digits"),
+    ("serialize nan", "a JSON value is NaN, which JSON cannot carry"),
+    ("serialize inf", "a JSON value is Infinity, which JSON cannot carry"),
+    ("out of range float", "a JSON number is too large for a double"),
+)
 
 
 @dataclass

@@ -487,3 +487,19 @@ def test_a_reply_text_with_a_huge_integer_is_unusable_not_a_crash() -> None:
 
     assert extract_json_object('{"diagnosis": {"no_fault": true}, "n": ' + "1" * 5000 + "}") is None
     assert extract_json_object('{"diagnosis": {"no_fault": true}, "n": 12345}') == {"diagnosis": {"no_fault": True}, "n": 12345}
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (ValueError("Exceeds the limit (4300 digits) for integer string conversion; use sys.set_int_max_str_digits()"),
+         "more than 4,300 digits"),
+        (ValueError("Fail to serialize NaN for Value.number_value"), "NaN, which JSON cannot carry"),
+        (ValueError("Fail to serialize Infinity for Value.number_value"), "Infinity, which JSON cannot carry"),
+    ],
+)
+def test_unreadable_replies_are_said_plainly(raised: Exception, said: str) -> None:
+    from evaluator_agent.target import TargetProtocolError, classify
+
+    err = classify(raised)
+    assert isinstance(err, TargetProtocolError) and said in str(err) and "sys.set_int" not in str(err)
