@@ -753,6 +753,7 @@ class _Active(Observer):
         g("proctor.run.investigations", n, kind="count")
         g("proctor.run.errors", summ.get("errors", 0), kind="count")
         g("proctor.run.error_rate", (summ.get("errors", 0) / n) if n else 0.0)
+        g("proctor.run.degraded", 1.0 if summ.get("degraded") else 0.0)  # too many infra errors to judge
         g("proctor.run.duration", time.time() - trace.t0, unit="second")
         g("proctor.run.count", 1, (f"status:{tag_value(result.get('status', 'unknown'))}",), kind="count")
         pts.extend(self._difficulty_points(trace, base, now))

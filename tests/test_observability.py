@@ -150,7 +150,8 @@ async def test_spans_evaluations_and_metrics_reach_the_intake(tmp_path, dd_env) 
             "proctor.investigation.tool_calls", "proctor.investigation.duration", "proctor.investigation.errors",
             "proctor.run.pass_rate", "proctor.run.pass_rate.by_segment", "proctor.run.pass_rate.by_tier",
             "proctor.run.pass_hat_k", "proctor.investigation.cost_usd", "proctor.run.ac_at_1",
-            "proctor.run.mechanism_accuracy"} <= names
+            "proctor.run.mechanism_accuracy", "proctor.run.degraded"} <= names
+    assert {s["points"][0]["value"] for s in series if s["metric"] == "proctor.run.degraded"} == {0.0}
     ids = {result["run_id"], *labels, *(str(v) for v in [])}
     for s in series:
         tags = _tags(s)
