@@ -124,28 +124,32 @@ def _dumps(x: Any) -> str:
     return json.dumps(x, default=str)
 
 
-def _arguments_size(arguments: Any) -> int:
+def _arguments_json(arguments: Any) -> bytes | None:
+    """The arguments as compact JSON, or None when they cannot be serialized."""
     try:
-        return len(json.dumps(arguments, default=str, separators=(",", ":")).encode())
+        return json.dumps(arguments, default=str, separators=(",", ":")).encode("utf-8", "replace")
     except (TypeError, ValueError, RecursionError):
-        return MAX_ARGUMENTS_BYTES + 1
+        return None
+
+
+def _arguments_size(arguments: Any) -> int:
+    raw = _arguments_json(arguments)
+    return MAX_ARGUMENTS_BYTES + 1 if raw is None else len(raw)
 
 
 def stored_arguments(arguments: Any) -> Any:
     """What is recorded of a call's arguments: themselves, or for a call over the cap its
     size, sha256 and first characters (never the whole)."""
-    if _arguments_size(arguments) <= MAX_ARGUMENTS_BYTES:
+    raw = _arguments_json(arguments)
+    if raw is not None and len(raw) <= MAX_ARGUMENTS_BYTES:
         return arguments
-    try:
-        text = json.dumps(arguments, default=str, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):
-        text = repr(type(arguments))
-    raw = text.encode("utf-8", "replace")
+    if raw is None:
+        raw = repr(type(arguments)).encode()
     return {
         "_oversized": True,
         "bytes": len(raw),
         "sha256": hashlib.sha256(raw).hexdigest(),
-        "prefix": text[:STORED_PREFIX_CHARS],
+        "prefix": raw[: STORED_PREFIX_CHARS * 4].decode("utf-8", "ignore")[:STORED_PREFIX_CHARS],
     }
 
 
