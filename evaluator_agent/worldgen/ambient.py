@@ -449,13 +449,19 @@ def _migration(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     return True
 
 
+def _quiet_db(w: World, plan: Plan, rng: random.Random, t: float, dur: float) -> str | None:
+    """A Postgres database the incident leaves alone for [t, t + dur] (the chain's only well
+    before the anchor), or None."""
+    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
+    return rng.choice(dbs) if dbs else None
+
+
 def _dbslow(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     """A database slowed by a heavy query for a while; its callers time some statements out."""
     dur = rng.randint(4, 20) * MIN
-    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
-    if not dbs:
+    d = _quiet_db(w, plan, rng, t, dur)
+    if d is None:
         return False
-    d = rng.choice(dbs)
     q = w.p[d]
     table = d.removesuffix("-db").replace("-", "_")
     _stream(w, d, t, t + dur, rng.uniform(0.5, 2.0), slow_query_line(table) if rng.random() < 0.5 else slow_query(table, rng.choice(COLUMNS)))
@@ -468,10 +474,9 @@ def _dbslow(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
 
 def _locks(w: World, plan: Plan, rng: random.Random, t: float) -> bool:
     dur = rng.randint(4, 20) * MIN
-    dbs = [d for d in _pg_dbs(w) if d not in plan.protect and (d not in plan.chain or t + dur < _anchor(plan) - 1800)]
-    if not dbs:
+    db = _quiet_db(w, plan, rng, t, dur)
+    if db is None:
         return False
-    db = rng.choice(dbs)
     q, n = w.p[db], w.clock.n
     _bump(w, _res(q, "+locks", n), t, t + dur, rng.uniform(40, 160), ramp=60)
     _stream(w, db, t, t + dur, rng.uniform(0.8, 2.0), lock_wait(db))
