@@ -112,6 +112,23 @@ def card_for(name: str, base_url: str, legacy: bool = False) -> AgentCard | dict
     )
 
 
+def agent_routes(name: str, card: Any, handler: Any) -> list[Any]:
+    """A target's card (a 1.x ``AgentCard`` or a 0.3 card dict, served as is) at
+    ``/<name>/.well-known/agent-card.json`` and its JSON-RPC endpoint at ``/<name>`` (1.0 and 0.3)."""
+    routes: list[Any] = []
+    if isinstance(card, dict):
+        payload = json.dumps(card).encode()
+
+        async def legacy_card(_: Request) -> Response:
+            return Response(payload, media_type="application/json")
+
+        routes.append(Route(f"/{name}/.well-known/agent-card.json", legacy_card))
+    else:
+        routes.extend(create_agent_card_routes(card, card_url=f"/{name}/.well-known/agent-card.json"))
+    routes.extend(create_jsonrpc_routes(handler, f"/{name}", enable_v0_3_compat=True))
+    return routes
+
+
 def build_targets_app(base_url: str, targets: dict[str, tuple[Callable[..., Any], bool]]) -> Starlette:
     """``targets``: name -> (reply fn, legacy 0.3 card?)."""
     routes: list[Any] = []
@@ -119,16 +136,7 @@ def build_targets_app(base_url: str, targets: dict[str, tuple[Callable[..., Any]
         card = card_for(name, base_url, legacy)
         proto_card = card_for(name, base_url, False)
         handler = DefaultRequestHandler(agent_executor=FnExecutor(fn), task_store=InMemoryTaskStore(), agent_card=proto_card)
-        if legacy:
-            payload = json.dumps(card).encode()
-
-            async def legacy_card(_: Request, payload: bytes = payload) -> Response:
-                return Response(payload, media_type="application/json")
-
-            routes.append(Route(f"/{name}/.well-known/agent-card.json", legacy_card))
-        else:
-            routes.extend(create_agent_card_routes(card, card_url=f"/{name}/.well-known/agent-card.json"))
-        routes.extend(create_jsonrpc_routes(handler, f"/{name}", enable_v0_3_compat=True))
+        routes.extend(agent_routes(name, card, handler))
 
     # Raw hostile endpoints that are not A2A servers at all.
     async def garbage_card(_: Request) -> Response:

@@ -48,7 +48,7 @@ from evaluator_agent.target import (
     make_http_client,
 )
 from tests.conftest import serve_app
-from tests.targets import build_targets_app, card_for
+from tests.targets import agent_routes, build_targets_app, card_for
 
 pytestmark = pytest.mark.anyio
 
@@ -172,14 +172,7 @@ async def _evaluate(base: str, name: str, db: Store, **budget: Any) -> dict[str,
 
 async def test_compressed_replies_work_and_a_gzip_bomb_reply_is_refused_at_the_cap(tmp_path) -> None:
     db = Store(tmp_path / "p.db")
-    targets: RawTargets | None = None
-
-    def make(base: str) -> Starlette:
-        nonlocal targets
-        targets = RawTargets(base)
-        return targets.app()
-
-    async with serve_app(make) as base:
+    async with serve_app(lambda base: RawTargets(base).app()) as base:
         for name in ("gzip-ok", "deflate-ok"):
             r = await _evaluate(base, name, db)
             assert r["investigations"][0]["end_reason"] == "diagnosis", (name, r["investigations"][0])
@@ -304,7 +297,6 @@ def _sdk_async_targets(base: str) -> Starlette:
     (``return_immediately``), at /async (1.0 card) and /async-legacy (0.3 card)."""
     from a2a.server.agent_execution import AgentExecutor
     from a2a.server.request_handlers import DefaultRequestHandler
-    from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
     from a2a.server.tasks import InMemoryTaskStore
 
     class Executor(_SlowExecutor, AgentExecutor):
@@ -319,17 +311,7 @@ def _sdk_async_targets(base: str) -> Starlette:
     for name, legacy in (("async", False), ("async-legacy", True)):
         handler = ReturnAtOnce(agent_executor=Executor(0.4), task_store=InMemoryTaskStore(),
                                agent_card=card_for(name, base))
-        card = card_for(name, base, legacy)
-        if legacy:
-            payload = json.dumps(card).encode()
-
-            async def legacy_card(_: Request, payload: bytes = payload) -> Response:
-                return Response(payload, media_type="application/json")
-
-            routes.append(Route(f"/{name}/.well-known/agent-card.json", legacy_card))
-        else:
-            routes.extend(create_agent_card_routes(card, card_url=f"/{name}/.well-known/agent-card.json"))
-        routes.extend(create_jsonrpc_routes(handler, f"/{name}", enable_v0_3_compat=True))
+        routes.extend(agent_routes(name, card_for(name, base, legacy), handler))
     return Starlette(routes=routes)
 
 
