@@ -158,11 +158,6 @@ async def resolve_destination(host: str, port: int, allow_private: bool) -> Any:
         raise TargetUnavailable(str(e)) from e
 
 
-async def check_destination(host: str, port: int, allow_private: bool) -> None:
-    """Refuse hosts that resolve to addresses a target may not have. Raises TargetBlocked."""
-    await resolve_destination(host, port, allow_private)
-
-
 def private_targets_allowed() -> bool:
     """Laptops evaluate agents on loopback; a public deployment sets PROCTOR_ALLOW_PRIVATE_TARGETS=0."""
     return os.environ.get("PROCTOR_ALLOW_PRIVATE_TARGETS", "1").lower() not in ("0", "false", "no")

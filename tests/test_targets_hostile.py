@@ -131,11 +131,11 @@ async def test_unreachable_or_broken_card_is_a_request_error(tmp_path) -> None:
 
 async def test_ssrf_guard_refuses_metadata_and_optionally_private_addresses(tmp_path) -> None:
     from evaluator_agent.orchestrator import prepare
-    from evaluator_agent.target import TargetBlocked, check_destination
+    from evaluator_agent.target import TargetBlocked, resolve_destination
 
     # Link-local (cloud metadata) is refused always, before any connection is attempted.
     with pytest.raises(TargetBlocked, match="link-local"):
-        await check_destination("169.254.169.254", 80, allow_private=True)
+        await resolve_destination("169.254.169.254", 80, allow_private=True)
     http = make_http_client()
     with pytest.raises(RequestError, match="refusing to contact 169.254.169.254"):
         await prepare(parse_request({"target": "http://169.254.169.254/latest/.well-known/agent-card.json"}), http)
