@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import observability
+from . import heap, observability
 from .labels import Label, snapshots_dir
 from .protocol import (
     Briefing,
@@ -197,7 +197,9 @@ class WorldCache:
             "end": data["end"],
             "monitors": {m["id"]: m for m in data.get("monitors", [])},
         }
-        return WorldIndex.from_dict(data), header
+        item = WorldIndex.from_dict(data), header
+        heap.settle()  # the index lives as long as it is cached: out of the collector's sight (heap.py)
+        return item
 
 
 @dataclass

@@ -29,6 +29,7 @@ from .request import EvaluationRequest, RequestError
 from .stats import label_meta_of
 from .store import Store
 from .target import Target, TargetError, make_http_client
+from .workloop import WorkLoop
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ async def execute(
     disclosure_policy: str = disclosure.FULL,
     limiter: FairLimiter | None = None,
     owner: str | None = None,
+    work_loop: WorkLoop | None = None,
 ) -> dict[str, Any]:
     """Run every investigation of a prepared request (or of one ``shard`` I/N of it); returns the result dict.
 
@@ -171,7 +173,9 @@ async def execute(
     are cut down to numbers (:func:`disclosure.scrub_details`).
     ``limiter`` bounds investigations in flight across all evaluations of a process (the server's),
     each evaluation getting a fair share of its slots. ``owner`` is the caller's principal: a run
-    id belongs to it (:class:`~evaluator_agent.store.RunConflict` for anyone else)."""
+    id belongs to it (:class:`~evaluator_agent.store.RunConflict` for anyone else). With ``work_loop``
+    the investigations run on that loop (the server's: its own loop stays free for clients); the
+    target must then have been prepared there, and ``worlds`` is used there only."""
     req = prep.request
     run_id = run_id or req.run_id or new_run_id()
     worlds = worlds or WorldCache()
@@ -192,13 +196,14 @@ async def execute(
     }
     if shard is not None:
         manifest["shard"] = {"index": shard[0], "count": shard[1]}
-    store.create_run(run_id, manifest)
+    # SQLite work runs in a thread: the caller's loop (the server's) stays free for its clients.
+    await asyncio.to_thread(store.create_run, run_id, manifest)
     meta = label_meta_of(prep.labelset.labels)
     every = prep.work(shard)
     # Idempotent and resumable: what this run already recorded is not run again.
-    recorded = store.recorded(run_id)
+    recorded = await asyncio.to_thread(store.recorded, run_id)
     work = [(lb, a) for lb, a in every if (lb.id, a) not in recorded]
-    prior = [r for r in store.investigations(run_id) if (r["label_id"], r["attempt"]) in recorded]
+    prior = [r for r in await asyncio.to_thread(store.investigations, run_id) if (r["label_id"], r["attempt"]) in recorded]
     total, done, passed = len(every), len(every) - len(work), sum(1 for r in prior if r["passed"])
     sem = asyncio.Semaphore(req.concurrency)
     lock = asyncio.Lock()
@@ -208,22 +213,26 @@ async def execute(
     # target is an infra error; after, it is the investigation's failure (investigation.py).
     contact = RunContact()
 
+    def attempt_once(label: Any, attempt: int) -> Awaitable[InvestigationResult]:
+        inv = investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact)
+        return work_loop.run(inv) if work_loop is not None else inv
+
     async def one(label: Any, attempt: int) -> None:
         nonlocal done, passed
         async with sem, (limiter.slot(run_id) if limiter is not None else contextlib.nullcontext()):
             if stop is not None and stop.is_set():
                 return
-            res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact)
+            res = await attempt_once(label, attempt)
             for _ in range(INFRA_RETRIES):
                 if res.error_kind not in ("network",):
                     break
                 await asyncio.sleep(0.5)
-                res = await investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact)
+                res = await attempt_once(label, attempt)
         if private:  # its truth lives in the label files only, not in the results database
             res.explanation = disclosure.withheld(disclosure.SCORES)
             res.score_details = disclosure.scrub_details(res.score_details)
         async with lock:
-            store.record_investigation(run_id, res)
+            await asyncio.to_thread(store.record_investigation, run_id, res)
             done += 1
             passed += int(res.passed)
             if on_progress is not None:
@@ -242,8 +251,11 @@ async def execute(
             store.finish_run(run_id, "interrupted", summarize(store.investigations(run_id), meta),
                              error=f"stopped after {done}/{total} investigations")
             raise RunInterrupted(run_id, done, total)
-        store.finish_run(run_id, "completed", summarize(store.investigations(run_id), meta))
-        result = build_result(store, run_id, meta)
+        def complete() -> dict[str, Any]:
+            store.finish_run(run_id, "completed", summarize(store.investigations(run_id), meta))
+            return build_result(store, run_id, meta)
+
+        result = await asyncio.to_thread(complete)
         if shard is None:  # a shard's partial figures would mislead: run metrics come from `proctor merge`
             obs_run.done(result, store)
     return result

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -382,8 +382,9 @@ class _Tok:
     quoted: str | None = None  # WORD 'key:"value"': the quoted value (text is 'key:')
 
 
-def _tokenize(q: str) -> list[_Tok]:
-    toks: list[_Tok] = []
+def _tokens(q: str) -> Iterator[_Tok]:
+    """The query's tokens, produced as the parser asks for them: a query refused early (too deep,
+    a stray quote) costs what was read up to there, not a pass over all of it."""
     i, n = 0, len(q)
     while i < n:
         ch = q[i]
@@ -391,21 +392,21 @@ def _tokenize(q: str) -> list[_Tok]:
             i += 1
             continue
         if ch == "(":
-            toks.append(_Tok("LPAREN", ch, i))
+            yield _Tok("LPAREN", ch, i)
             i += 1
             continue
         if ch == ")":
-            toks.append(_Tok("RPAREN", ch, i))
+            yield _Tok("RPAREN", ch, i)
             i += 1
             continue
         if ch == '"':
             text, i2 = _read_quoted(q, i)
-            toks.append(_Tok("PHRASE", text, i))
+            yield _Tok("PHRASE", text, i)
             i = i2
             continue
         if ch == "-" and i + 1 < n and not q[i + 1].isspace():
             # A leading '-' negates what follows (Datadog); '-' inside a word is literal.
-            toks.append(_Tok("MINUS", ch, i))
+            yield _Tok("MINUS", ch, i)
             i += 1
             continue
         start = i
@@ -424,7 +425,7 @@ def _tokenize(q: str) -> list[_Tok]:
                 # key:"quoted value" -> keep the quoted part in this word
                 if buf and buf[-1] == ":" and (len(buf) - 1) not in escaped:
                     text, i = _read_quoted(q, i)
-                    toks.append(_Tok("WORD", "".join(buf), start, frozenset(escaped), quoted=text))
+                    yield _Tok("WORD", "".join(buf), start, frozenset(escaped), quoted=text)
                     buf = []
                     break
                 raise QueryError(f"unexpected '\"' at position {i}: quote a whole phrase or value")
@@ -443,10 +444,9 @@ def _tokenize(q: str) -> list[_Tok]:
             continue
         word = "".join(buf)
         if word in ("AND", "OR", "NOT") and not escaped:
-            toks.append(_Tok(word, word, start))
+            yield _Tok(word, word, start)
         else:
-            toks.append(_Tok("WORD", word, start, frozenset(escaped)))
-    return toks
+            yield _Tok("WORD", word, start, frozenset(escaped))
 
 
 def _read_quoted(q: str, i: int) -> tuple[str, int]:
@@ -469,9 +469,18 @@ def _read_quoted(q: str, i: int) -> tuple[str, int]:
 class _SearchParser:
     def __init__(self, q: str) -> None:
         self.q = q
-        self.toks = _tokenize(q)
+        self._source = _tokens(q)
+        self.toks: list[_Tok] = []  # read so far
         self.i = 0
         self.depth = 0
+
+    def _fill(self) -> bool:
+        """Read one more token; False at the end of the query."""
+        t = next(self._source, None)
+        if t is None:
+            return False
+        self.toks.append(t)
+        return True
 
     def deeper(self, t: _Tok) -> None:
         """Enter one more level of nesting (a parenthesis or a NOT); refuse past the limit, so that
@@ -484,15 +493,19 @@ class _SearchParser:
             )
 
     def peek(self) -> _Tok | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
+        if self.i >= len(self.toks) and not self._fill():
+            return None
+        return self.toks[self.i]
 
     def take(self) -> _Tok:
+        if self.i >= len(self.toks):
+            self._fill()
         t = self.toks[self.i]
         self.i += 1
         return t
 
     def parse(self) -> Node:
-        if not self.toks:
+        if self.peek() is None:
             return MatchAll()
         node = self.or_expr()
         t = self.peek()

@@ -49,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import __version__, disclosure, observability
+from . import __version__, disclosure, heap, observability
 from .envvars import env_int as _env_int
 from .fairshare import FairLimiter
 from .guard import DEFAULT_MAX_BODY_BYTES, Guard, parse_api_keys
@@ -232,7 +232,8 @@ class ProctorExecutor:
 
     def __init__(self, store: Store, state: dict[str, Any]):
         self.store = store
-        # Shared with create_app and run_server: "http" client, "worlds" cache, "stop" event (set on
+        # Shared with create_app and run_server: "work" loop (with the targets' http client), "worlds"
+        # cache (used on the work loop), "stop" event (set on
         # shutdown), "max_evaluations", "active" (evaluations in flight), "idle" (set when none),
         # "running" (their execute tasks, cancelled when the drain time is up).
         self.state = state
@@ -366,7 +367,12 @@ class ProctorExecutor:
         from .render import result_text
 
         try:
-            prep = await prepare(req, self.state["http"])
+            work = self.state["work"]
+
+            async def prepared() -> Any:  # on the work loop, with its client: the target is used there
+                return await prepare(req, work.resources)
+
+            prep = await work.run(prepared())
         except RequestError as e:
             await fail(str(e))
             return
@@ -401,7 +407,8 @@ class ProctorExecutor:
         # this task still reports the interruption to the client.
         inner = asyncio.create_task(execute(prep, self.store, run_id=run_id, worlds=self.state["worlds"],
                                             on_progress=progress, stop=self.state["stop"], disclosure_policy=self.state["disclosure"],
-                                            limiter=self.state["investigations"], owner=owner))
+                                            limiter=self.state["investigations"], owner=owner,
+                                            work_loop=self.state["work"]))
         self.state["running"].add(inner)
         try:
             await asyncio.wait([inner])
@@ -437,6 +444,10 @@ class ProctorExecutor:
             await TaskUpdater(event_queue, task.id, task.context_id).cancel()
 
 
+async def _aclose(client: Any) -> None:
+    await client.aclose()
+
+
 def create_app(
     db_path: str = "proctor.db",
     public_url: str | None = None,
@@ -465,6 +476,7 @@ def create_app(
     from .investigation import WorldCache
     from .target import AGENT_CARD_PATH, make_http_client
     from .taskstore import DEFAULT_MAX_FINISHED, BoundedTaskStore
+    from .workloop import WorkLoop
 
     keys = parse_api_keys(os.environ.get("PROCTOR_API_KEYS") if api_keys is None else api_keys)
     if max_body_bytes is None:
@@ -483,7 +495,9 @@ def create_app(
     idle = asyncio.Event()
     idle.set()
     state: dict[str, Any] = {
-        "http": make_http_client(), "worlds": WorldCache(), "stop": asyncio.Event(),
+        # investigations (and the target clients they use) run on a loop of their own: workloop.py
+        "work": WorkLoop("proctor-investigations", resources=make_http_client, close=_aclose),
+        "worlds": WorldCache(), "stop": asyncio.Event(),
         "disclosure": policy, "max_evaluations": max_evaluations, "investigations": FairLimiter(max_investigations), "active": 0, "idle": idle, "running": set(),
     }
 
@@ -502,7 +516,7 @@ def create_app(
     async def lifespan(_: Starlette):
         yield
         await observability.aclose()
-        await state["http"].aclose()
+        await state["work"].aclose()
         store.close()
 
     served_card = card_json(card)
@@ -524,6 +538,7 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.store = store
     app.state.proctor = state
+    heap.settle()  # modules and schemas live for the process: out of the collector's sight (heap.py)
     return app
 
 

@@ -471,7 +471,7 @@ async def test_drain_without_evaluations_is_immediate(tmp_path) -> None:
     await drain(app.state.proctor, 5.0)
     assert time.perf_counter() - t0 < 0.1 and app.state.proctor["stop"].is_set()
     app.state.store.close()
-    await app.state.proctor["http"].aclose()
+    await app.state.proctor["work"].aclose()
 
 
 def test_create_app_rejects_bad_limits(tmp_path, monkeypatch) -> None:

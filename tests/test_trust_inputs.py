@@ -392,6 +392,12 @@ def test_query_nesting_limit_is_a_clear_query_error() -> None:
     ):
         with pytest.raises(QueryError, match=r"more than 32 levels deep|not closed"):
             parse_search_query(q)
+    # Tokens are read as the parser needs them: a query refused for its depth is not read past
+    # that point (what follows, here an unterminated quote, is never reached).
+    with pytest.raises(QueryError, match="more than 32 levels deep"):
+        parse_search_query("(" * 3000 + 'error "never closed')
+    with pytest.raises(QueryError, match="unterminated quote"):
+        parse_search_query("(" * 3 + 'error "never closed')
 
 
 def _deep_query_target(seen: list[dict[str, Any]]):
