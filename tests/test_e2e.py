@@ -137,7 +137,7 @@ async def test_text_part_request_rest_binding_and_get_run(tmp_path) -> None:
     assert normalise_numbers(again)["investigations"] == normalise_numbers(data)["investigations"]
 
 
-def test_serve_is_ready_quickly_and_honours_port(tmp_path) -> None:
+def test_serve_starts_and_honours_port(tmp_path) -> None:
     sock = bound_socket()
     port = sock.getsockname()[1]
     sock.close()
@@ -154,9 +154,8 @@ def test_serve_is_ready_quickly_and_honours_port(tmp_path) -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.05)
+        # How fast it starts is the benchmark's figure (tests/benchmarks), not a test's.
         assert ready is not None, proc.stderr.read1().decode() if proc.poll() is not None else "not ready"
-        # The goal is 2 s; the benchmark reports the figure. Allow slack for a loaded CI machine.
-        assert ready < 4.0, f"serve took {ready:.2f}s to answer"
     finally:
         proc.terminate()
         proc.wait(10)

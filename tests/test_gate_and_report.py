@@ -88,8 +88,28 @@ async def test_gate_compare_and_reports(tmp_path: Path, capsys) -> None:
     assert "<script" not in text and "http://" not in text.split("</style>")[0]
     assert text.count("<svg") >= 4
 
-    if CHROMIUM is None:
-        pytest.skip("chromium not installed (.ci/run installs it)")
+
+
+def _some_right(_turn: int, msg: dict) -> dict:
+    """Says no fault for about half the problems (by the text's checksum) and blames checkout for
+    the rest: a mix of passes and failures, so every chart of the report has something to draw."""
+    return {"diagnosis": {"no_fault": sum(map(ord, str(msg.get("problem", "")))) % 2 == 0, "summary": "scripted",
+                          "root_cause": {"service": "checkout", "mechanism": "deploy_regression"}}}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it); only the browser check is skipped")
+async def test_html_report_renders_in_a_browser(tmp_path: Path) -> None:
+    """The HTML report as a browser draws it: its charts survive rendering, and it has a screenshot."""
+    from tests.targets import build_targets_app
+
+    db = str(tmp_path / "b.db")
+    out = tmp_path / "run.json"
+    async with serve_app(lambda b: build_targets_app(b, {"t": (_some_right, False)})) as targets:
+        assert await _cli("run", "--target", f"{targets}/t/.well-known/agent-card.json", "--db", db,
+                          "--attempts", "2", "--json", str(out), "--quiet") == 0
+    page = tmp_path / "report.html"
+    assert await _cli("report", json.loads(out.read_text())["run_id"], "--db", db, "--html", str(page)) == 0
+    assert page.read_text().count("<svg") >= 4
     shot = tmp_path / "report.png"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -254,13 +254,10 @@ async def test_malformed_non_utf8_and_deep_json_get_proper_jsonrpc_errors(tmp_pa
         with RssSampler() as rss:
             for _ in range(5):  # again and again: nothing accumulates
                 for body, code in cases:
-                    t0 = time.perf_counter()
                     r = await http.post(proctor + "/", content=body, headers=A2A)
-                    took = time.perf_counter() - t0
                     assert r.status_code == 200, r.text
                     doc = r.json()
                     assert doc["jsonrpc"] == "2.0" and doc["id"] is None and doc["error"]["code"] == code, (body[:40], doc)
-                    assert took < 1.0, f"{body[:20]!r} took {took:.2f}s"
                     if code == -32600:
                         assert doc["error"]["data"] == {"max_depth": MAX_JSON_DEPTH}
         assert rss.growth < 30 * MiB, f"memory grew by {rss.growth / MiB:.0f} MiB"
@@ -305,11 +302,9 @@ async def test_evaluation_cap_answers_busy_and_frees_its_slot(tmp_path) -> None:
         while state["active"] < 1:
             await asyncio.sleep(0.01)
         seen: list[dict[str, Any]] = []
-        t0 = time.perf_counter()
         with pytest.raises(ProctorTaskFailed, match=r"busy: 1 evaluations in progress \(limit 1\); retry later"):
             await call_proctor(proctor, {"target": f"{targets}/fast/.well-known/agent-card.json", "labels": [label]},
                                on_progress=seen.append)
-        assert time.perf_counter() - t0 < 2
         assert seen[-1]["code"] == "busy" and seen[-1]["retry_after_s"] > 0 and seen[-1]["error"].startswith("busy")
         # A bad request is told what is wrong with it, busy or not.
         with pytest.raises(ProctorTaskFailed, match="unknown label set|no label set|nosuchset"):
@@ -467,9 +462,8 @@ async def test_drain_without_evaluations_is_immediate(tmp_path) -> None:
     from evaluator_agent.server import create_app, drain
 
     app = create_app(str(tmp_path / "d.db"))
-    t0 = time.perf_counter()
-    await drain(app.state.proctor, 5.0)
-    assert time.perf_counter() - t0 < 0.1 and app.state.proctor["stop"].is_set()
+    await asyncio.wait_for(drain(app.state.proctor, 5.0), 4.0)  # returns at once: it does not wait out the 5 s
+    assert app.state.proctor["stop"].is_set()
     app.state.store.close()
     await app.state.proctor["work"].aclose()
 

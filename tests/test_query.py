@@ -335,7 +335,7 @@ def test_wildcards_stay_linear() -> None:
     assert isinstance(glob, FieldTerm) and not field_value_matches(glob, "a" * 5000)
     text = parse_search_query("a*a*a*a*a*a*a*b")
     assert isinstance(text, TextTerm) and text.regex is not None and text.regex.search("a" * 5000) is None
-    assert time.perf_counter() - t0 < 0.5  # exponential backtracking would take minutes
+    assert time.perf_counter() - t0 < 30  # a hang detector: exponential backtracking would take hours
     with pytest.raises(QueryError, match="too many wildcards"):
         parse_search_query("a*b*c*d*e*f*g*h*i*j")
 
