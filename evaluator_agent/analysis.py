@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from .labels import LabelError, available_labelsets, load_labelset
-from .orchestrator import build_result, labelset_meta
+from .orchestrator import build_result, run_label_meta
 from .store import Store
 
 
@@ -30,7 +30,7 @@ def compare_stored(store: Store, base_id: str, new_id: str, *, margin: float = 0
     from .compare import compare_runs
 
     base, new = _run(store, base_id), _run(store, new_id)
-    meta = labelset_meta(new["labelset"]) or labelset_meta(base["labelset"])
+    meta = run_label_meta(new) or run_label_meta(base)
     out = compare_runs(store.investigations(base["run_id"]), store.investigations(new["run_id"]), meta, margin=margin)
     if out.get("n_shared", 0) == 0:
         raise AnalysisError(f"runs {base['run_id']} and {new['run_id']} share no labels")

@@ -93,7 +93,7 @@ def plan(into: Store, paths: list[str]) -> dict[str, _RunParts]:
 
 def merge(into: Store, paths: list[str]) -> list[dict[str, Any]]:
     """Merge every run found in ``paths`` into ``into``; returns one line of facts per run."""
-    from .orchestrator import labelset_meta, summarize
+    from .orchestrator import run_label_meta, summarize
 
     runs = plan(into, paths)
     for p in dict.fromkeys(paths):
@@ -128,7 +128,7 @@ def merge(into: Store, paths: list[str]) -> list[dict[str, Any]]:
             status=status,
             created_at=min(r["created_at"] for r in rows if r.get("created_at") is not None),
             finished_at=max((r["finished_at"] for r in rows if r.get("finished_at") is not None), default=None),
-            summary=summarize(investigations, labelset_meta(row["labelset"])),
+            summary=summarize(investigations, run_label_meta(row)),
             error="; ".join(errors)[:500] if errors and status != "completed" else None,
         )
         into.put_run_row(row)
@@ -143,7 +143,7 @@ def merge(into: Store, paths: list[str]) -> list[dict[str, Any]]:
 async def report(store: Store, merged: list[dict[str, Any]]) -> None:
     """Run-level Datadog figures of completed merged runs: shards send none, the merge sends them once."""
     from . import observability
-    from .orchestrator import build_result, labelset_meta
+    from .orchestrator import build_result, run_label_meta
 
     obs = observability.get()
     if not obs.enabled:
@@ -152,7 +152,7 @@ async def report(store: Store, merged: list[dict[str, Any]]) -> None:
         if m["status"] != "completed":
             continue
         run = store.get_run(m["run_id"])
-        meta = labelset_meta(run["labelset"])
+        meta = run_label_meta(run)
         async with obs.run(m["run_id"], run["manifest"] or {}, meta) as r:
             r.done(build_result(store, m["run_id"], meta), store)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import subprocess
@@ -193,12 +194,15 @@ async def execute(
         "options": req.model_dump(mode="json", exclude={"target", "run_id"}),
         "label_ids": [lb.id for lb in prep.labels],
         "owner": owner,  # the API key principal that asked (None: CLI, jobs); see store.create_run
+        # each label's tier and taxonomy as they are now: the run's figures never depend on label
+        # files edited or deleted later (see run_label_meta)
+        "label_meta": frozen_label_meta(prep.labels, prep.labelset.info.private),
     }
+    meta = manifest["label_meta"]
     if shard is not None:
         manifest["shard"] = {"index": shard[0], "count": shard[1]}
     # SQLite work runs in a thread: the caller's loop (the server's) stays free for its clients.
     await asyncio.to_thread(store.create_run, run_id, manifest)
-    meta = label_meta_of(prep.labelset.labels)
     every = prep.work(shard)
     # Idempotent and resumable: what this run already recorded is not run again.
     recorded = await asyncio.to_thread(store.recorded, run_id)
@@ -280,6 +284,26 @@ async def run_request(
             await http.aclose()
 
 
+def frozen_label_meta(labels: list[Any], private: bool) -> dict[str, dict[str, Any]]:
+    """What a run keeps of its labels in its manifest: tier and taxonomy (stats.label_meta_of).
+    For a private label set only what the target is shown anyway (tier, monitor type) and an
+    opaque family (so intervals still cluster recreations of one incident): its truth stays in
+    the label files."""
+    meta = label_meta_of(labels)
+    if not private:
+        return meta
+    return {lid: {"tier": m["tier"], "monitor_type": m["monitor_type"],
+                  "family": hashlib.sha256(str(m["family"]).encode()).hexdigest()[:12] if m.get("family") else None}
+            for lid, m in meta.items()}
+
+
+def run_label_meta(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The label metadata of a stored run: as frozen in its manifest at its start; for runs made
+    before manifests kept it, read from the label set as it is now."""
+    frozen = (run.get("manifest") or {}).get("label_meta")
+    return frozen if isinstance(frozen, dict) else labelset_meta(run["labelset"])
+
+
 def labelset_meta(name: str) -> dict[str, dict[str, Any]]:
     """Taxonomy and tier of each label of a set, for breakdowns; empty when the set is gone."""
     from .stats import label_meta_of
@@ -326,7 +350,7 @@ def build_result(store: Store, run_id: str, label_meta: dict[str, dict[str, Any]
     if run is None:
         raise KeyError(run_id)
     if label_meta is None:
-        label_meta = labelset_meta(run["labelset"])
+        label_meta = run_label_meta(run)
     rows = store.investigations(run_id)
     manifest = run["manifest"] or {}
     target = manifest.get("target", {})
@@ -346,6 +370,8 @@ def build_result(store: Store, run_id: str, label_meta: dict[str, dict[str, Any]
         "target": {"name": target.get("name", ""), "version": target.get("version", ""), "url": target.get("url", "")},
         "labelset": {"name": run["labelset"], "hash": run["labelset_hash"], "private": disclosure.run_private(run)},
         "proctor": {"version": run["proctor_version"], "git_rev": run["git_rev"]},
-        "summary": summarize(rows, label_meta) | changes_vs_previous(store, run_id, rows),
+        # the summary stored when the run ended is the one every command shows (`runs`, `show`, A2A)
+        "summary": (run["summary"] if run["status"] != "running" and run.get("summary") else summarize(rows, label_meta))
+                   | changes_vs_previous(store, run_id, rows),
         "investigations": inv,
     }
