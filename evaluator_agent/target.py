@@ -21,11 +21,13 @@ import os
 import time
 import uuid
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from .egress import pin
 
@@ -375,7 +377,7 @@ class Target:
         return cls(info, client)
 
     def conversation(self) -> Conversation:
-        return Conversation(self._client)
+        return Conversation(self._client, _fast_sender(self._client))
 
     async def close(self) -> None:
         # The httpx client is shared and owned by the caller; nothing else to release.
@@ -396,6 +398,59 @@ def data_part(data: dict[str, Any]) -> Any:
 
         return new_data_part(json.loads(json.dumps(data, default=str)))
     return Part(data=value)
+
+
+def _fast_sender(client: Any) -> Callable[[dict[str, Any], str, str, str | None], Awaitable[Any]] | None:
+    """SendMessage over the A2A 1.0 JSON-RPC binding with the request body written by orjson.
+
+    The SDK builds a request as protobuf and turns it back into JSON with protobuf's pure-Python
+    ``MessageToDict``: for a tool-results message of a few hundred KB that was most of the
+    proctor's CPU per turn (a Struct built value by value, walked again, dumped by ``json``).
+    Here the body is the same JSON-RPC request written directly from the dict we already have
+    (tests/test_fast_path.py checks it against the SDK's encoding); everything after it is the
+    SDK's own: sending (``send_http_request``), the JSON-RPC envelope check and error mapping,
+    and reading the response into protobuf (``parse_lenient``), so replies are read and
+    classified exactly as before. Only for a target whose chosen interface is 1.x JSON-RPC
+    (not 0.3, not HTTP+JSON, no tenant); others keep the SDK's path. None when not applicable."""
+    from a2a.client.transports.jsonrpc import JsonRpcTransport
+
+    transport = getattr(client, "_transport", None)
+    if type(transport) is not JsonRpcTransport or getattr(client, "_interceptors", None):
+        return None
+    check = getattr(transport, "_check_jsonrpc_response", None)
+    http, url = getattr(transport, "httpx_client", None), getattr(transport, "url", None)
+    if check is None or http is None or not url:
+        return None
+
+    async def send(data: dict[str, Any], text: str, context_id: str, task_id: str | None) -> Any:
+        from a2a.client.transports.http_helpers import send_http_request
+        from a2a.types import SendMessageResponse
+        from a2a.utils.proto_utils import parse_lenient
+
+        payload = send_message_body(data, text, context_id, task_id)
+        try:
+            body = orjson.dumps(payload)
+        except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits: the slow encoder copes
+            body = json.dumps(payload, default=str).encode()
+        request = http.build_request("POST", url, content=body, headers={"Content-Type": "application/json"})
+        response_data = check(await send_http_request(http, request))
+        return parse_lenient(response_data["result"], SendMessageResponse())
+
+    return send
+
+
+def send_message_body(data: dict[str, Any], text: str, context_id: str, task_id: str | None) -> dict[str, Any]:
+    """The JSON-RPC SendMessage request the SDK would send for a DataPart and a TextPart."""
+    message: dict[str, Any] = {
+        "messageId": str(uuid.uuid4()),
+        "contextId": context_id,
+        "role": "ROLE_USER",
+        "parts": [{"data": data}, {"text": text}],
+    }
+    if task_id:
+        message["taskId"] = task_id
+    return {"jsonrpc": "2.0", "id": str(uuid.uuid4()), "method": "SendMessage",
+            "params": {"message": message, "configuration": {}}}
 
 
 def _part_payload(part: Any) -> tuple[dict[str, Any] | None, str]:
@@ -424,8 +479,9 @@ class Conversation:
     ``POLL_FIRST_S`` to ``POLL_MAX_S``, until it is completed, needs input, fails, or the turn's
     deadline passes (a :class:`TargetTimeout` that says the task was still running)."""
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, fast_send: Callable[..., Awaitable[Any]] | None = None):
         self._client = client
+        self._fast_send = fast_send
         self.context_id = str(uuid.uuid4())
         self._task_id: str | None = None
         self._polling: tuple[str, str, int] | None = None  # (task id, state, GetTask calls) while polling
@@ -453,15 +509,20 @@ class Conversation:
         from a2a.helpers import new_message, new_text_part
         from a2a.types import Role, SendMessageRequest
 
-        msg = new_message(
-            [data_part(data), new_text_part(text)],
-            context_id=self.context_id,
-            task_id=self._task_id,
-            role=Role.ROLE_USER,
-        )
         last = None
-        async for event in self._client.send_message(SendMessageRequest(message=msg)):
-            last = event
+        if self._fast_send is not None:
+            last = await self._fast_send(data, text, self.context_id, self._task_id)
+            if not (last.HasField("message") or last.HasField("task")):
+                raise TargetProtocolError("target response holds neither a message nor a task")
+        else:
+            msg = new_message(
+                [data_part(data), new_text_part(text)],
+                context_id=self.context_id,
+                task_id=self._task_id,
+                role=Role.ROLE_USER,
+            )
+            async for event in self._client.send_message(SendMessageRequest(message=msg)):
+                last = event
         if last is None:
             raise TargetProtocolError("target sent no response")
         if last.HasField("message"):

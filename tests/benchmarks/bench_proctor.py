@@ -5,7 +5,9 @@ run against the ADK ``methodical`` mock agent.
     .venv/bin/python tests/benchmarks/bench_proctor.py [--investigations 120] [--turns 10]
 
 Targets run in a separate process (as they would in production), the proctor and the echo
-client in this one. Goal: proctor turns/s >= 0.67 x echo round trips/s (sequential).
+client in this one. Goal: proctor turns/s against the scripted target written without the SDK
+(``raw``) >= 0.67 x bare a2a-sdk echo round trips/s (sequential); the proctor CPU per turn is
+this process's CPU time over the run divided by its turns.
 """
 
 from __future__ import annotations
@@ -56,6 +58,43 @@ def _free_socket() -> socket.socket:
     return s
 
 
+def raw_scripted_routes(base: str, turns: int) -> list[Any]:
+    """The scripted target without the SDK: its card (written once with the SDK's encoder) and a
+    JSON-RPC SendMessage handler that reads and writes JSON with orjson and answers with the
+    context's next scripted reply as a DataPart. What it costs per turn is close to nothing, so
+    the proctor's own cost per turn is what the figure shows."""
+    import uuid
+
+    import orjson
+    from google.protobuf.json_format import MessageToDict
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.targets import card_for
+
+    card = orjson.dumps(MessageToDict(card_for("raw", base)))
+    replies = scripted_replies(turns)
+    seen: dict[str, int] = {}
+
+    async def card_route(_: Request) -> Response:
+        return Response(card, media_type="application/json")
+
+    async def rpc(request: Request) -> Response:
+        req = orjson.loads(await request.body())
+        ctx = req["params"]["message"]["contextId"]
+        n = seen.get(ctx, 0)
+        seen[ctx] = n + 1
+        if n + 1 >= len(replies):
+            seen.pop(ctx, None)
+        msg = {"messageId": uuid.uuid4().hex, "contextId": ctx, "role": "ROLE_AGENT",
+               "parts": [{"data": replies[min(n, len(replies) - 1)]}]}
+        return Response(orjson.dumps({"jsonrpc": "2.0", "id": req.get("id"), "result": {"message": msg}}),
+                        media_type="application/json")
+
+    return [Route("/raw/.well-known/agent-card.json", card_route), Route("/raw", rpc, methods=["POST"])]
+
+
 def _serve_targets(port: int, turns: int, ready: Any) -> None:
     import uvicorn
 
@@ -67,6 +106,7 @@ def _serve_targets(port: int, turns: int, ready: Any) -> None:
         "echo": (echo_fn, False),
         "sink": (script_fn([{"ok": True}]), False),  # replies at once, like the scripted target
     })
+    app.router.routes[:0] = raw_scripted_routes(base, turns)
     ready.set()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
 
@@ -176,9 +216,9 @@ async def proctor_run(card: str, investigations: int, concurrency: int, db: str)
         worlds = WorldCache()
         for lb in prep.labels:
             await worlds.get(lb.world.snapshot)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = await execute(prep, store, worlds=worlds)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         await http.aclose()
         store.close()
@@ -186,6 +226,7 @@ async def proctor_run(card: str, investigations: int, concurrency: int, db: str)
     turns = sum(i["turns"] for i in result["investigations"])
     calls = sum(i["tool_calls"] for i in result["investigations"])
     return {"n": n, "turns": turns, "tool_calls": calls, "wall_s": wall, "inv_per_s": n / wall, "turns_per_s": turns / wall,
+            "cpu_ms_per_turn": cpu / max(turns, 1) * 1000,
             "pass_rate": result["summary"]["pass_rate"], "errors": result["summary"]["errors"]}
 
 
@@ -207,16 +248,27 @@ def main() -> None:
             echo_payload = asyncio.run(echo_round_trips(base, a.echo // 2, 1, proctor_payloads()))
             seq = asyncio.run(proctor_run(f"{base}/scripted/.well-known/agent-card.json", a.investigations, 1, f"{tmp}/seq.db"))
             c8 = asyncio.run(proctor_run(f"{base}/scripted/.well-known/agent-card.json", a.investigations, 8, f"{tmp}/c8.db"))
+            raw1 = asyncio.run(proctor_run(f"{base}/raw/.well-known/agent-card.json", a.investigations, 1, f"{tmp}/raw1.db"))
+            raw8 = asyncio.run(proctor_run(f"{base}/raw/.well-known/agent-card.json", a.investigations, 8, f"{tmp}/raw8.db"))
         finally:
             proc.terminate()
+
+        def line(r: dict[str, Any]) -> str:
+            return (f"{r['inv_per_s']:.2f} inv/s, {r['turns_per_s']:.0f} turns/s, proctor CPU {r['cpu_ms_per_turn']:.1f} ms/turn "
+                    f"({r['n']} inv, {r['turns']} turns, {r['errors']} errors)")
+
+        rows += [
+            ("proctor vs scripted target without the SDK, concurrency 1", line(raw1)),
+            ("proctor vs scripted target without the SDK, concurrency 8", line(raw8)),
+            ("ratio proctor turns/s (no-SDK target) : echo round trips/s, sequential (goal >= 0.67)",
+             f"{raw1['turns_per_s'] / echo_seq:.2f}"),
+        ]
         rows += [
             ("bare a2a-sdk echo, sequential", f"{echo_seq:.0f} round trips/s"),
             ("bare a2a-sdk echo, concurrency 8", f"{echo_c8:.0f} round trips/s"),
             ("bare a2a-sdk echo of the proctor's own payloads, sequential", f"{echo_payload:.0f} round trips/s"),
-            ("proctor vs scripted target, concurrency 1",
-             f"{seq['inv_per_s']:.2f} inv/s, {seq['turns_per_s']:.0f} turns/s ({seq['n']} inv, {seq['turns']} turns, {seq['errors']} errors)"),
-            ("proctor vs scripted target, concurrency 8",
-             f"{c8['inv_per_s']:.2f} inv/s, {c8['turns_per_s']:.0f} turns/s ({c8['n']} inv, {c8['turns']} turns, {c8['errors']} errors)"),
+            ("proctor vs scripted a2a-sdk target, concurrency 1", line(seq)),
+            ("proctor vs scripted a2a-sdk target, concurrency 8", line(c8)),
             ("ratio proctor turns/s : echo round trips/s (sequential)", f"{seq['turns_per_s'] / echo_seq:.2f}"),
             ("ratio proctor turns/s : echo round trips/s (concurrency 8)", f"{c8['turns_per_s'] / echo_c8:.2f}"),
             ("ratio proctor turns/s : same-payload echo (sequential)", f"{seq['turns_per_s'] / echo_payload:.2f}"),
