@@ -64,6 +64,7 @@ REST_PREFIX = "/v1"
 DEFAULT_MAX_EVALUATIONS = 4
 # Investigations in flight across all evaluations: one request may ask for concurrency 128.
 DEFAULT_MAX_INVESTIGATIONS = 64
+DEFAULT_WORK_LOOPS = 8  # threads that run investigations: one per API key principal, up to this many
 BUSY_RETRY_AFTER_S = 30
 SHUTDOWN_RETRY_AFTER_S = 10
 SHUTTING_DOWN = ("shutting down: this proctor is draining and takes no new evaluations; retry shortly",
@@ -232,8 +233,8 @@ class ProctorExecutor:
 
     def __init__(self, store: Store, state: dict[str, Any]):
         self.store = store
-        # Shared with create_app and run_server: "work" loop (with the targets' http client), "worlds"
-        # cache (used on the work loop), "stop" event (set on
+        # Shared with create_app and run_server: "work" loops (one per principal, each with its own
+        # http client for targets), "worlds" cache (shared by those loops), "stop" event (set on
         # shutdown), "max_evaluations", "active" (evaluations in flight), "idle" (set when none),
         # "running" (their execute tasks, cancelled when the drain time is up).
         self.state = state
@@ -367,7 +368,7 @@ class ProctorExecutor:
         from .render import result_text
 
         try:
-            work = self.state["work"]
+            work = self.state["work"].for_principal(owner)  # each client's investigations on a loop of its own
 
             async def prepared() -> Any:  # on the work loop, with its client: the target is used there
                 return await prepare(req, work.resources)
@@ -408,7 +409,7 @@ class ProctorExecutor:
         inner = asyncio.create_task(execute(prep, self.store, run_id=run_id, worlds=self.state["worlds"],
                                             on_progress=progress, stop=self.state["stop"], disclosure_policy=self.state["disclosure"],
                                             limiter=self.state["investigations"], owner=owner,
-                                            work_loop=self.state["work"]))
+                                            work_loop=work))
         self.state["running"].add(inner)
         try:
             await asyncio.wait([inner])
@@ -476,7 +477,7 @@ def create_app(
     from .investigation import WorldCache
     from .target import AGENT_CARD_PATH, make_http_client
     from .taskstore import DEFAULT_MAX_FINISHED, BoundedTaskStore
-    from .workloop import WorkLoop
+    from .workloop import WorkLoops
 
     keys = parse_api_keys(os.environ.get("PROCTOR_API_KEYS") if api_keys is None else api_keys)
     if max_body_bytes is None:
@@ -496,7 +497,7 @@ def create_app(
     idle.set()
     state: dict[str, Any] = {
         # investigations (and the target clients they use) run on a loop of their own: workloop.py
-        "work": WorkLoop("proctor-investigations", resources=make_http_client, close=_aclose),
+        "work": WorkLoops(_env_int("PROCTOR_WORK_LOOPS", DEFAULT_WORK_LOOPS), resources=make_http_client, close=_aclose),
         "worlds": WorldCache(), "stop": asyncio.Event(),
         "disclosure": policy, "max_evaluations": max_evaluations, "investigations": FairLimiter(max_investigations), "active": 0, "idle": idle, "running": set(),
     }

@@ -152,3 +152,51 @@ class WorkLoop:
     async def aclose(self, timeout_s: float = 10.0) -> None:
         """:meth:`stop` without blocking the caller's loop."""
         await asyncio.to_thread(self.stop, timeout_s)
+
+
+class WorkLoops:
+    """One :class:`WorkLoop` per client (API key principal), at most ``limit`` of them.
+
+    Python shares the interpreter between threads by time slices, whatever each thread has
+    queued: a client whose loop is crowded with hostile investigations takes its slices, and
+    another client's loop, with one honest investigation waiting for its next turn, still gets
+    the interpreter within a slice. On a single shared loop that turn would wait behind every
+    callback the crowd had queued. Principals come from the configured API keys (a finite set);
+    past ``limit`` of them, loops are shared. Each loop has its own ``resources`` (e.g. its
+    httpx client)."""
+
+    def __init__(
+        self,
+        limit: int = 8,
+        resources: Callable[[], Any] | None = None,
+        close: Callable[[Any], Coroutine[Any, Any, Any]] | None = None,
+    ):
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self.limit = limit
+        self._make, self._close = resources, close
+        self._loops: list[WorkLoop] = []
+        self._by_principal: dict[str | None, WorkLoop] = {}
+        self._lock = threading.Lock()
+
+    def for_principal(self, principal: str | None) -> WorkLoop:
+        with self._lock:
+            loop = self._by_principal.get(principal)
+            if loop is None:
+                if len(self._loops) < self.limit:
+                    loop = WorkLoop(f"proctor-investigations-{len(self._loops)}", self._make, self._close)
+                    self._loops.append(loop)
+                else:
+                    loop = self._loops[len(self._by_principal) % self.limit]
+                self._by_principal[principal] = loop
+            return loop
+
+    def loops(self) -> list[WorkLoop]:
+        with self._lock:
+            return list(self._loops)
+
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        with self._lock:
+            loops, self._loops, self._by_principal = self._loops, [], {}
+        for loop in loops:
+            await loop.aclose(timeout_s)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from evaluator_agent import heap
-from evaluator_agent.workloop import WorkLoop
+from evaluator_agent.workloop import WorkLoop, WorkLoops
 from tests.conftest import serve_app
 from tests.targets import build_targets_app
 
@@ -94,6 +94,50 @@ async def test_stop_cancels_what_still_runs() -> None:
         await caller
 
 
+async def test_each_principal_gets_a_loop_of_its_own_up_to_the_limit() -> None:
+    loops = WorkLoops(limit=2)
+    try:
+        a, b, a_again, anon = (loops.for_principal(p) for p in ("key:a", "key:b", "key:a", None))
+        assert a is a_again and a is not b and anon in (a, b)  # a third principal shares: at most 2 threads
+        names = set()
+        for loop in (a, b):
+            async def where() -> str:
+                return threading.current_thread().name
+            names.add(await loop.run(where()))
+        assert len(names) == 2 and all(n.startswith("proctor-investigations-") for n in names)
+    finally:
+        await loops.aclose()
+    assert not a.started and not b.started
+
+
+async def test_a_world_is_loaded_once_for_every_loop_that_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluator_agent.investigation import WorldCache
+    from evaluator_agent.labels import load_labelset
+
+    cache, loads = WorldCache(), []
+    real = cache._load
+
+    def counted(digest: str) -> Any:
+        loads.append(digest)
+        return real(digest)
+
+    monkeypatch.setattr(cache, "_load", counted)
+    digest = load_labelset("smoke").labels[0].world.snapshot
+    loops = [WorkLoop(f"test-world-{i}") for i in range(3)]
+    try:
+        items = await asyncio.gather(*(lp.run(cache.get(digest)) for lp in loops), cache.get(digest))
+    finally:
+        for lp in loops:
+            await lp.aclose()
+    assert loads == [digest] and all(it is items[0] for it in items)
+    from evaluator_agent.world import SnapshotError
+
+    for _ in range(2):  # a failed load is every waiter's error, and is not remembered
+        with pytest.raises(SnapshotError):
+            await cache.get("0" * 64)
+    assert await cache.get(digest) is items[0]
+
+
 def test_settle_freezes_and_a_periodic_full_collection_reclaims_what_a_freeze_kept() -> None:
     class Node:
         pass
@@ -153,8 +197,22 @@ async def test_the_server_answers_while_an_investigation_holds_its_loop(tmp_path
             release.set()
             result = await run
         assert health.status_code == 200 and answered_while_blocked
-        assert threads == ["proctor-investigations"]
+        assert len(threads) == 1 and threads[0].startswith("proctor-investigations-")
         assert result["summary"]["n"] == 1 and result["investigations"][0]["tool_calls"] == 1
     finally:
         release.set()
         safety.cancel()
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_load_others_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluator_agent.investigation import WorldCache
+
+    cache, release = WorldCache(), threading.Event()
+    monkeypatch.setattr(cache, "_load", lambda digest: (release.wait(30), {"end": 1.0})[1:] + ({"digest": digest},))
+    first, second = asyncio.create_task(cache.get("d")), asyncio.create_task(cache.get("d"))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    release.set()
+    assert await second == ({"end": 1.0}, {"digest": "d"})
+    with pytest.raises(asyncio.CancelledError):
+        await first
