@@ -27,7 +27,8 @@ async def call_proctor(
     from a2a.client import ClientConfig, ClientFactory
     from a2a.helpers import new_data_part, new_message, new_text_part
     from a2a.types import Role, SendMessageRequest, TaskState
-    from google.protobuf.json_format import MessageToDict
+
+    from .protocol import data_object
 
     own = http is None
     http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None), headers=headers or {})
@@ -45,10 +46,9 @@ async def call_proctor(
                 if st.HasField("message"):
                     texts = [p.text for p in st.message.parts if p.HasField("text")]
                     final_msg = " ".join(texts)
-                    if on_progress:
-                        for p in st.message.parts:
-                            if p.HasField("data"):
-                                on_progress(MessageToDict(p.data))
+                    progress = data_object(st.message.parts) if on_progress else None
+                    if progress is not None:
+                        on_progress(progress)
             elif ev.HasField("artifact_update"):
                 artifacts.append(ev.artifact_update.artifact)
             elif ev.HasField("task"):
@@ -59,9 +59,9 @@ async def call_proctor(
         if final_state == TaskState.TASK_STATE_FAILED:
             raise ProctorTaskFailed(final_msg or "the proctor reported a failed task")
         for art in reversed(artifacts):
-            for p in art.parts:
-                if p.HasField("data"):
-                    return normalise_numbers(MessageToDict(p.data))
+            result = data_object(art.parts)
+            if result is not None:
+                return normalise_numbers(result)
         raise ProctorTaskFailed(f"no result artifact (state {TaskState.Name(final_state) if final_state else 'unknown'})")
     finally:
         if own:

@@ -209,6 +209,45 @@ class ReplyError(ValueError):
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
 
 
+def part_value(part: Any) -> tuple[Any, str | None]:
+    """What one A2A part (a2a-sdk 1.x protobuf ``Part``) carries: ``(value, None)`` for a
+    DataPart (its JSON value: an object, or whatever else a sender put there), ``(None, text)``
+    for a TextPart, ``(None, None)`` for anything else (files, empty parts)."""
+    if part.HasField("data"):
+        from google.protobuf.json_format import MessageToDict
+
+        return MessageToDict(part.data), None
+    if part.HasField("text"):
+        return None, part.text
+    return None, None
+
+
+def data_object(parts: Any) -> dict[str, Any] | None:
+    """The first DataPart among ``parts`` that holds a JSON object."""
+    for part in parts:
+        value, _ = part_value(part)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def json_object_in(parts: Any) -> dict[str, Any] | None:
+    """The object a message means: its first DataPart object, else the first JSON object found
+    in its text (a whole text, a fenced block, or the outermost braces)."""
+    texts: list[str] = []
+    for part in parts:
+        value, text = part_value(part)
+        if isinstance(value, dict):
+            return value
+        if text is not None:
+            texts.append(text)
+    for t in texts:
+        obj = extract_json_object(t)
+        if obj is not None:
+            return obj
+    return None
+
+
 def extract_json_object(text: str) -> dict[str, Any] | None:
     """Find the reply object in free text: the whole text, a fenced block, or the outermost braces."""
     text = text.strip()

@@ -54,7 +54,7 @@ from .envvars import env_int as _env_int
 from .fairshare import FairLimiter
 from .guard import DEFAULT_MAX_BODY_BYTES, Guard, parse_api_keys
 from .labels import LabelError, available_labelsets, load_labelset
-from .protocol import extract_json_object
+from .protocol import json_object_in
 from .request import RequestError, parse_request
 from .store import Store
 
@@ -197,23 +197,7 @@ def _says_hello(message: Any) -> bool:
 
 
 def _request_object(message: Any) -> dict[str, Any] | None:
-    from google.protobuf.json_format import MessageToDict
-
-    if message is None:
-        return None
-    texts = []
-    for part in message.parts:
-        if part.HasField("data"):
-            value = MessageToDict(part.data)
-            if isinstance(value, dict):
-                return value
-        elif part.HasField("text"):
-            texts.append(part.text)
-    for t in texts:
-        obj = extract_json_object(t)
-        if obj is not None:
-            return obj
-    return None
+    return None if message is None else json_object_in(message.parts)
 
 
 def labelsets_info() -> list[dict[str, Any]]:

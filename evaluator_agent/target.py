@@ -454,16 +454,13 @@ def send_message_body(data: dict[str, Any], text: str, context_id: str, task_id:
 
 
 def _part_payload(part: Any) -> tuple[dict[str, Any] | None, str]:
-    from google.protobuf.json_format import MessageToDict
+    """(a DataPart's object, "") or (None, text): a DataPart that is not an object counts as text."""
+    from .protocol import part_value
 
+    value, text = part_value(part)
     if part.HasField("data"):
-        value = MessageToDict(part.data)
-        if isinstance(value, dict):
-            return value, ""
-        return None, json.dumps(value)
-    if part.HasField("text"):
-        return None, part.text
-    return None, ""
+        return (value, "") if isinstance(value, dict) else (None, json.dumps(value))
+    return None, text or ""
 
 
 # Polling a target task left SUBMITTED/WORKING: GetTask after these delays, then every POLL_MAX_S.

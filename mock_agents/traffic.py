@@ -182,9 +182,9 @@ async def send_text(proctor_url: str, text: str, http: httpx.AsyncClient) -> dic
     from a2a.client import ClientConfig, ClientFactory
     from a2a.helpers import new_message, new_text_part
     from a2a.types import Role, SendMessageRequest, TaskState
-    from google.protobuf.json_format import MessageToDict
 
     from evaluator_agent.client import ProctorTaskFailed
+    from evaluator_agent.protocol import data_object
 
     client = await ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create_from_url(
         proctor_url.rstrip("/")
@@ -204,9 +204,9 @@ async def send_text(proctor_url: str, text: str, http: httpx.AsyncClient) -> dic
         )
         raise ProctorTaskFailed(" ".join(texts) or "the proctor reported a failed task")
     for art in reversed(task.artifacts):
-        for p in art.parts:
-            if p.HasField("data"):
-                return MessageToDict(p.data)
+        result = data_object(art.parts)
+        if result is not None:
+            return result
     raise ProctorTaskFailed(f"no result artifact (state {TaskState.Name(task.status.state)})")
 
 

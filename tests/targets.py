@@ -19,22 +19,18 @@ from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, Role
-from google.protobuf.json_format import MessageToDict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from evaluator_agent.protocol import data_object
+
 Reply = dict[str, Any] | str | bytes
 
 
 def incoming(context: Any) -> dict[str, Any]:
-    for p in context.message.parts:
-        if p.HasField("data"):
-            v = MessageToDict(p.data)
-            if isinstance(v, dict):
-                return v
-    return {}
+    return data_object(context.message.parts) or {}
 
 
 class FnExecutor(AgentExecutor):
