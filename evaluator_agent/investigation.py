@@ -236,27 +236,8 @@ class RunContact:
     replied: bool = False
 
 
-@dataclass
-class Limits:
-    """Harness-side limits; the label's budget may tighten max_turns and timeout."""
-
-    max_turns: int = 30
-    timeout_s: float = 300.0
-    turn_timeout_s: float = 60.0
-    max_calls_per_turn: int = 8
-
-
 def _iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def _effective_budget(label: Label, limits: Limits) -> Budget:
-    return Budget(
-        max_turns=min(label.task.budget.max_turns, limits.max_turns),
-        timeout_s=min(label.task.budget.timeout_s, limits.timeout_s),
-        turn_timeout_s=limits.turn_timeout_s,
-        max_calls_per_turn=limits.max_calls_per_turn,
-    )
 
 
 def build_briefing(label: Label, header: dict[str, Any], budget: Budget, investigation_id: str) -> Briefing:
@@ -289,7 +270,7 @@ async def investigate(
     attempt: int,
     target: InvestigationTarget,
     worlds: WorldCache,
-    limits: Limits,
+    limits: Budget,
     *,
     noise: str = "on",
     contact: RunContact | None = None,
@@ -322,7 +303,7 @@ async def investigate(
         from .tools import Toolbox
 
         toolbox = Toolbox(index, now=float(header["end"]))
-        budget = _effective_budget(label, limits)
+        budget = limits.effective(label.task.budget)
         briefing = build_briefing(label, header, budget, inv_id)
         trace.briefing(briefing)
         viewed: list[tuple[str, dict[str, Any], bool, str]] = []

@@ -24,7 +24,7 @@ import httpx
 
 from . import __version__, disclosure, observability
 from .fairshare import FairLimiter
-from .investigation import InvestigationResult, Limits, RunContact, WorldCache, investigate
+from .investigation import InvestigationResult, RunContact, WorldCache, investigate
 from .labels import LabelError, LabelSet, load_labelset
 from .request import EvaluationRequest, RequestError
 from .stats import label_meta_of
@@ -180,10 +180,7 @@ async def execute(
     req = prep.request
     run_id = run_id or req.run_id or new_run_id()
     worlds = worlds or WorldCache()
-    limits = Limits(
-        max_turns=req.budget.max_turns, timeout_s=req.budget.timeout_s,
-        turn_timeout_s=req.budget.turn_timeout_s, max_calls_per_turn=req.budget.max_calls_per_turn,
-    )
+    limits = req.budget
     manifest = {
         "run_id": run_id,
         "target": prep.target.info.as_dict() | {"card": prep.target.info.card},

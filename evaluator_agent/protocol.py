@@ -51,13 +51,22 @@ class ToolSpec(_Model):
     )
 
 
-class Budget(_Model):
-    """Limits of one investigation."""
+class Budget(BaseModel):
+    """Limits of one investigation: what a request asks for (``budget``), what the harness
+    enforces (the request's, tightened by the label's own budget: ``effective``), and what the
+    briefing tells the target. One type for all three; unknown fields are refused."""
 
-    max_turns: int = Field(30, ge=1, le=500, description="Replies the target may send, the diagnosis included")
+    model_config = ConfigDict(extra="forbid")
+
+    max_turns: int = Field(30, ge=1, le=200, description="Replies the target may send, the diagnosis included")
     timeout_s: float = Field(300.0, gt=0, le=3600, description="Wall time of the whole investigation")
-    turn_timeout_s: float = Field(60.0, gt=0, le=3600, description="Time the target may take for one reply")
-    max_calls_per_turn: int = Field(8, ge=1, le=64)
+    turn_timeout_s: float = Field(60.0, ge=0.1, le=600, description="Time the target may take for one reply")
+    max_calls_per_turn: int = Field(8, ge=1, le=32, description="Tool calls run per reply; more are skipped")
+
+    def effective(self, label_budget: Any) -> Budget:
+        """This budget tightened by a label's own (``max_turns``, ``timeout_s``)."""
+        return self.model_copy(update={"max_turns": min(label_budget.max_turns, self.max_turns),
+                                       "timeout_s": min(label_budget.timeout_s, self.timeout_s)})
 
 
 class Problem(_Model):

@@ -15,19 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .protocol import Budget
 from .target import validate_target_url
 
 
 class RequestError(ValueError):
     """A request the proctor cannot run; the message names the problem."""
-
-
-class RequestBudget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_turns: int = Field(30, ge=1, le=200)
-    timeout_s: float = Field(300.0, ge=1, le=3600)
-    turn_timeout_s: float = Field(60.0, ge=0.1, le=600)
-    max_calls_per_turn: int = Field(8, ge=1, le=32)
 
 
 class EvaluationRequest(BaseModel):
@@ -37,7 +30,7 @@ class EvaluationRequest(BaseModel):
     attempts: int = Field(1, ge=1, le=20)
     labels: list[str] | None = Field(None, max_length=10000)
     concurrency: int = Field(4, ge=1, le=128)
-    budget: RequestBudget = Field(default_factory=RequestBudget)
+    budget: Budget = Field(default_factory=Budget)
     noise: Literal["on", "off"] = "on"
     run_id: str | None = Field(None, max_length=100)
 

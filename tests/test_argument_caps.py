@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.investigation import Limits, WorldCache, investigate
+from evaluator_agent.investigation import WorldCache, investigate
 from evaluator_agent.labels import load_labelset
 from evaluator_agent.local_target import LocalTarget
+from evaluator_agent.protocol import Budget
 from evaluator_agent.store import Store
 from evaluator_agent.tools import MAX_ARGUMENTS_BYTES, stored_arguments
 
@@ -47,7 +48,7 @@ async def test_oversized_calls_are_refused_and_stored_small(tmp_path: Path) -> N
         calls += [{"id": f"c{n}_{i}", "name": "search_logs", "arguments": {"query": HUGE + str(i)}} for i in range(7)]
         return {"tool_calls": calls}  # 8 calls, the most one reply may carry
 
-    res = await investigate(label, 1, LocalTarget(flood, "flood"), WorldCache(), Limits())
+    res = await investigate(label, 1, LocalTarget(flood, "flood"), WorldCache(), Budget())
     assert res.end_reason == "diagnosis" and res.turns == turns + 1
     big = [c for c in res.call_records if c.name == "search_logs"]
     assert len(big) == 7 * turns and not any(c.ok for c in big)

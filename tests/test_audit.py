@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from evaluator_agent.cli import main as cli_main
-from evaluator_agent.investigation import Limits, WorldCache, investigate
+from evaluator_agent.investigation import WorldCache, investigate
 from evaluator_agent.labels import load_labelset
 from evaluator_agent.local_target import LocalTarget, policy_target
-from evaluator_agent.protocol import parse_reply
+from evaluator_agent.protocol import Budget, parse_reply
 from evaluator_agent.target import Target, make_http_client
 from evaluator_agent.vocab import MECHANISMS
 from mock_agents.conversation import Conversation
@@ -61,8 +61,8 @@ async def test_local_target_matches_a2a() -> None:
         async with make_http_client() as http:
             for name in names:
                 remote = await Target.connect(f"{agents}/{name}/.well-known/agent-card.json", http)
-                over_a2a = await investigate(label, 1, remote, WorldCache(), Limits())
-                local = await investigate(label, 1, policy_target(name), WorldCache(), Limits())
+                over_a2a = await investigate(label, 1, remote, WorldCache(), Budget())
+                local = await investigate(label, 1, policy_target(name), WorldCache(), Budget())
                 assert over_a2a.end_reason == "diagnosis" and over_a2a.tool_calls > 0
                 assert all(_same(local, over_a2a).values()), (name, _same(local, over_a2a))
                 assert [c.name for c in local.call_records] == [c.name for c in over_a2a.call_records]
@@ -81,7 +81,7 @@ async def test_local_target_carries_the_a2a_contract() -> None:
             return {"tool_calls": [{"id": "c1", "name": "list_services", "arguments": {"limit": 5}}]}
         return {"diagnosis": {"no_fault": True, "summary": "benign"}}
 
-    res = await investigate(label, 1, LocalTarget(fn, "scripted"), WorldCache(), Limits())
+    res = await investigate(label, 1, LocalTarget(fn, "scripted"), WorldCache(), Budget())
     assert res.end_reason == "diagnosis" and res.turns == 2 and res.tool_calls == 1
     briefing = seen[0][0][1]
     assert briefing["type"] == "briefing" and isinstance(briefing["budget"]["max_turns"], float)
@@ -95,10 +95,10 @@ async def test_local_target_carries_the_a2a_contract() -> None:
     def broken(messages: list[tuple[str, Any]]) -> dict[str, Any]:
         raise RuntimeError("policy bug")
 
-    res = await investigate(label, 1, LocalTarget(broken, "broken"), WorldCache(), Limits())
+    res = await investigate(label, 1, LocalTarget(broken, "broken"), WorldCache(), Budget())
     assert res.end_reason == "target_error" and res.error_kind is None and "policy bug" in (res.error or "")
 
-    res = await investigate(label, 1, LocalTarget(lambda m: {"nonsense": 1}, "garbage"), WorldCache(), Limits())
+    res = await investigate(label, 1, LocalTarget(lambda m: {"nonsense": 1}, "garbage"), WorldCache(), Budget())
     assert res.end_reason == "malformed_replies" and not res.passed
 
 
@@ -110,7 +110,7 @@ async def test_local_target_carries_the_a2a_contract() -> None:
 async def test_every_shortcut_reaches_a_valid_diagnosis(name: str) -> None:
     worlds = WorldCache()
     for label in load_labelset("smoke").labels[:3]:
-        res = await investigate(label, 1, policy_target(name), worlds, Limits())
+        res = await investigate(label, 1, policy_target(name), worlds, Budget())
         assert res.end_reason == "diagnosis", (name, label.id, res.end_reason, res.error)
         d = parse_reply({"diagnosis": res.diagnosis}).diagnosis
         assert "failed" not in d.summary, d.summary  # a policy that trips says "policy X failed"

@@ -107,13 +107,14 @@ def _blind_pass_rate(labelset: str) -> float:
     """random_guess, in process through the same investigation and scorer: a blind target."""
     import asyncio
 
-    from evaluator_agent.investigation import Limits, WorldCache, investigate
+    from evaluator_agent.investigation import WorldCache, investigate
     from evaluator_agent.local_target import policy_target
+    from evaluator_agent.protocol import Budget
 
     async def go() -> float:
         target, worlds = policy_target("random_guess"), WorldCache()
         labels = load_labelset(labelset).labels
-        results = [await investigate(lb, 1, target, worlds, Limits()) for lb in labels]
+        results = [await investigate(lb, 1, target, worlds, Budget()) for lb in labels]
         return sum(r.passed for r in results) / len(results)
 
     return asyncio.run(go())

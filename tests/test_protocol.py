@@ -73,3 +73,20 @@ def test_parse_reply_raises_only_reply_errors() -> None:
     for bad in ({}, {"tool_calls": "x"}, {"diagnosis": 5}, {"tool_calls": [{"name": 1}]}):
         with pytest.raises(ReplyError):
             parse_reply(bad)
+
+
+def test_one_budget_for_request_harness_and_briefing() -> None:
+    from pydantic import ValidationError
+
+    from evaluator_agent.labels import TaskBudget
+    from evaluator_agent.protocol import Budget
+    from evaluator_agent.request import parse_request
+
+    asked = parse_request({"target": "http://127.0.0.1:9/a", "budget": {"max_turns": 50, "turn_timeout_s": 5}}).budget
+    assert isinstance(asked, Budget) and asked.max_turns == 50 and asked.max_calls_per_turn == 8
+    tight = asked.effective(TaskBudget(max_turns=12, timeout_s=900))
+    assert (tight.max_turns, tight.timeout_s, tight.turn_timeout_s) == (12, 300.0, 5.0)  # the tighter of each
+    assert asked.max_turns == 50  # the request's own is untouched
+    for bad in ({"max_turns": 0}, {"max_turns": 201}, {"turn_timeout_s": 601}, {"max_calls_per_turn": 33}, {"retries": 3}):
+        with pytest.raises(ValidationError):
+            Budget(**bad)

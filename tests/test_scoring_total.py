@@ -27,10 +27,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from evaluator_agent.investigation import Limits, WorldCache, investigate
+from evaluator_agent.investigation import WorldCache, investigate
 from evaluator_agent.labels import load_labelset
 from evaluator_agent.local_target import LocalTarget
 from evaluator_agent.protocol import (
+    Budget,
     CausalEdge,
     Diagnosis,
     DiagnosisReply,
@@ -247,7 +248,7 @@ def test_year_one_onset_is_scored_not_a_harness_error() -> None:
     rc = label.ground_truth.root_causes[0]
     diag = {"root_causes": [{"entity": rc.entity, "mechanism": label.ground_truth.mechanism}],
             "onset": "0001-01-01T00:00:00+01:00"}
-    res = asyncio.run(investigate(label, 1, _answering(diag), WorldCache(), Limits()))
+    res = asyncio.run(investigate(label, 1, _answering(diag), WorldCache(), Budget()))
     assert res.end_reason == "diagnosis" and res.error_kind is None
     assert res.subscores["onset"] == 0.0 and res.subscores["root_cause"] == 1.0
 
@@ -265,12 +266,12 @@ def test_a_scorer_failure_on_a_diagnosis_is_the_targets_failure(monkeypatch, cap
 
     monkeypatch.setattr(scoring, "score_investigation", flaky)
     label = _fault_label()
-    res = asyncio.run(investigate(label, 1, _answering({"no_fault": True}), WorldCache(), Limits()))
+    res = asyncio.run(investigate(label, 1, _answering({"no_fault": True}), WorldCache(), Budget()))
     assert res.end_reason == "unscorable_diagnosis" and res.error_kind is None
     assert res.passed is False and res.score == 0.0 and "OverflowError" in (res.error or "")
     assert any("scorer failed" in r.message for r in caplog.records)
 
     # ... while a scorer that cannot score the label at all is our fault: a harness error.
     monkeypatch.setattr(scoring, "score_investigation", lambda *a, **k: (_ for _ in ()).throw(KeyError("rubric")))
-    res = asyncio.run(investigate(label, 1, _answering({"no_fault": True}), WorldCache(), Limits()))
+    res = asyncio.run(investigate(label, 1, _answering({"no_fault": True}), WorldCache(), Budget()))
     assert res.end_reason == "harness_error" and res.error_kind == "harness"

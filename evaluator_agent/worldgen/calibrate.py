@@ -84,14 +84,15 @@ def result_row(label: Any, policy: str, res: Any) -> dict[str, Any]:
 async def _run_labels(
     set_name: str, root: str | None, label_ids: list[str], policies: tuple[str, ...], noise: str
 ) -> list[dict[str, Any]]:
-    from ..investigation import Limits, WorldCache, investigate
+    from ..investigation import WorldCache, investigate
     from ..labels import load_labelset
     from ..local_target import policy_target
+    from ..protocol import Budget
 
     ls = load_labelset(set_name, Path(root) if root else None)
     worlds = WorldCache(capacity=2)
     targets = {p: policy_target(p) for p in policies}
-    limits = Limits()
+    limits = Budget()
     rows = []
     for lid in label_ids:
         label = ls.get(lid)
