@@ -64,6 +64,8 @@ REST_PREFIX = "/v1"
 DEFAULT_MAX_EVALUATIONS = 4
 # Investigations in flight across all evaluations: one request may ask for concurrency 128.
 DEFAULT_MAX_INVESTIGATIONS = 64
+# a skill id of the card -> the action it is (the short names are the documented actions)
+SKILL_ACTIONS = {"evaluate_agent": "evaluate", "compare_runs": "compare"}
 DEFAULT_WORK_LOOPS = 8  # threads that run investigations: one per API key principal, up to this many
 BUSY_RETRY_AFTER_S = 30
 SHUTDOWN_RETRY_AFTER_S = 10
@@ -246,7 +248,9 @@ class ProctorExecutor:
             await fail("no request found: send a JSON object (DataPart, or JSON in a TextPart) such as "
                        '{"target": "<agent card URL>", "labelset": "smoke"}')
             return
-        action = obj.pop("action", "evaluate")
+        asked = obj.pop("action", "evaluate")
+        # the card's skill ids name the same actions (evaluate_agent, compare_runs): either is accepted
+        action = SKILL_ACTIONS.get(asked, asked) if isinstance(asked, str) else asked
         if action == "list_labelsets":
             info = labelsets_info()
             await up.add_artifact([new_text_part(", ".join(i["name"] for i in info)), new_data_part({"labelsets": info})], name="labelsets", last_chunk=True)
@@ -259,7 +263,8 @@ class ProctorExecutor:
             await self._compare(obj, up, fail, owner)
             return
         if action != "evaluate":
-            await fail(f"unknown action {action!r}; expected evaluate, list_labelsets, get_run or compare")
+            await fail(f"unknown action {str(asked)[:80]!r}; expected evaluate, list_labelsets, get_run or compare "
+                       "(or a skill id of the card: evaluate_agent, compare_runs)")
             return
         await self._evaluate(obj, up, fail, owner)
 

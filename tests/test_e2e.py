@@ -105,6 +105,10 @@ async def test_cli_and_server_give_the_same_results(tmp_path) -> None:
         ({"target": "http://127.0.0.1:9/x/.well-known/agent-card.json"}, "unreachable"),
         ({"action": "get_run", "run_id": "run_missing"}, "no run"),
         ({"action": "dance"}, "unknown action"),
+        ({"action": ["evaluate"]}, "unknown action"),
+        # the card's skill ids are actions too: one name per concept, whichever the client read
+        ({"action": "compare_runs", "base": "run_a", "new": "run_b"}, "no run"),
+        ({"action": "evaluate_agent", "target": "not a url"}, "not an http"),
     ],
 )
 async def test_bad_requests_fail_the_task_and_the_server_stays_up(tmp_path, request_obj, message) -> None:
@@ -113,6 +117,14 @@ async def test_bad_requests_fail_the_task_and_the_server_stays_up(tmp_path, requ
             await call_proctor(proctor, request_obj)
         listing = await call_proctor(proctor, {"action": "list_labelsets"})
     assert "smoke" in {x["name"] for x in listing["labelsets"]}
+
+
+def test_every_skill_of_the_card_is_an_action() -> None:
+    from evaluator_agent.server import SKILL_ACTIONS, build_card
+
+    actions = {"evaluate", "list_labelsets", "get_run", "compare"}
+    skills = {sk.id for sk in build_card("http://127.0.0.1:8080").skills}
+    assert skills and {SKILL_ACTIONS.get(sk, sk) for sk in skills} <= actions
 
 
 async def test_text_part_request_rest_binding_and_get_run(tmp_path) -> None:
