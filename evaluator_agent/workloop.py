@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Coroutine
@@ -118,7 +119,8 @@ class WorkLoop:
                 if holder:
                     holder[0].cancel()
 
-            loop.call_soon_threadsafe(stop)
+            with contextlib.suppress(RuntimeError):  # the loop was stopped meanwhile: nothing left to cancel
+                loop.call_soon_threadsafe(stop)
             raise
 
     def stop(self, timeout_s: float = 10.0) -> None:
