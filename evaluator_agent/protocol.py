@@ -59,7 +59,7 @@ class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_turns: int = Field(30, ge=1, le=200, description="Replies the target may send, the diagnosis included")
-    timeout_s: float = Field(300.0, gt=0, le=3600, description="Wall time of the whole investigation")
+    timeout_s: float = Field(300.0, ge=1, le=3600, description="Wall time of the whole investigation")
     turn_timeout_s: float = Field(60.0, ge=0.1, le=600, description="Time the target may take for one reply")
     max_calls_per_turn: int = Field(8, ge=1, le=32, description="Tool calls run per reply; more are skipped")
 

@@ -318,6 +318,7 @@ class Target:
     def __init__(self, info: TargetInfo, client: Any):
         self.info = info
         self._client = client
+        self._fast_send = _fast_sender(client)  # decided once per target: its card does not change
 
     @classmethod
     async def connect(cls, url: str, http: httpx.AsyncClient, timeout_s: float = 10.0) -> Target:
@@ -377,7 +378,7 @@ class Target:
         return cls(info, client)
 
     def conversation(self) -> Conversation:
-        return Conversation(self._client, _fast_sender(self._client))
+        return Conversation(self._client, self._fast_send)
 
     async def close(self) -> None:
         # The httpx client is shared and owned by the caller; nothing else to release.
@@ -509,8 +510,6 @@ class Conversation:
         last = None
         if self._fast_send is not None:
             last = await self._fast_send(data, text, self.context_id, self._task_id)
-            if not (last.HasField("message") or last.HasField("task")):
-                raise TargetProtocolError("target response holds neither a message nor a task")
         else:
             msg = new_message(
                 [data_part(data), new_text_part(text)],

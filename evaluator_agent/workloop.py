@@ -9,7 +9,8 @@ shares the interpreter, but Python hands the GIL back to the server's thread eve
 milliseconds (``sys.getswitchinterval``), so the server's loop stays responsive.
 
 Everything an investigation touches that is bound to a loop (the httpx client, the SDK's
-clients built on it, the world cache's locks) is created and used on this loop only.
+clients built on it) is created and used on this loop only; the world cache is thread-safe and
+shared by all loops (investigation.WorldCache).
 """
 
 from __future__ import annotations

@@ -52,30 +52,9 @@ async def test_runs_on_its_own_thread_in_the_callers_context_and_returns_or_rais
     assert closed == [{"made_on": "test-work"}] and not work.started
 
 
-async def test_cancelling_the_caller_cancels_the_coroutine_there() -> None:
-    work = WorkLoop("test-cancel")
-    started, ended = threading.Event(), threading.Event()
-
-    async def forever() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            ended.set()
-
-    try:
-        caller = asyncio.create_task(work.run(forever()))
-        assert await asyncio.to_thread(started.wait, 10)
-        caller.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await caller
-        assert await asyncio.to_thread(ended.wait, 10)  # the coroutine itself was cancelled, not left running
-    finally:
-        await work.aclose()
-
-
-async def test_stop_cancels_what_still_runs() -> None:
-    work = WorkLoop("test-stop")
+async def _running_forever(work: WorkLoop) -> tuple[asyncio.Task[None], threading.Event]:
+    """A caller awaiting a coroutine that sleeps for ever on ``work``, once it has started there;
+    and the event the coroutine sets when it ends."""
     started, ended = threading.Event(), threading.Event()
 
     async def forever() -> None:
@@ -87,6 +66,24 @@ async def test_stop_cancels_what_still_runs() -> None:
 
     caller = asyncio.create_task(work.run(forever()))
     assert await asyncio.to_thread(started.wait, 10)
+    return caller, ended
+
+
+async def test_cancelling_the_caller_cancels_the_coroutine_there() -> None:
+    work = WorkLoop("test-cancel")
+    try:
+        caller, ended = await _running_forever(work)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        assert await asyncio.to_thread(ended.wait, 10)  # the coroutine itself was cancelled, not left running
+    finally:
+        await work.aclose()
+
+
+async def test_stop_cancels_what_still_runs() -> None:
+    work = WorkLoop("test-stop")
+    caller, ended = await _running_forever(work)
     work.stop()  # blocking: the caller sees its cancellation only once the work loop is closed
     assert ended.is_set()
     with pytest.raises(asyncio.CancelledError):  # not RuntimeError: a closed loop has nothing left to cancel
