@@ -2,9 +2,8 @@
 
 python -m mock_agents serve [--host 127.0.0.1] [--port 9100] [--agents a,b] [--base-url URL]
 python -m mock_agents list
-python -m mock_agents traffic --proctor URL --targets CARD_URL [CARD_URL...] [--labelset smoke]
-    [--requests N] [--concurrency C] [--mode normal|failure] [--labels ID,ID] [--attempts K]
-    [--api-key KEY] [--json FILE] [--timeout S]     (see mock_agents/traffic.py)
+
+The load generator that used to live here is ``proctor traffic``.
 """
 
 from __future__ import annotations
@@ -34,14 +33,6 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("list", help="list the agents this process can serve")
-
-    from .traffic import add_arguments
-
-    t = sub.add_parser(
-        "traffic",
-        help="send evaluation requests to a proctor and report throughput, latency and errors",
-    )
-    add_arguments(t)
     return p
 
 
@@ -57,10 +48,6 @@ def main(argv: list[str] | None = None) -> int:
                 description = f"(unavailable: {e})"
             print(f"{name:16s} {description}")
         return 0
-    if args.command == "traffic":
-        from .traffic import main as traffic_main
-
-        return traffic_main(args)
     if args.command == "serve":
         from .server import serve
 

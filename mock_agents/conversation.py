@@ -225,7 +225,7 @@ class Conversation:
     def from_messages(cls, messages: list[tuple[str, dict[str, Any] | None]]) -> Conversation:
         """From plain message dicts, oldest first: ``("user", <proctor message data>)`` or
         ``("model", <our earlier reply>)``. This is what an in-process target
-        (:mod:`evaluator_agent.local_target`) hands a policy: no ADK, no A2A, the same reading."""
+        (:mod:`evaluator_agent.engine.local`) hands a policy: no ADK, no A2A, the same reading."""
         conv = cls()
         for role, obj in messages or []:
             if role == "model":

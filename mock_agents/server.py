@@ -34,7 +34,8 @@ os.environ.setdefault("ADK_SUPPRESS_A2A_EXPERIMENTAL_FEATURE_WARNINGS", "1")
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-from evaluator_agent.envvars import env_int as _env_int  # noqa: E402
+from evaluator_agent.core.envvars import env_int as _env_int  # noqa: E402
+from evaluator_agent.core.logs import quiet_logs  # noqa: E402,F401
 
 logger = logging.getLogger(__name__)
 
@@ -239,11 +240,6 @@ def _pinning_executor(runner: Any, sessions: Any) -> Any:
                 await super().execute(context, event_queue)
 
     return PinningExecutor(runner=runner)
-
-
-def quiet_logs(level: int = logging.WARNING) -> None:
-    for name in ("google_adk", "google.adk", "a2a", "httpx", "uvicorn.access"):
-        logging.getLogger(name).setLevel(level)
 
 
 def _resolve(agents: list[str] | None) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.demo import loopback_socket, serving
+from evaluator_agent.cli.demo import loopback_socket, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from evaluator_agent.protocol import data_object
+from evaluator_agent.core.protocol import data_object
 
 Reply = dict[str, Any] | str | bytes
 

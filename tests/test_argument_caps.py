@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.investigation import WorldCache, investigate
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.local_target import LocalTarget
-from evaluator_agent.protocol import Budget
-from evaluator_agent.store import Store
-from evaluator_agent.tools import MAX_ARGUMENTS_BYTES, stored_arguments
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.core.protocol import Budget
+from evaluator_agent.engine.investigation import WorldCache, investigate
+from evaluator_agent.engine.local import LocalTarget
+from evaluator_agent.results.store import Store
+from evaluator_agent.telemetry.tools import MAX_ARGUMENTS_BYTES, stored_arguments
 
 HUGE = "service:checkout " + "(" * 10 + "a OR " * 22_000 + ")" * 10  # ~110 KB, deep and long
 

@@ -18,14 +18,15 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.cli import main as cli_main
-from evaluator_agent.investigation import WorldCache, investigate
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.local_target import LocalTarget, policy_target
-from evaluator_agent.protocol import Budget, parse_reply
-from evaluator_agent.target import Target, make_http_client
-from evaluator_agent.vocab import MECHANISMS
+from evaluator_agent.cli.main import main as cli_main
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.core.protocol import Budget, parse_reply
+from evaluator_agent.core.vocab import MECHANISMS
+from evaluator_agent.engine.investigation import WorldCache, investigate
+from evaluator_agent.engine.local import LocalTarget
+from evaluator_agent.engine.target import Target, make_http_client
 from mock_agents.conversation import Conversation
+from mock_agents.inprocess import policy_target
 from mock_agents.shortcuts import SHORTCUT_NAMES
 from tests.conftest import serve_app
 

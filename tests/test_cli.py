@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from evaluator_agent.cli import main
-from evaluator_agent.labels import Label, load_labelset
-from evaluator_agent.world import load_snapshot
+from evaluator_agent.cli.main import main
+from evaluator_agent.core.labels import Label, load_labelset
+from evaluator_agent.telemetry.world import load_snapshot
 
 
 def test_env_generate_is_deterministic(tmp_path, capsys) -> None:

@@ -10,8 +10,8 @@ from math import comb
 
 import pytest
 
-from evaluator_agent.compare import compare_runs, verdict_of
-from evaluator_agent.stats import binom_two_sided_p
+from evaluator_agent.results.compare import compare_runs, verdict_of
+from evaluator_agent.results.stats import binom_two_sided_p
 
 
 def _exact_binomial_two_sided(k: int, n: int) -> float:

@@ -547,7 +547,7 @@ def served(image: Image):
 @pytest.mark.slow
 def test_installed_package_is_not_the_checkout(image: Image) -> None:
     proc = subprocess.run(
-        ["python", "-c", "import evaluator_agent, mock_agents, sys; from evaluator_agent.labels import "
+        ["python", "-c", "import evaluator_agent, mock_agents, sys; from evaluator_agent.core.labels import "
          "labelsets_dir, snapshots_dir; print(evaluator_agent.__file__); print(labelsets_dir()); "
          "print(snapshots_dir()); print(sys.prefix)"],
         cwd=image.workdir, env=_run_env(image), capture_output=True, text=True, timeout=60)
@@ -782,7 +782,7 @@ def _job_argv(cloudbuild: dict) -> list[str]:
 
 
 def test_job_command_is_a_valid_proctor_run(cloudbuild: dict) -> None:
-    from evaluator_agent.cli import build_parser
+    from evaluator_agent.cli.main import build_parser
 
     argv = _job_argv(cloudbuild)
     assert argv[0] == "proctor"  # the console script of pyproject.toml
@@ -793,7 +793,7 @@ def test_job_command_is_a_valid_proctor_run(cloudbuild: dict) -> None:
 def test_job_relies_on_cloud_run_task_env(cloudbuild: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """The job passes no --target/--shard/--run-id: `proctor run` must take them from the
     environment (PROCTOR_TARGET, CLOUD_RUN_TASK_INDEX/COUNT, CLOUD_RUN_EXECUTION)."""
-    from evaluator_agent.cli import build_parser
+    from evaluator_agent.cli.main import build_parser
 
     argv = _job_argv(cloudbuild)
     assert not {"--target", "--shard", "--run-id", "--checkpoint-dir"} & set(argv)

@@ -20,10 +20,11 @@ from typing import Any
 import anyio.to_thread
 import pytest
 
-from evaluator_agent import disclosure, observability
-from evaluator_agent.cli import main as cli_main
-from evaluator_agent.client import ProctorTaskFailed, call_proctor
-from evaluator_agent.labels import labelsets_dir, load_labelset
+from evaluator_agent.cli.main import main as cli_main
+from evaluator_agent.core.labels import labelsets_dir, load_labelset
+from evaluator_agent.datadog import observability
+from evaluator_agent.results import disclosure
+from evaluator_agent.service.client import ProctorTaskFailed, call_proctor
 from tests.conftest import serve_app
 from tests.targets import build_targets_app
 
@@ -94,7 +95,7 @@ def leaked(payload: Any, truths: dict[str, set[str]]) -> dict[str, list[str]]:
 
 
 def _proctor(db: Path, policy: str | None):
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     return lambda base: create_app(str(db), public_url=base, disclosure_policy=policy)
 
@@ -107,9 +108,9 @@ def _blind_pass_rate(labelset: str) -> float:
     """random_guess, in process through the same investigation and scorer: a blind target."""
     import asyncio
 
-    from evaluator_agent.investigation import WorldCache, investigate
-    from evaluator_agent.local_target import policy_target
-    from evaluator_agent.protocol import Budget
+    from evaluator_agent.core.protocol import Budget
+    from evaluator_agent.engine.investigation import WorldCache, investigate
+    from mock_agents.inprocess import policy_target
 
     async def go() -> float:
         target, worlds = policy_target("random_guess"), WorldCache()
@@ -153,7 +154,7 @@ def test_cli_refuses_an_unknown_policy(monkeypatch, tmp_path, capsys) -> None:
 
 
 def test_server_refuses_an_unknown_policy(tmp_path) -> None:
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     with pytest.raises(ValueError, match="disclosure policy"):
         create_app(str(tmp_path / "x.db"), disclosure_policy="some")

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from evaluator_agent.cli import main as cli_main
-from evaluator_agent.client import ProctorTaskFailed, call_proctor, normalise_numbers
-from evaluator_agent.labels import load_labelset
+from evaluator_agent.cli.main import main as cli_main
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.service.client import ProctorTaskFailed, call_proctor, normalise_numbers
 from tests.conftest import bound_socket, serve_app
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +32,7 @@ def _mock_app(agents: list[str]):
 
 
 def _proctor_app(db: Path):
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     return lambda base: create_app(str(db), public_url=base)
 
@@ -120,7 +120,7 @@ async def test_bad_requests_fail_the_task_and_the_server_stays_up(tmp_path, requ
 
 
 def test_every_skill_of_the_card_is_an_action() -> None:
-    from evaluator_agent.server import SKILL_ACTIONS, build_card
+    from evaluator_agent.service.server import SKILL_ACTIONS, build_card
 
     actions = {"evaluate", "list_labelsets", "get_run", "compare"}
     skills = {sk.id for sk in build_card("http://127.0.0.1:8080").skills}

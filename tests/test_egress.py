@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from evaluator_agent.egress import EgressRefused, pin, resolve_checked, verdict
+from evaluator_agent.engine.egress import EgressRefused, pin, resolve_checked, verdict
 
 PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"]
 PRIVATE = ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "100.64.0.1", "100.127.255.254",
@@ -65,8 +65,8 @@ async def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch: 
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    import evaluator_agent.egress as egress
-    from evaluator_agent.target import TargetBlocked, make_http_client
+    import evaluator_agent.engine.egress as egress
+    from evaluator_agent.engine.target import TargetBlocked, make_http_client
     from tests.conftest import serve_app
 
     answers = [[ipaddress.ip_address("127.0.0.1")], [ipaddress.ip_address("169.254.169.254")]]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from evaluator_agent.fairshare import FairLimiter
+from evaluator_agent.engine.fairshare import FairLimiter
 
 
 async def _settle() -> None:

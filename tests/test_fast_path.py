@@ -14,7 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from evaluator_agent.target import Conversation, Target, TargetError, _fast_sender, make_http_client
+from evaluator_agent.engine.target import (
+    Conversation,
+    Target,
+    TargetError,
+    _fast_sender,
+    make_http_client,
+)
 from tests.conftest import serve_app
 from tests.targets import build_targets_app, card_for
 

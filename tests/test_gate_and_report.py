@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio.to_thread
 import pytest
 
-from evaluator_agent.cli import main
-from evaluator_agent.client import call_proctor
+from evaluator_agent.cli.main import main
+from evaluator_agent.service.client import call_proctor
 from tests.conftest import serve_app
 
 pytestmark = pytest.mark.anyio
@@ -24,7 +24,7 @@ async def _cli(*args: str) -> int:
 
 
 async def test_gate_compare_and_reports(tmp_path: Path, capsys) -> None:
-    from evaluator_agent.server import create_app as create_proctor
+    from evaluator_agent.service.server import create_app as create_proctor
     from mock_agents.server import create_app
 
     db = str(tmp_path / "g.db")

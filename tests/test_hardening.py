@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from evaluator_agent.client import ProctorTaskFailed, call_proctor
-from evaluator_agent.guard import MAX_JSON_DEPTH
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.store import Store
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.results.store import Store
+from evaluator_agent.service.client import ProctorTaskFailed, call_proctor
+from evaluator_agent.service.guard import MAX_JSON_DEPTH
 from tests.conftest import bound_socket, serve_app
 from tests.targets import build_targets_app
 
@@ -36,7 +36,7 @@ MiB = 1024 * 1024
 
 
 def _proctor(db: Path, **kw: Any):
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     return lambda base: create_app(str(db), public_url=base, **kw)
 
@@ -177,7 +177,7 @@ async def test_api_keys_guard_the_a2a_routes_but_not_card_or_health(tmp_path) ->
 
 
 async def test_api_keys_from_env_and_open_by_default(tmp_path, monkeypatch) -> None:
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     body = _send_message({"action": "list_labelsets"})
     monkeypatch.setenv("PROCTOR_API_KEYS", " env-key , ")
@@ -356,7 +356,7 @@ async def test_investigations_in_flight_are_capped_across_evaluations(tmp_path) 
 
 SERVE = """
 import sys
-from evaluator_agent.server import create_app, run_server
+from evaluator_agent.service.server import create_app, run_server
 db, port, drain = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 run_server(create_app(db, public_url=f"http://127.0.0.1:{port}"), "127.0.0.1", port, drain_s=drain)
 """
@@ -459,7 +459,7 @@ async def test_sigterm_drains_records_and_marks_the_run_interrupted(tmp_path, si
 
 
 async def test_drain_without_evaluations_is_immediate(tmp_path) -> None:
-    from evaluator_agent.server import create_app, drain
+    from evaluator_agent.service.server import create_app, drain
 
     app = create_app(str(tmp_path / "d.db"))
     await asyncio.wait_for(drain(app.state.proctor, 5.0), 4.0)  # returns at once: it does not wait out the 5 s
@@ -469,7 +469,7 @@ async def test_drain_without_evaluations_is_immediate(tmp_path) -> None:
 
 
 def test_create_app_rejects_bad_limits(tmp_path, monkeypatch) -> None:
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     monkeypatch.setenv("PROCTOR_MAX_EVALUATIONS", "zero")
     with pytest.raises(ValueError, match="PROCTOR_MAX_EVALUATIONS"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from evaluator_agent.cli import main
-from evaluator_agent.investigation import InvestigationResult
-from evaluator_agent.orchestrator import build_result
-from evaluator_agent.store import Store
+from evaluator_agent.cli.main import main
+from evaluator_agent.engine.investigation import InvestigationResult
+from evaluator_agent.engine.orchestrator import build_result
+from evaluator_agent.results.store import Store
 
 
 def _run(store: Store, run_id: str, target: str, outcomes: dict[str, list[bool]]) -> None:

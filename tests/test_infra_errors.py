@@ -17,13 +17,13 @@ import pytest
 from a2a.server.routes import create_agent_card_routes
 from starlette.applications import Starlette
 
-from evaluator_agent.cli import EXIT_DEGRADED, main
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.orchestrator import run_request
-from evaluator_agent.request import parse_request
-from evaluator_agent.stats import run_statistics
-from evaluator_agent.store import Store
-from evaluator_agent.target import make_http_client
+from evaluator_agent.cli.main import EXIT_DEGRADED, main
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.engine.orchestrator import run_request
+from evaluator_agent.engine.request import parse_request
+from evaluator_agent.engine.target import make_http_client
+from evaluator_agent.results.stats import run_statistics
+from evaluator_agent.results.store import Store
 from tests.conftest import bound_socket, serve_app
 from tests.targets import build_targets_app, card_for
 
@@ -182,8 +182,8 @@ def test_degraded_threshold_is_a_setting(monkeypatch) -> None:
 
 
 async def test_the_a2a_result_says_degraded(tmp_path: Path) -> None:
-    from evaluator_agent.client import call_proctor
-    from evaluator_agent.server import create_app as create_proctor
+    from evaluator_agent.service.client import call_proctor
+    from evaluator_agent.service.server import create_app as create_proctor
 
     sock = bound_socket()
     try:

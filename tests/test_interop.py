@@ -19,7 +19,7 @@ LIST = json.dumps({"action": "list_labelsets"})
 
 
 def _proctor(db: Path, **kw: Any):
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     return lambda base: create_app(str(db), public_url=base, **kw)
 

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from evaluator_agent.irt import fit_rasch, flag_tier_disagreements, observations_from_rows
+from evaluator_agent.results.irt import fit_rasch, flag_tier_disagreements, observations_from_rows
 
 
 def _ranks(xs: list[float]) -> list[float]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluator_agent.cli import checkpoint_path
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.store import Store
+from evaluator_agent.cli.main import checkpoint_path
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.results.store import Store
 from tests.conftest import ROOT, serve_app
 from tests.targets import build_targets_app, recording_fn
 
@@ -51,7 +51,7 @@ async def test_killed_run_finishes_on_a_fresh_machine_from_its_checkpoint(tmp_pa
 
         def start(disk: Path) -> subprocess.Popen:
             return subprocess.Popen(
-                [sys.executable, "-m", "evaluator_agent.cli", "run", "--labelset", "smoke", "--attempts", "2",
+                [sys.executable, "-m", "evaluator_agent.cli.main", "run", "--labelset", "smoke", "--attempts", "2",
                  "--concurrency", "2", "--quiet", "--brief", "--db", str(disk / "proctor.db")],
                 env=env, cwd=disk, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )
@@ -112,7 +112,7 @@ async def test_sigterm_drains_checkpoints_and_resume_finishes(tmp_path: Path) ->
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PROCTOR_CHECKPOINT_INTERVAL": "60", "PROCTOR_DRAIN_S": "5"}
         for k in ("CLOUD_RUN_EXECUTION", "CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT"):
             env.pop(k, None)
-        cmd = [sys.executable, "-m", "evaluator_agent.cli", "run", "--quiet", "--brief", "--concurrency", "2",
+        cmd = [sys.executable, "-m", "evaluator_agent.cli.main", "run", "--quiet", "--brief", "--concurrency", "2",
                "--checkpoint-dir", str(ckpt_dir)]
         disk1 = tmp_path / "one"
         disk1.mkdir()
@@ -154,7 +154,7 @@ async def test_service_results_survive_instance_recycling(tmp_path: Path) -> Non
     a new instance on an empty disk restores them and serves `get_run`."""
     import httpx
 
-    from evaluator_agent.client import call_proctor
+    from evaluator_agent.service.client import call_proctor
     from tests.conftest import bound_socket
 
     bucket = tmp_path / "bucket"
@@ -165,7 +165,7 @@ async def test_service_results_survive_instance_recycling(tmp_path: Path) -> Non
         sock = bound_socket()
         port = sock.getsockname()[1]
         sock.close()
-        proc = subprocess.Popen([sys.executable, "-m", "evaluator_agent.cli", "serve", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "evaluator_agent.cli.main", "serve", "--port", str(port),
                                  "--db", str(disk / "p.db"), "--checkpoint-dir", str(bucket)],
                                 env=env, cwd=disk, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"

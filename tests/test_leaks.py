@@ -1,4 +1,4 @@
-"""The set-level leak census (evaluator_agent/leaks.py): each structural leak class is found when
+"""The set-level leak census (evaluator_agent/lint/leaks.py): each structural leak class is found when
 planted into a set of small worlds, and the same value is not flagged when it also occurs in
 other mechanisms' worlds or on services that are not the culprit.
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.leaks import Census, Leak, Masker, WorldTruth
-from evaluator_agent.lint import CENSUS_FILE, lint_labelset
-from evaluator_agent.world import write_snapshot
+from evaluator_agent.lint.checks import CENSUS_FILE, lint_labelset
+from evaluator_agent.lint.leaks import Census, Leak, Masker, WorldTruth
+from evaluator_agent.telemetry.world import write_snapshot
 from tests.worlds import APP_SERVICES, DEPLOY, END, INCIDENT, START, small_world
 
 # chain from each culprit to the paged edge (web-gateway calls checkout, checkout calls the rest)
@@ -369,7 +369,7 @@ def _label(w: World, snapshot: str) -> dict[str, Any]:
         "causal_chain": chain,
         "key_evidence": [],
     }
-    from evaluator_agent.vocab import MECHANISM_INFO
+    from evaluator_agent.core.vocab import MECHANISM_INFO
 
     seg, cat = ("business_logic", "none") if not fault else MECHANISM_INFO[w.mechanism]
     return {

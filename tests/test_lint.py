@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.lint import CHECKS, LintReport, lint_labelset
-from evaluator_agent.world import load_snapshot_dict, write_snapshot
+from evaluator_agent.lint.checks import CHECKS, LintReport, lint_labelset
+from evaluator_agent.telemetry.world import load_snapshot_dict, write_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "labelsets" / "smoke"
@@ -107,7 +107,7 @@ def test_shipped_core_lints_clean() -> None:
 
 
 def test_worker_processes_give_the_same_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import evaluator_agent.lint as lint_mod
+    import evaluator_agent.lint.checks as lint_mod
 
     m = copy_set(tmp_path)  # all of smoke, one label broken so there is something to report
     m.edit(POOL, lambda d: d["ground_truth"]["key_evidence"][0].update(expect="no such text anywhere"))
@@ -532,8 +532,8 @@ def test_label_id_in_the_prompt(mini: Mini) -> None:
 
 
 def test_tool_name_spelling_a_mechanism(mini: Mini, monkeypatch: pytest.MonkeyPatch) -> None:
-    from evaluator_agent import tool_catalog
-    from evaluator_agent.protocol import ToolSpec
+    from evaluator_agent.core.protocol import ToolSpec
+    from evaluator_agent.telemetry import catalog as tool_catalog
 
     extra = ToolSpec(name="list_oom_killed_pods", description="x", parameters={"type": "object", "properties": {}})
     monkeypatch.setattr(tool_catalog, "TOOL_SPECS", [*tool_catalog.TOOL_SPECS, extra])
@@ -547,7 +547,7 @@ def test_empty_set(mini: Mini) -> None:
 
 
 def test_a_crash_in_one_label_does_not_stop_the_lint(mini: Mini, monkeypatch: pytest.MonkeyPatch) -> None:
-    from evaluator_agent import lint
+    from evaluator_agent.lint import checks as lint
 
     real = lint._LabelCheck._herrings
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from evaluator_agent.protocol import (
+from evaluator_agent.core.protocol import (
     Briefing,
     DiagnosisReply,
     ToolCallsReply,
@@ -28,7 +28,7 @@ from evaluator_agent.protocol import (
     parse_reply,
     tool_results_text,
 )
-from evaluator_agent.tool_catalog import TOOL_SPECS
+from evaluator_agent.telemetry.catalog import TOOL_SPECS
 from mock_agents.conversation import DATA_END, DATA_START, Conversation, json_in_text
 from mock_agents.policies import POLICY_NAMES, decide, get_policy
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.orchestrator import run_request
-from evaluator_agent.request import parse_request
-from evaluator_agent.store import Store
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.engine.orchestrator import run_request
+from evaluator_agent.engine.request import parse_request
+from evaluator_agent.results.store import Store
 from tests.conftest import serve_app
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent import observability
-from evaluator_agent.labels import load_labelset
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.datadog import observability
 from tests.conftest import serve_app
 from tests.dd_intake import serve_intake
 from tests.targets import build_targets_app, script_fn
@@ -74,9 +74,9 @@ def dd_env(monkeypatch, intake):
 
 
 async def _run(tmp_path: Path, labels: list[str], attempts: int = 1) -> tuple[dict[str, Any], float]:
-    from evaluator_agent.orchestrator import run_request
-    from evaluator_agent.request import parse_request
-    from evaluator_agent.store import Store
+    from evaluator_agent.engine.orchestrator import run_request
+    from evaluator_agent.engine.request import parse_request
+    from evaluator_agent.results.store import Store
 
     async with serve_app(lambda base: build_targets_app(base, {"scripted": (SCRIPT, False)})) as base:
         req = parse_request({"target": f"{base}/scripted/.well-known/agent-card.json", "labelset": "smoke",
@@ -165,7 +165,7 @@ async def test_spans_evaluations_and_metrics_reach_the_intake(tmp_path, dd_env) 
 
 @pytest.mark.anyio
 async def test_label_difficulty_from_the_irt_fit_is_sent_without_label_ids(tmp_path, dd_env) -> None:
-    from evaluator_agent.store import Store
+    from evaluator_agent.results.store import Store
 
     labels = _labels(2)
     store = Store(str(tmp_path / "p.db"))
@@ -184,7 +184,7 @@ async def test_label_difficulty_from_the_irt_fit_is_sent_without_label_ids(tmp_p
 
 
 def test_dashboards_and_monitors_are_valid_client_models() -> None:
-    from evaluator_agent.dd_setup import load_definitions, validated
+    from evaluator_agent.datadog.setup import load_definitions, validated
 
     dashboards, monitors = validated()
     titles = {d.title for d in dashboards}
@@ -200,7 +200,7 @@ def test_dashboards_and_monitors_are_valid_client_models() -> None:
 
 
 def test_setup_is_idempotent_through_the_cli(dd_env, tmp_path, capsys) -> None:
-    from evaluator_agent.cli import main as cli_main
+    from evaluator_agent.cli.main import main as cli_main
 
     intake = dd_env()
     assert cli_main(["datadog", "setup"]) == 0
@@ -222,7 +222,7 @@ def test_setup_is_idempotent_through_the_cli(dd_env, tmp_path, capsys) -> None:
 
 
 def test_setup_without_keys_fails_cleanly(monkeypatch, capsys) -> None:
-    from evaluator_agent.cli import main as cli_main
+    from evaluator_agent.cli.main import main as cli_main
 
     monkeypatch.delenv("DD_API_KEY", raising=False)
     monkeypatch.delenv("DD_APP_KEY", raising=False)
@@ -254,7 +254,7 @@ def test_without_api_key_nothing_is_imported_or_sent(tmp_path, monkeypatch) -> N
     monkeypatch.delenv("DD_API_KEY", raising=False)
     code = (
         "import sys, asyncio\n"
-        "from evaluator_agent import observability, orchestrator, investigation, server\n"
+        "from evaluator_agent.datadog import observability; from evaluator_agent.engine import orchestrator, investigation; from evaluator_agent.service import server\n"
         "obs = observability.get()\n"
         "assert type(obs) is observability.Observer, obs\n"
         "assert not [m for m in sys.modules if m.startswith(('ddtrace', 'datadog_api_client'))]\n"
@@ -296,7 +296,7 @@ async def test_dry_run_writes_every_payload_and_sends_nothing(tmp_path, monkeypa
 async def test_cli_run_with_datadog_dry_run(tmp_path, monkeypatch) -> None:
     import anyio.to_thread
 
-    from evaluator_agent.cli import main as cli_main
+    from evaluator_agent.cli.main import main as cli_main
 
     monkeypatch.delenv("DD_API_KEY", raising=False)
     out = tmp_path / "dd.jsonl"
@@ -321,7 +321,7 @@ def test_llmobs_enabled_then_google_adk_imports() -> None:
         "os.environ.update(DD_API_KEY='x', PROCTOR_DATADOG_API_URL='http://127.0.0.1:9',\n"
         "    DD_LLMOBS_OVERRIDE_ORIGIN='http://127.0.0.1:9', DD_TRACE_AGENT_URL='http://127.0.0.1:9',\n"
         "    DD_INSTRUMENTATION_TELEMETRY_ENABLED='false', DD_REMOTE_CONFIGURATION_ENABLED='false')\n"
-        "from evaluator_agent import observability\n"
+        "from evaluator_agent.datadog import observability\n"
         "obs = observability.get()\n"
         "assert type(obs) is observability.DatadogObserver, obs\n"
         "from ddtrace.llmobs import LLMObs\n"

@@ -10,7 +10,7 @@ from a2a.helpers import new_data_part, new_text_part
 from a2a.types import Part
 from google.protobuf import struct_pb2
 
-from evaluator_agent.protocol import (
+from evaluator_agent.core.protocol import (
     ReplyError,
     data_object,
     extract_json_object,
@@ -18,7 +18,7 @@ from evaluator_agent.protocol import (
     parse_reply,
     part_value,
 )
-from evaluator_agent.target import _part_payload
+from evaluator_agent.engine.target import _part_payload
 
 
 def _list_part(values: list[Any]) -> Part:
@@ -78,9 +78,9 @@ def test_parse_reply_raises_only_reply_errors() -> None:
 def test_one_budget_for_request_harness_and_briefing() -> None:
     from pydantic import ValidationError
 
-    from evaluator_agent.labels import TaskBudget
-    from evaluator_agent.protocol import Budget
-    from evaluator_agent.request import parse_request
+    from evaluator_agent.core.labels import TaskBudget
+    from evaluator_agent.core.protocol import Budget
+    from evaluator_agent.engine.request import parse_request
 
     asked = parse_request({"target": "http://127.0.0.1:9/a", "budget": {"max_turns": 50, "turn_timeout_s": 5}}).budget
     assert isinstance(asked, Budget) and asked.max_turns == 50 and asked.max_calls_per_turn == 8

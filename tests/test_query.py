@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.query import (
+from evaluator_agent.telemetry.query import (
     And,
     FieldTerm,
     MatchAll,

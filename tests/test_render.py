@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluator_agent.compare import compare_runs
-from evaluator_agent.render import accuracy_line, result_text
-from evaluator_agent.report import render_compare_markdown, render_html, render_markdown
-from evaluator_agent.stats import run_statistics
+from evaluator_agent.results.compare import compare_runs
+from evaluator_agent.results.html import render_compare_markdown, render_html, render_markdown
+from evaluator_agent.results.stats import run_statistics
+from evaluator_agent.results.text import accuracy_line, result_text
 
 META = {
     "a": {"family": "f1", "segment": "web", "tier": "easy", "technologies": [], "mechanism": "oom_killed"},
@@ -88,8 +88,8 @@ def test_compare_reports_accuracy_deltas() -> None:
 
 
 def test_proctor_runs_lists_accuracies(tmp_path, capsys) -> None:
-    from evaluator_agent.cli import main
-    from evaluator_agent.store import Store
+    from evaluator_agent.cli.main import main
+    from evaluator_agent.results.store import Store
 
     db = str(tmp_path / "r.db")
     store = Store(db)
@@ -104,7 +104,7 @@ def test_proctor_runs_lists_accuracies(tmp_path, capsys) -> None:
 
 
 def test_result_text_flags_a_degraded_run_and_shows_card_text_as_data() -> None:
-    from evaluator_agent.render import result_text
+    from evaluator_agent.results.text import result_text
 
     summary = {"pass_rate": 1.0, "passed": 2, "scored": 2, "mean_score": 1.0, "errors": 18, "n": 20,
                "degraded": True, "infra_error_rate": 0.9, "degraded_threshold": 0.05}  # fmt: skip

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.orchestrator import execute, prepare, resume_request
-from evaluator_agent.request import parse_request
-from evaluator_agent.store import Store
-from evaluator_agent.target import make_http_client
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.engine.orchestrator import execute, prepare, resume_request
+from evaluator_agent.engine.request import parse_request
+from evaluator_agent.engine.target import make_http_client
+from evaluator_agent.results.store import Store
 from tests.conftest import serve_app
 from tests.targets import build_targets_app, recording_fn
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.store import RunConflict, Store
+from evaluator_agent.results.store import RunConflict, Store
 
 MANIFEST: dict[str, Any] = {
     "target": {"name": "honest", "version": "1.0", "url": "http://127.0.0.1:9/honest/.well-known/agent-card.json"},

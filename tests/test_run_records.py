@@ -12,8 +12,8 @@ from typing import Any
 import anyio.to_thread
 import pytest
 
-from evaluator_agent.cli import main
-from evaluator_agent.labels import labelsets_dir
+from evaluator_agent.cli.main import main
+from evaluator_agent.core.labels import labelsets_dir
 from tests.conftest import serve_app
 from tests.targets import build_targets_app
 
@@ -75,7 +75,7 @@ async def test_runs_and_show_agree_after_the_label_set_is_edited_or_deleted(tmp_
 
 async def test_a_private_run_keeps_no_truth_in_its_manifest(tmp_path: Path, monkeypatch, capsys) -> None:
     """The frozen label metadata of a private set holds what the target is shown anyway."""
-    from evaluator_agent.store import Store
+    from evaluator_agent.results.store import Store
 
     home = tmp_path / "labelsets"
     shutil.copytree(labelsets_dir() / "smoke", home / "smoke")

@@ -1,4 +1,4 @@
-"""The deterministic scorer: each rule of evaluator_agent/scoring.py, with numbers checked by hand."""
+"""The deterministic scorer: each rule of evaluator_agent/engine/scoring.py, with numbers checked by hand."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.labels import Label
-from evaluator_agent.protocol import Diagnosis
-from evaluator_agent.scoring import (
+from evaluator_agent.core.labels import Label
+from evaluator_agent.core.protocol import Diagnosis
+from evaluator_agent.core.vocab import MECHANISM_INFO, MECHANISM_NEAR_SYNONYMS, near_synonym
+from evaluator_agent.engine.scoring import (
     DEFAULT_WEIGHTS,
     NEAR_MECHANISM_CREDIT,
     PASS_THRESHOLD,
@@ -25,7 +26,6 @@ from evaluator_agent.scoring import (
     red_herrings_chased,
     score_investigation,
 )
-from evaluator_agent.vocab import MECHANISM_INFO, MECHANISM_NEAR_SYNONYMS, near_synonym
 
 ONSET = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 CHAIN = ["payments-db", "payments-api", "checkout", "web-frontend"]
@@ -629,7 +629,7 @@ def test_chain_built_from_unordered_edges_and_scored():
 
 
 def test_predicted_path_branches_and_cycles():
-    from evaluator_agent.protocol import CausalEdge
+    from evaluator_agent.core.protocol import CausalEdge
 
     def e(s, t):
         return CausalEdge(source=s, target=t)

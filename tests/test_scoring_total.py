@@ -4,7 +4,7 @@ A scorer that raises on a diagnosis turns the target's answer into a harness err
 left out of the pass rate: a target could remove the labels it cannot solve by answering them
 with an onset of ``0001-01-01T00:00:00+01:00``. Two properties, over every smoke label:
 
-- diagnoses built from the protocol's reply model (:class:`evaluator_agent.protocol.Diagnosis`)
+- diagnoses built from the protocol's reply model (:class:`evaluator_agent.core.protocol.Diagnosis`)
   with hostile values (year 1 and 9999 with offsets, unicode, empty and full lists, names
   that collide with the truth, red herrings, aliases);
 - raw JSON objects pushed through the parsing path the proctor uses for a reply
@@ -27,10 +27,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from evaluator_agent.investigation import WorldCache, investigate
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.local_target import LocalTarget
-from evaluator_agent.protocol import (
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.core.protocol import (
     Budget,
     CausalEdge,
     Diagnosis,
@@ -41,8 +39,15 @@ from evaluator_agent.protocol import (
     extract_json_object,
     parse_reply,
 )
-from evaluator_agent.scoring import DIMENSIONS, ViewedResult, onset_score, score_investigation
-from evaluator_agent.vocab import MECHANISMS
+from evaluator_agent.core.vocab import MECHANISMS
+from evaluator_agent.engine.investigation import WorldCache, investigate
+from evaluator_agent.engine.local import LocalTarget
+from evaluator_agent.engine.scoring import (
+    DIMENSIONS,
+    ViewedResult,
+    onset_score,
+    score_investigation,
+)
 
 LABELS = load_labelset("smoke").labels
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -255,7 +260,7 @@ def test_year_one_onset_is_scored_not_a_harness_error() -> None:
 
 def test_a_scorer_failure_on_a_diagnosis_is_the_targets_failure(monkeypatch, caplog) -> None:
     """Defence in depth: should the scorer still raise on some diagnosis, the target gains nothing."""
-    import evaluator_agent.scoring as scoring
+    import evaluator_agent.engine.scoring as scoring
 
     real = scoring.score_investigation
 

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import pytest
 
-from evaluator_agent.stats import (
+from evaluator_agent.results.stats import (
     betainc,
     clustered_mean,
     clustered_proportion,
@@ -203,7 +203,7 @@ def test_run_statistics_shape_and_values() -> None:
 
 
 def test_run_statistics_keeps_summarize_compatible() -> None:
-    from evaluator_agent.orchestrator import summarize
+    from evaluator_agent.engine.orchestrator import summarize
 
     rows = _rows()
     # The run summary is these statistics, with the keys results always had.
@@ -234,7 +234,7 @@ def _acc(ac1: bool, ac3: bool, mech: bool) -> dict:
 
 
 def test_summary_carries_root_cause_and_mechanism_accuracy_with_intervals() -> None:
-    from evaluator_agent.stats import ACCURACY_METRICS, investigation_accuracy
+    from evaluator_agent.results.stats import ACCURACY_METRICS, investigation_accuracy
 
     rows = [
         _row("a", 1, True, score_details=_acc(True, True, True)),
@@ -272,7 +272,7 @@ def test_summary_carries_root_cause_and_mechanism_accuracy_with_intervals() -> N
 
 
 def test_accuracy_of_rows_stored_before_the_accuracy_details() -> None:
-    from evaluator_agent.stats import investigation_accuracy
+    from evaluator_agent.results.stats import investigation_accuracy
 
     # a fault label: the scorer's ac_at_k (share of root causes in the top k) and a full
     # mechanism sub-score
@@ -287,8 +287,8 @@ def test_accuracy_of_rows_stored_before_the_accuracy_details() -> None:
 
 
 def test_accuracy_from_the_real_scorer_through_the_summary() -> None:
-    from evaluator_agent.protocol import Diagnosis
-    from evaluator_agent.scoring import score_investigation
+    from evaluator_agent.core.protocol import Diagnosis
+    from evaluator_agent.engine.scoring import score_investigation
     from tests.test_scoring import make_label
 
     label = make_label()

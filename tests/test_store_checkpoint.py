@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator_agent.investigation import InvestigationResult
-from evaluator_agent.store import Store
+from evaluator_agent.engine.investigation import InvestigationResult
+from evaluator_agent.results.store import Store
 
 MANIFEST = {"target": {"url": "http://t/card", "name": "t"}, "labelset": {"name": "smoke", "hash": "h"}}
 

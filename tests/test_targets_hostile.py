@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.orchestrator import run_request
-from evaluator_agent.request import RequestError, parse_request
-from evaluator_agent.store import Store
-from evaluator_agent.target import make_http_client
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.engine.orchestrator import run_request
+from evaluator_agent.engine.request import RequestError, parse_request
+from evaluator_agent.engine.target import make_http_client
+from evaluator_agent.results.store import Store
 from tests.conftest import bound_socket, serve_app
 from tests.targets import build_targets_app, script_fn
 
@@ -103,7 +103,7 @@ async def test_target_down_mid_run_is_a_network_error_not_an_agent_failure(tmp_p
         label = _first_label()
         req = parse_request({"target": f"{base}/bad_calls/.well-known/agent-card.json", "labels": [label.id]})
         http = make_http_client()
-        from evaluator_agent.orchestrator import execute, prepare
+        from evaluator_agent.engine.orchestrator import execute, prepare
 
         prep = await prepare(req, http)
     # The server is gone now: the card was resolved, every turn is refused.
@@ -130,8 +130,8 @@ async def test_unreachable_or_broken_card_is_a_request_error(tmp_path) -> None:
 
 
 async def test_ssrf_guard_refuses_metadata_and_optionally_private_addresses(tmp_path) -> None:
-    from evaluator_agent.orchestrator import prepare
-    from evaluator_agent.target import TargetBlocked, resolve_destination
+    from evaluator_agent.engine.orchestrator import prepare
+    from evaluator_agent.engine.target import TargetBlocked, resolve_destination
 
     # Link-local (cloud metadata) is refused always, before any connection is attempted.
     with pytest.raises(TargetBlocked, match="link-local"):

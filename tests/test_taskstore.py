@@ -7,7 +7,7 @@ from a2a.auth.user import User
 from a2a.server.context import ServerCallContext
 from a2a.types import ListTasksRequest, Task, TaskState, TaskStatus
 
-from evaluator_agent.taskstore import BoundedTaskStore
+from evaluator_agent.service.taskstore import BoundedTaskStore
 
 
 class _Key(User):

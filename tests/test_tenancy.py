@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from evaluator_agent.client import ProctorTaskFailed, call_proctor
-from evaluator_agent.labels import load_labelset
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.service.client import ProctorTaskFailed, call_proctor
 from tests.conftest import serve_app
 from tests.targets import build_targets_app
 
@@ -27,7 +27,7 @@ def _blind(_turn: int, _msg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _proctor(db: Path):
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     return lambda base: create_app(str(db), public_url=base, api_keys=["key-alpha", "key-bravo"])
 

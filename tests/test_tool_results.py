@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from evaluator_agent.index import WorldIndex
-from evaluator_agent.labels import load_labelset, snapshots_dir
-from evaluator_agent.tool_catalog import TOOL_SPECS
-from evaluator_agent.tools import Toolbox
-from evaluator_agent.world import load_snapshot_dict
+from evaluator_agent.core.labels import load_labelset, snapshots_dir
+from evaluator_agent.telemetry.catalog import TOOL_SPECS
+from evaluator_agent.telemetry.index import WorldIndex
+from evaluator_agent.telemetry.tools import Toolbox
+from evaluator_agent.telemetry.world import load_snapshot_dict
 
 VALIDATORS = {t.name: Draft202012Validator(t.returns) for t in TOOL_SPECS if t.returns}
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.index import RecordTable, WorldIndex
-from evaluator_agent.query import compile_predicate, parse_search_query
-from evaluator_agent.tool_catalog import TOOL_NAMES
-from evaluator_agent.tools import MAX_RESULT_BYTES, Toolbox, ToolOutcome
-from evaluator_agent.world import WorldSnapshot
+from evaluator_agent.telemetry.catalog import TOOL_NAMES
+from evaluator_agent.telemetry.index import RecordTable, WorldIndex
+from evaluator_agent.telemetry.query import compile_predicate, parse_search_query
+from evaluator_agent.telemetry.tools import MAX_RESULT_BYTES, Toolbox, ToolOutcome
+from evaluator_agent.telemetry.world import WorldSnapshot
 
 from .worlds import DEPLOY, INCIDENT, NOW, START, small_world
 

@@ -1,4 +1,4 @@
-"""The traffic generator (``python -m mock_agents traffic``) against a live proctor on loopback,
+"""The traffic generator (``proctor traffic``) against a live proctor on loopback,
 and the mock agents' bounded sessions and task stores."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from evaluator_agent.client import ProctorTaskFailed
-from evaluator_agent.labels import load_labelset
-from mock_agents import traffic
+from evaluator_agent.cli import traffic
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.service.client import ProctorTaskFailed
 from tests.conftest import serve_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def test_plan_is_deterministic_and_covers_every_failure_case() -> None:
 
 @pytest.mark.anyio
 async def test_busy_is_retried_then_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    import evaluator_agent.client as client
+    import evaluator_agent.service.client as client
 
     calls = {"n": 0}
 
@@ -167,7 +167,7 @@ def _mock_app(**kw: Any):
 
 
 def _proctor_app(db: Path):
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     return lambda base: create_app(str(db), public_url=base)
 
@@ -176,7 +176,7 @@ async def _cli(*args: str) -> tuple[int, str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PROCTOR_API_KEY", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mock_agents", "traffic", *args, cwd=ROOT, env=env,
+        sys.executable, "-m", "evaluator_agent", "traffic", *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)

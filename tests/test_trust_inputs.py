@@ -35,18 +35,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from evaluator_agent.guard import MAX_NUMBER_CHARS
-from evaluator_agent.labels import load_labelset
-from evaluator_agent.orchestrator import run_request
-from evaluator_agent.query import MAX_QUERY_DEPTH, QueryError, parse_search_query
-from evaluator_agent.request import RequestError, parse_request
-from evaluator_agent.store import Store
-from evaluator_agent.target import (
+from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.engine.orchestrator import run_request
+from evaluator_agent.engine.request import RequestError, parse_request
+from evaluator_agent.engine.target import (
     MAX_CARD_BYTES,
     ReplyTooLarge,
     TargetProtocolError,
     make_http_client,
 )
+from evaluator_agent.results.store import Store
+from evaluator_agent.service.guard import MAX_NUMBER_CHARS
+from evaluator_agent.telemetry.query import MAX_QUERY_DEPTH, QueryError, parse_search_query
 from tests.conftest import serve_app
 from tests.targets import agent_routes, build_targets_app, card_for
 
@@ -219,7 +219,7 @@ async def test_oversized_or_bomb_cards_are_reported_as_card_too_large(tmp_path) 
         # Just under the card cap is fine (a big but honest card).
         http = make_http_client()
         try:
-            from evaluator_agent.target import Target
+            from evaluator_agent.engine.target import Target
 
             t = await Target.connect(f"{base}/gzip-ok/.well-known/agent-card.json", http)
             assert t.info.name == "gzip-ok"
@@ -328,7 +328,7 @@ async def test_a_stock_sdk_agent_answering_before_it_finishes_is_polled_over_1_0
 
 
 def _proctor(db: Any):
-    from evaluator_agent.server import create_app
+    from evaluator_agent.service.server import create_app
 
     return lambda base: create_app(str(db), public_url=base)
 
@@ -471,7 +471,7 @@ async def test_clients_that_send_the_whole_body_first_receive_the_413(tmp_path) 
 
 
 def test_a_reply_text_with_a_huge_integer_is_unusable_not_a_crash() -> None:
-    from evaluator_agent.protocol import extract_json_object
+    from evaluator_agent.core.protocol import extract_json_object
 
     assert extract_json_object('{"diagnosis": {"no_fault": true}, "n": ' + "1" * 5000 + "}") is None
     assert extract_json_object('{"diagnosis": {"no_fault": true}, "n": 12345}') == {"diagnosis": {"no_fault": True}, "n": 12345}
@@ -487,7 +487,7 @@ def test_a_reply_text_with_a_huge_integer_is_unusable_not_a_crash() -> None:
     ],
 )
 def test_unreadable_replies_are_said_plainly(raised: Exception, said: str) -> None:
-    from evaluator_agent.target import TargetProtocolError, classify
+    from evaluator_agent.engine.target import TargetProtocolError, classify
 
     err = classify(raised)
     assert isinstance(err, TargetProtocolError) and said in str(err) and "sys.set_int" not in str(err)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from evaluator_agent.cli import main as cli_main
+from evaluator_agent.cli.main import main as cli_main
 
 SAMPLE = 16
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from evaluator_agent import heap
-from evaluator_agent.workloop import WorkLoop, WorkLoops
+from evaluator_agent.engine import heap
+from evaluator_agent.engine.workloop import WorkLoop, WorkLoops
 from tests.conftest import serve_app
 from tests.targets import build_targets_app
 
@@ -107,8 +107,8 @@ async def test_each_principal_gets_a_loop_of_its_own_up_to_the_limit() -> None:
 
 
 async def test_a_world_is_loaded_once_for_every_loop_that_asks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from evaluator_agent.investigation import WorldCache
-    from evaluator_agent.labels import load_labelset
+    from evaluator_agent.core.labels import load_labelset
+    from evaluator_agent.engine.investigation import WorldCache
 
     cache, loads = WorldCache(), []
     real = cache._load
@@ -126,7 +126,7 @@ async def test_a_world_is_loaded_once_for_every_loop_that_asks(monkeypatch: pyte
         for lp in loops:
             await lp.aclose()
     assert loads == [digest] and all(it is items[0] for it in items)
-    from evaluator_agent.world import SnapshotError
+    from evaluator_agent.telemetry.world import SnapshotError
 
     for _ in range(2):  # a failed load is every waiter's error, and is not remembered
         with pytest.raises(SnapshotError):
@@ -163,10 +163,10 @@ def _tool_call_then_diagnose(turn: int, _msg: dict[str, Any]) -> dict[str, Any]:
 async def test_the_server_answers_while_an_investigation_holds_its_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tool call that blocks its loop outright: the server's own loop still answers /health, and
     the investigation ran on the work loop's thread."""
-    from evaluator_agent.client import call_proctor
-    from evaluator_agent.labels import load_labelset
-    from evaluator_agent.server import create_app
-    from evaluator_agent.tools import Toolbox
+    from evaluator_agent.core.labels import load_labelset
+    from evaluator_agent.service.client import call_proctor
+    from evaluator_agent.service.server import create_app
+    from evaluator_agent.telemetry.tools import Toolbox
 
     entered, release = threading.Event(), threading.Event()
     threads: list[str] = []
@@ -201,7 +201,7 @@ async def test_the_server_answers_while_an_investigation_holds_its_loop(tmp_path
 
 
 async def test_a_cancelled_waiter_does_not_cancel_the_load_others_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    from evaluator_agent.investigation import WorldCache
+    from evaluator_agent.engine.investigation import WorldCache
 
     cache, release = WorldCache(), threading.Event()
     monkeypatch.setattr(cache, "_load", lambda digest: (release.wait(30), {"end": 1.0})[1:] + ({"digest": digest},))

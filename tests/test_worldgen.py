@@ -8,9 +8,14 @@ from functools import cache
 
 import pytest
 
-from evaluator_agent.labels import Label, dump_label, load_labelset, snapshots_dir
-from evaluator_agent.scoring import ViewedResult, _Seen, _squash
-from evaluator_agent.world import WorldSnapshot, canonical_bytes, content_hash, read_snapshot_bytes
+from evaluator_agent.core.labels import Label, dump_label, load_labelset, snapshots_dir
+from evaluator_agent.engine.scoring import ViewedResult, _Seen, _squash
+from evaluator_agent.telemetry.world import (
+    WorldSnapshot,
+    canonical_bytes,
+    content_hash,
+    read_snapshot_bytes,
+)
 from evaluator_agent.worldgen import (
     MECHANISMS_IMPLEMENTED,
     Recipe,
@@ -213,8 +218,8 @@ def test_noise_off_is_the_same_incident_without_decoys(mechanism: str) -> None:
 
 
 def test_key_evidence_is_returned_by_the_tools() -> None:
-    tools = pytest.importorskip("evaluator_agent.tools")
-    index = pytest.importorskip("evaluator_agent.index")
+    tools = pytest.importorskip("evaluator_agent.telemetry.tools")
+    index = pytest.importorskip("evaluator_agent.telemetry.index")
     for mechanism in ALL:
         world, label = _gen(mechanism)
         box = tools.Toolbox(index.WorldIndex.from_dict(world), world["end"])
@@ -245,7 +250,7 @@ def test_smoke_set_is_current() -> None:
     for lb in smoke.labels:  # small worlds (a realistic day of background noise included)
         assert (snapshots_dir() / f"{lb.world.snapshot}.json.gz").stat().st_size < 500_000
     # The committed files are what the code generates today.
-    from evaluator_agent.labels import project_root
+    from evaluator_agent.core.labels import project_root
 
     recipe = load_recipes(project_root() / "environments" / "recipes" / "smoke.json").recipes[0]
     world, label = generate(recipe)
@@ -265,7 +270,7 @@ def _core():  # noqa: ANN202 - LabelSet
 
 
 def test_core_set_size_and_coverage() -> None:
-    from evaluator_agent.vocab import SEGMENTS
+    from evaluator_agent.core.vocab import SEGMENTS
 
     labels = _core().labels
     assert len(labels) >= 150
@@ -287,7 +292,7 @@ def test_core_set_size_and_coverage() -> None:
 
 
 def test_core_recipes_are_current_and_files_fit() -> None:
-    from evaluator_agent.labels import project_root
+    from evaluator_agent.core.labels import project_root
     from evaluator_agent.worldgen.core_recipes import core_recipes
 
     root = project_root()
@@ -383,7 +388,7 @@ def test_worlds_do_not_depend_on_the_interpreters_hash_seed() -> None:
     import sys
 
     script = (
-        "from evaluator_agent.labels import project_root\n"
+        "from evaluator_agent.core.labels import project_root\n"
         "from evaluator_agent.worldgen import generate, load_recipes\n"
         "for r in load_recipes(project_root() / 'environments/recipes/smoke.json').recipes:\n"
         "    print(generate(r)[1].world.snapshot)\n"

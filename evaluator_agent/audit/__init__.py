@@ -1,7 +1,7 @@
 """The leak audit of a label set: the shortcut battery and the leakage learner.
 
 ``proctor labels audit SET`` runs :func:`run_audit`: every non-reasoning policy of
-:mod:`mock_agents.shortcuts` and the reference agents through the real investigation loop and
+:class:`~evaluator_agent.engine.local.Roster` (the shortcuts and the reference agents, handed in by the entry point) through the real investigation loop and
 scorer (:mod:`.battery`), then a classifier trained on other generated worlds that predicts
 the mechanism and the culprit from features a target can see (:mod:`.learner`), and judges the
 figures against thresholds (:mod:`.report`). A label set on which a trick or the learner does
@@ -13,14 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from .battery import PolicySummary, run_battery, summarize
-from .report import AuditReport, Thresholds, render
+from evaluator_agent.audit.battery import PolicySummary, run_battery, summarize
+from evaluator_agent.audit.report import AuditReport, Thresholds, render
+from evaluator_agent.engine.local import Roster
 
 __all__ = ["AuditReport", "PolicySummary", "Thresholds", "render", "run_audit"]
 
 
 def run_audit(
     set_name: str,
+    roster: Roster,
     *,
     sample: int | None = None,
     jobs: int = 2,
@@ -39,21 +41,21 @@ def run_audit(
     report says why.
     """
     rows_t0 = time.monotonic()
-    rows = run_battery(set_name, policies, sample=sample, jobs=jobs, progress=progress)
+    rows = run_battery(set_name, roster, policies, sample=sample, jobs=jobs, progress=progress)
     times = {"battery_s": round(time.monotonic() - rows_t0, 1)}
     label_ids = list(dict.fromkeys(r["label"] for r in rows))
     report = AuditReport(
         labelset=set_name,
         n_labels=len(label_ids),
         sample=sample,
-        battery=summarize(rows),
+        battery=summarize(rows, roster),
         learner=None,
         learner_skipped=None if learner else "--no-learner",
         thresholds=thresholds or Thresholds(),
         times=times,
     )
     if learner:
-        from .learner import LearnerUnavailable, run_learner
+        from evaluator_agent.audit.learner import LearnerUnavailable, run_learner
 
         size = train_size if train_size is not None else (max(20, 2 * sample) if sample else None)
         try:

@@ -1,7 +1,7 @@
 """The shortcut battery: non-reasoning policies and the reference agents over a label set.
 
 Every policy runs through :func:`evaluator_agent.worldgen.calibrate.calibrate`, i.e. through
-:func:`~evaluator_agent.investigation.investigate` with an in-process target: the briefing,
+:func:`~evaluator_agent.engine.investigation.investigate` with an in-process target: the briefing,
 tools, limits and scorer an A2A target gets. :func:`summarize` turns the rows into one line
 per policy: pass rate with a 95% interval clustered by scenario family (as every run's
 statistics are), pass rate per tier, the pass rate with the mechanism right, and the mean
@@ -14,30 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..stats import clustered_proportion
-from ..worldgen.calibrate import POLICIES as REFERENCE_POLICIES
-from ..worldgen.calibrate import calibrate
+from evaluator_agent.engine.local import Roster
+from evaluator_agent.results.stats import clustered_proportion
+from evaluator_agent.worldgen.calibrate import calibrate
 
 TIERS = ("easy", "medium", "hard")
-
-
-def shortcut_names() -> tuple[str, ...]:
-    from mock_agents.shortcuts import SHORTCUT_NAMES
-
-    return SHORTCUT_NAMES
-
-
-def combination_name() -> str:
-    from mock_agents.shortcuts import COMBINATION
-
-    return COMBINATION
-
-
-def kind_of(policy: str) -> str:
-    """``reference`` (the mock agents of known skill), ``combination`` or ``shortcut``."""
-    if policy in REFERENCE_POLICIES:
-        return "reference"
-    return "combination" if policy == combination_name() else "shortcut"
 
 
 @dataclass
@@ -63,6 +44,7 @@ class PolicySummary:
 
 def run_battery(
     set_name: str,
+    roster: Roster,
     policies: Sequence[str] | None = None,
     *,
     sample: int | None = None,
@@ -72,11 +54,11 @@ def run_battery(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Calibration rows of every policy (default: the reference agents and every shortcut)."""
-    chosen = tuple(policies) if policies else (*REFERENCE_POLICIES, *shortcut_names())
-    return calibrate(set_name, chosen, noise, jobs, sample, root, progress)
+    chosen = tuple(policies) if policies else (*roster.references, *roster.shortcuts)
+    return calibrate(set_name, chosen, roster, noise, jobs, sample, root, progress)
 
 
-def summarize(rows: list[dict[str, Any]]) -> list[PolicySummary]:
+def summarize(rows: list[dict[str, Any]], roster: Roster) -> list[PolicySummary]:
     """One :class:`PolicySummary` per policy, in the rows' order. Infra errors (there should
     be none in-process) are left out of the rates, as in every run's statistics."""
     order = list(dict.fromkeys(r["policy"] for r in rows))
@@ -97,7 +79,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[PolicySummary]:
         out.append(
             PolicySummary(
                 policy=p,
-                kind=kind_of(p),
+                kind=roster.kind_of(p),
                 n=len(scored),
                 passed=sum(r["passed"] for r in scored),
                 pass_rate=round(sum(values) / n, 4),

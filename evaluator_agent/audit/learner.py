@@ -184,7 +184,7 @@ def world_case(
     ``culprits`` are the normalised root-cause names (entity and aliases); the truth never
     enters a feature.
     """
-    from ..scoring import normalize_entity
+    from evaluator_agent.engine.scoring import normalize_entity
 
     services = [s["name"] for s in world.get("topology", {}).get("services", [])]
     kinds = {s["name"]: s.get("kind", "service") for s in world.get("topology", {}).get("services", [])}
@@ -290,7 +290,7 @@ def world_case(
 
 
 def label_case(world: dict[str, Any], label: Any) -> Case:
-    """:func:`world_case` for a :class:`~evaluator_agent.labels.Label` and its world."""
+    """:func:`world_case` for a :class:`~evaluator_agent.core.labels.Label` and its world."""
     gt = label.ground_truth
     names: set[str] = set()
     for rc in gt.root_causes:
@@ -313,8 +313,8 @@ def label_case(world: dict[str, Any], label: Any) -> Case:
 
 def _case_from_recipe(recipe: dict[str, Any]) -> Case | str:
     """The case of one recipe, or why it could not be generated."""
-    from ..worldgen import generate
-    from ..worldgen.recipe import Recipe
+    from evaluator_agent.worldgen import generate
+    from evaluator_agent.worldgen.recipe import Recipe
 
     try:
         world, label = generate(Recipe.model_validate(recipe))
@@ -324,8 +324,8 @@ def _case_from_recipe(recipe: dict[str, Any]) -> Case | str:
 
 
 def _case_from_label(args: tuple[str, str | None, str]) -> Case:
-    from ..labels import load_labelset, snapshots_dir
-    from ..world import load_snapshot_dict
+    from evaluator_agent.core.labels import load_labelset, snapshots_dir
+    from evaluator_agent.telemetry.world import load_snapshot_dict
 
     set_name, root, label_id = args
     label = load_labelset(set_name, Path(root) if root else None).get(label_id)
@@ -342,14 +342,14 @@ def _map(fn: Any, items: list[Any], jobs: int) -> list[Any]:
 def cases_from_labelset(
     set_name: str, label_ids: list[str] | None = None, root: str | None = None, jobs: int = 2
 ) -> list[Case]:
-    from ..labels import load_labelset
+    from evaluator_agent.core.labels import load_labelset
 
     ids = label_ids or [lb.id for lb in load_labelset(set_name, Path(root) if root else None).labels]
     return _map(_case_from_label, [(set_name, root, i) for i in ids], jobs)
 
 
 def recipes_path(set_name: str) -> Path:
-    from ..labels import project_root
+    from evaluator_agent.core.labels import project_root
 
     return project_root() / "environments" / "recipes" / f"{set_name}.json"
 

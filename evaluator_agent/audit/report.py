@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .battery import PolicySummary
-from .learner import LearnerReport
+from evaluator_agent.audit.battery import PolicySummary
+from evaluator_agent.audit.learner import LearnerReport
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _pct(x: float | None) -> str:
 
 def render(rep: AuditReport) -> str:
     """The battery table (best shortcut and combination marked), the learner block, the verdict."""
-    from ..render import table
+    from evaluator_agent.results.text import table
 
     shortcuts = [s for s in rep.battery if s.kind == "shortcut"]
     best = max(shortcuts, key=lambda s: (s.pass_rate, s.policy), default=None)

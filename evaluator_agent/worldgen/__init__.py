@@ -8,7 +8,7 @@ off]`` runs the mock policies over a set (``calibrate.py``). See ``build.py`` fo
 topology -> baseline -> mechanism -> noise -> render (metrics, logs, traces) -> monitors -> label.
 """
 
-from .build import (
+from evaluator_agent.worldgen.build import (
     GenerationError,
     build_from_file,
     build_labelset,
@@ -17,8 +17,8 @@ from .build import (
     generate,
     generate_pair,
 )
-from .mechanisms import REGISTRY
-from .recipe import Recipe, RecipeFile, load_recipes
+from evaluator_agent.worldgen.mechanisms import REGISTRY
+from evaluator_agent.worldgen.recipe import Recipe, RecipeFile, load_recipes
 
 MECHANISMS_IMPLEMENTED = tuple(sorted(REGISTRY))
 

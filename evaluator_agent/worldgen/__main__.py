@@ -7,9 +7,9 @@ import gzip
 import sys
 from pathlib import Path
 
-from ..labels import project_root, snapshots_dir
-from .build import build_from_file, build_smoke, gc_snapshots, generate
-from .recipe import load_recipes
+from evaluator_agent.core.labels import project_root, snapshots_dir
+from evaluator_agent.worldgen.build import build_from_file, build_smoke, gc_snapshots, generate
+from evaluator_agent.worldgen.recipe import load_recipes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         print(label.model_dump_json(indent=2))
         return 0
     if args.cmd == "calibrate":
-        from .calibrate import POLICIES
-        from .calibrate import main as calibrate_main
+        from evaluator_agent.cli.demo import reference_roster
+        from evaluator_agent.worldgen.calibrate import main as calibrate_main
 
-        policies = tuple(p for p in (args.policies or "").split(",") if p) or POLICIES
+        policies = tuple(p for p in (args.policies or "").split(",") if p)
         return calibrate_main(
-            args.labelset, args.noise, args.jobs, args.detail, args.sample, policies
+            args.labelset, reference_roster(), args.noise, args.jobs, args.detail, args.sample, policies
         )
     if args.cmd == "fit-tiers":
         return _fit_tiers(args.labelset, args.jobs, args.dry_run, args.json)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = build_smoke()
     elif args.cmd == "build-core":
         if args.rewrite_recipes:
-            from .core_recipes import write_core_recipes
+            from evaluator_agent.worldgen.core_recipes import write_core_recipes
 
             write_core_recipes()
         labels = build_from_file(
@@ -92,16 +92,16 @@ def main(argv: list[str] | None = None) -> int:
 def _fit_tiers(set_name: str, jobs: int, dry_run: bool, out: Path | None) -> int:
     import time
 
-    from mock_agents.policies import pool_names
-
-    from ..labels import load_labelset
-    from . import tiers
-    from .calibrate import calibrate
+    from evaluator_agent.cli.demo import reference_roster
+    from evaluator_agent.core.labels import load_labelset
+    from evaluator_agent.worldgen import tiers
+    from evaluator_agent.worldgen.calibrate import calibrate
 
     t0 = time.time()
-    pool = pool_names()
+    roster = reference_roster()
+    pool = roster.pool
     labels = load_labelset(set_name).labels
-    rows = calibrate(set_name, pool, jobs=jobs)
+    rows = calibrate(set_name, pool, roster, jobs=jobs)
     a, b = tiers.split_pool(pool)
     cv = tiers.crossval(rows, labels, a, b)
     fitted = tiers.fit(rows, labels)

@@ -29,14 +29,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from . import events, messages
-from .baseline import bump
-from .catalog import AUTHORS, DOMAINS
-from .commits import commit_message
-from .mechanisms import REGISTRY
-from .mechanisms.base import Plan
-from .mechanisms.infra import fault_abort
-from .mechanisms.infra_signatures import (
+from evaluator_agent.worldgen import events, messages
+from evaluator_agent.worldgen.baseline import bump
+from evaluator_agent.worldgen.catalog import AUTHORS, DOMAINS
+from evaluator_agent.worldgen.commits import commit_message
+from evaluator_agent.worldgen.mechanisms import REGISTRY
+from evaluator_agent.worldgen.mechanisms.base import Plan
+from evaluator_agent.worldgen.mechanisms.infra import fault_abort
+from evaluator_agent.worldgen.mechanisms.infra_signatures import (
     archive_failure,
     crawler_line,
     disk_full_error,
@@ -48,7 +48,7 @@ from .mechanisms.infra_signatures import (
     tls_server_error,
     x509_error,
 )
-from .mechanisms.signatures import (
+from evaluator_agent.worldgen.mechanisms.signatures import (
     TABLES,
     commit_failed,
     crash_after_kill,
@@ -71,7 +71,7 @@ from .mechanisms.signatures import (
     startup_failure,
     startup_lines,
 )
-from .telemetry import ARTIFACTS, MIN, LogMaker, Profile, World, add
+from evaluator_agent.worldgen.telemetry import ARTIFACTS, MIN, LogMaker, Profile, World, add
 
 Blip = Callable[[World, Plan, random.Random, float], bool]
 

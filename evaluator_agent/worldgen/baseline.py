@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .telemetry import Deploy, Profile, World
+from evaluator_agent.worldgen.telemetry import Deploy, Profile, World
 
 GI = 1024**3
 OP = {

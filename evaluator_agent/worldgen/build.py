@@ -7,20 +7,25 @@ import random
 from pathlib import Path
 from typing import Any
 
-from ..labels import Label, dump_label, project_root
-from ..world import WorldSnapshot, canonical_bytes, content_hash, write_snapshot
-from .baseline import init_profiles
-from .labeling import make_label
-from .mechanisms import REGISTRY, Plan
-from .monitors import build_monitors
-from .noise import apply_noise
-from .postmortems import story
-from .recipe import Recipe, load_recipes
-from .render import render_logs, render_metrics
-from .shadows import add_shadows
-from .telemetry import MIN, Clock, World
-from .topology import CHAIN_ROLES, Topo, build_topology
-from .traces import render_traces
+from evaluator_agent.core.labels import Label, dump_label, project_root
+from evaluator_agent.telemetry.world import (
+    WorldSnapshot,
+    canonical_bytes,
+    content_hash,
+    write_snapshot,
+)
+from evaluator_agent.worldgen.baseline import init_profiles
+from evaluator_agent.worldgen.labeling import make_label
+from evaluator_agent.worldgen.mechanisms import REGISTRY, Plan
+from evaluator_agent.worldgen.monitors import build_monitors
+from evaluator_agent.worldgen.noise import apply_noise
+from evaluator_agent.worldgen.postmortems import story
+from evaluator_agent.worldgen.recipe import Recipe, load_recipes
+from evaluator_agent.worldgen.render import render_logs, render_metrics
+from evaluator_agent.worldgen.shadows import add_shadows
+from evaluator_agent.worldgen.telemetry import MIN, Clock, World
+from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo, build_topology
+from evaluator_agent.worldgen.traces import render_traces
 
 
 class GenerationError(ValueError):

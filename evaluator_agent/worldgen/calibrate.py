@@ -4,8 +4,8 @@
 [--policies a,b] [--detail]`` prints pass rates per policy overall, per tier and per segment,
 the mechanism-correct pass rate, and the wall time.
 
-Every (label, policy) pair is one call of :func:`evaluator_agent.investigation.investigate`
-with the policy as an in-process :class:`~evaluator_agent.local_target.LocalTarget`: the
+Every (label, policy) pair is one call of :func:`evaluator_agent.engine.investigation.investigate`
+with the policy as an in-process :class:`~evaluator_agent.engine.local.LocalTarget`: the
 briefing, the budget, the tool runner, the scorer and the result records are the ones an A2A
 target gets; only the transport differs (no ADK, no sockets; numbers arrive as floats as over
 A2A). The shortcut battery (:mod:`evaluator_agent.audit`) runs on the same function.
@@ -26,7 +26,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-POLICIES: tuple[str, ...] = ("random_guess", "alert_blamer", "greedy_anomaly", "methodical")
+from evaluator_agent.engine.local import Roster
+
 CHUNKS_PER_JOB = 4
 
 
@@ -42,7 +43,7 @@ def sample_labels(labels: Sequence[Any], n: int | None) -> list[Any]:
 
 
 def result_row(label: Any, policy: str, res: Any) -> dict[str, Any]:
-    """One calibration row from an :class:`~evaluator_agent.investigation.InvestigationResult`.
+    """One calibration row from an :class:`~evaluator_agent.engine.investigation.InvestigationResult`.
 
     ``mechanism_ok``: the scorer gave the mechanism full credit (on a no-fault label, the
     "no fault" answer); ``passed_mechanism``: passed *and* ``mechanism_ok``.
@@ -82,16 +83,16 @@ def result_row(label: Any, policy: str, res: Any) -> dict[str, Any]:
 
 
 async def _run_labels(
-    set_name: str, root: str | None, label_ids: list[str], policies: tuple[str, ...], noise: str
+    set_name: str, root: str | None, label_ids: list[str], policies: tuple[str, ...], noise: str,
+    make_target: Callable[[str], Any],
 ) -> list[dict[str, Any]]:
-    from ..investigation import WorldCache, investigate
-    from ..labels import load_labelset
-    from ..local_target import policy_target
-    from ..protocol import Budget
+    from evaluator_agent.core.labels import load_labelset
+    from evaluator_agent.core.protocol import Budget
+    from evaluator_agent.engine.investigation import WorldCache, investigate
 
     ls = load_labelset(set_name, Path(root) if root else None)
     worlds = WorldCache(capacity=2)
-    targets = {p: policy_target(p) for p in policies}
+    targets = {p: make_target(p) for p in policies}
     limits = Budget()
     rows = []
     for lid in label_ids:
@@ -102,7 +103,7 @@ async def _run_labels(
     return rows
 
 
-def _chunk(args: tuple[str, str | None, list[str], tuple[str, ...], str]) -> list[dict[str, Any]]:
+def _chunk(args: tuple[Any, ...]) -> list[dict[str, Any]]:
     """Worker entry: one event loop over one chunk of labels."""
     os.environ.setdefault("DD_TRACE_ENABLED", "false")
     return asyncio.run(_run_labels(*args))
@@ -110,7 +111,8 @@ def _chunk(args: tuple[str, str | None, list[str], tuple[str, ...], str]) -> lis
 
 def calibrate(
     set_name: str,
-    policies: Sequence[str] = POLICIES,
+    policies: Sequence[str],
+    roster: Roster,
     noise: str = "on",
     jobs: int = 2,
     sample: int | None = None,
@@ -119,21 +121,20 @@ def calibrate(
 ) -> list[dict[str, Any]]:
     """Rows of :func:`result_row`, one per (label, policy), in label-set then policy order.
 
+    ``roster`` makes each policy's in-process target (``roster.make_target``).
     ``sample`` runs a deterministic subset (:func:`sample_labels`); ``root`` is the folder of
     label sets (default ``labelsets/``); ``progress(done, total)`` is called as labels finish.
     """
-    from ..labels import load_labelset
-    from ..local_target import policy_reply
-
+    from evaluator_agent.core.labels import load_labelset
     policies = tuple(policies)
     for p in policies:
-        policy_reply(p)  # unknown names fail here, not in a worker
+        roster.make_target(p)  # unknown names fail here, not in a worker
     root_s = str(root) if root is not None else None
     labels = sample_labels(load_labelset(set_name, Path(root_s) if root_s else None).labels, sample)
     ids = [lb.id for lb in labels]
     n_chunks = max(1, min(len(ids), max(1, jobs) * CHUNKS_PER_JOB))
     chunks = [ids[i::n_chunks] for i in range(n_chunks)]
-    tasks = [(set_name, root_s, c, policies, noise) for c in chunks if c]
+    tasks = [(set_name, root_s, c, policies, noise, roster.make_target) for c in chunks if c]
     results: list[list[dict[str, Any]]] = []
     done = 0
     if jobs <= 1:
@@ -161,7 +162,7 @@ def _rate(rows: list[dict[str, Any]], key: str) -> str:
     return f"{100 * sum(r[key] for r in rows) / max(1, len(rows)):5.1f}%"
 
 
-def table(rows: list[dict[str, Any]], policies: Sequence[str] = POLICIES) -> str:
+def table(rows: list[dict[str, Any]], policies: Sequence[str]) -> str:
     """Pass rate per policy and group (all, tiers, segments, postmortems, no-fault controls),
     then the mechanism-correct pass rate and the mean score per policy."""
     policies = [p for p in policies if any(r["policy"] == p for r in rows)]
@@ -204,14 +205,16 @@ def table(rows: list[dict[str, Any]], policies: Sequence[str] = POLICIES) -> str
 
 def main(
     set_name: str,
+    roster: Roster,
     noise: str = "on",
     jobs: int = 2,
     detail: bool = False,
     sample: int | None = None,
-    policies: Sequence[str] = POLICIES,
+    policies: Sequence[str] = (),
 ) -> int:
+    policies = tuple(policies) or roster.references
     t0 = time.monotonic()
-    rows = calibrate(set_name, policies, noise, jobs, sample)
+    rows = calibrate(set_name, policies, roster, noise, jobs, sample)
     wall = time.monotonic() - t0
     if detail:
         by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)

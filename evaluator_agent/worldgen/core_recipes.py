@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..labels import project_root
-from .postmortems import STORIES
+from evaluator_agent.core.labels import project_root
+from evaluator_agent.worldgen.postmortems import STORIES
 
 FAULTS = (
     "oom_killed",

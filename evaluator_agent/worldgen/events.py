@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import zlib
 
-from .catalog import AUTHORS
-from .telemetry import Profile, World
+from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.telemetry import Profile, World
 
 
 def configmap(

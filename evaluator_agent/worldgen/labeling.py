@@ -1,17 +1,17 @@
-"""Labels: the ground truth a world's plan recorded, in the schema of ``evaluator_agent.labels``."""
+"""Labels: the ground truth a world's plan recorded, in the schema of ``evaluator_agent.core.labels``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from ..labels import Label
-from ..vocab import MECHANISM_INFO, SEGMENTS
-from .mechanisms import REGISTRY
-from .mechanisms.base import Plan
-from .postmortems import STORIES
-from .recipe import Recipe
-from .telemetry import MIN, World
+from evaluator_agent.core.labels import Label
+from evaluator_agent.core.vocab import MECHANISM_INFO, SEGMENTS
+from evaluator_agent.worldgen.mechanisms import REGISTRY
+from evaluator_agent.worldgen.mechanisms.base import Plan
+from evaluator_agent.worldgen.postmortems import STORIES
+from evaluator_agent.worldgen.recipe import Recipe
+from evaluator_agent.worldgen.telemetry import MIN, World
 
 GENERATOR = "evaluator_agent.worldgen v1"
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .telemetry import Profile
+from evaluator_agent.worldgen.telemetry import Profile
 
 Line = tuple[str, str, dict[str, Any]]
 UA = (
@@ -26,7 +26,7 @@ UA = (
 
 def dns(p: Profile) -> str:
     if p.role == "external":
-        from .catalog import DOMAINS
+        from evaluator_agent.worldgen.catalog import DOMAINS
 
         for d in DOMAINS:
             for e in d.entries:

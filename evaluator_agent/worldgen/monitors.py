@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import random
 
-from .mechanisms.base import Plan
-from .telemetry import World, sig
+from evaluator_agent.worldgen.mechanisms.base import Plan
+from evaluator_agent.worldgen.telemetry import World, sig
 
 
 def _sum(w: World, metric: str, **match: str) -> list[float]:

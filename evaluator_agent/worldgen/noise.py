@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import random
 
-from .ambient import apply_ambient, publishers
-from .baseline import bump
-from .catalog import AUTHORS
-from .commits import commit_message
-from .mechanisms.base import Plan
-from .mechanisms.infra_signatures import slow_query
-from .telemetry import MIN, LogMaker, World, add
+from evaluator_agent.worldgen.ambient import apply_ambient, publishers
+from evaluator_agent.worldgen.baseline import bump
+from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.commits import commit_message
+from evaluator_agent.worldgen.mechanisms.base import Plan
+from evaluator_agent.worldgen.mechanisms.infra_signatures import slow_query
+from evaluator_agent.worldgen.telemetry import MIN, LogMaker, World, add
 
 BURST_MESSAGES = (
     ("429", "Received 429 Too Many Requests from upstream partner; retry-after=30s"),

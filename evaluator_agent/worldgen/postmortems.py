@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .topology import Topo
+from evaluator_agent.worldgen.topology import Topo
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..vocab import MECHANISM_INFO
+from evaluator_agent.core.vocab import MECHANISM_INFO
 
 Noise = Literal["off", "normal", "high"]
 
@@ -101,7 +101,7 @@ class Recipe(BaseModel):
     @model_validator(mode="after")
     def _story(self) -> Recipe:
         if self.postmortem is not None:
-            from .postmortems import story
+            from evaluator_agent.worldgen.postmortems import story
 
             s = story(self.postmortem)
             assert s is not None

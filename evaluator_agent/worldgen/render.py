@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 import random
 
-from . import messages
-from .telemetry import MIN, Profile, World, add, diurnal, sig
+from evaluator_agent.worldgen import messages
+from evaluator_agent.worldgen.telemetry import MIN, Profile, World, add, diurnal, sig
 
 ERROR_LOG_RATE = 0.012  # median share of APM errors kept as log lines
 INFO_LOG_RATE = 0.06  # median info lines per service per minute

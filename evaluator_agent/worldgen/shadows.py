@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import random
 
-from .mechanisms import REGISTRY
-from .mechanisms.base import Plan
-from .telemetry import MIN, World
+from evaluator_agent.worldgen.mechanisms import REGISTRY
+from evaluator_agent.worldgen.mechanisms.base import Plan
+from evaluator_agent.worldgen.telemetry import MIN, World
 
 # a shadow needs its own culprit and chain; these mechanisms have them
 SHADOWABLE = tuple(sorted(m for m in REGISTRY if m != "no_fault"))

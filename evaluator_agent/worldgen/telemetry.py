@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .topology import Topo
+from evaluator_agent.worldgen.topology import Topo
 
 MIN = 60
 # Files a service publishes for others to load (feature files, rule sets ...): ``artifact`` tag.

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..irt import fit_rasch
-from ..labels import Label, dump_label, labelsets_dir
+from evaluator_agent.core.labels import Label, dump_label, labelsets_dir
+from evaluator_agent.results.irt import fit_rasch
 
 TIER_VALUE = {"easy": 0, "medium": 1, "hard": 2}
 PRIOR_SD = 1.0  # logits: the factor guess is weak next to a handful of outcomes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .catalog import DOMAINS, EDGE, Domain, Entry
+from evaluator_agent.worldgen.catalog import DOMAINS, EDGE, Domain, Entry
 
 ROLE_KIND = {
     "api": "service",

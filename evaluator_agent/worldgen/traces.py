@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from . import messages
-from .telemetry import Profile, World, hexid
+from evaluator_agent.worldgen import messages
+from evaluator_agent.worldgen.telemetry import Profile, World, hexid
 
 MAX_SPANS = 16
 

@@ -310,8 +310,8 @@ async def main() -> None:
     if unknown:
         ap.error(f"unknown hostile targets {unknown}; known: {', '.join(HOSTILE)}")
 
-    from evaluator_agent.client import call_proctor
-    from evaluator_agent.labels import load_labelset
+    from evaluator_agent.core.labels import load_labelset
+    from evaluator_agent.service.client import call_proctor
 
     all_labels = [lb.id for lb in load_labelset(a.labelset).labels]
     label_ids = all_labels[: a.labels]
@@ -328,7 +328,7 @@ async def main() -> None:
                                   env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         "targets": subprocess.Popen([sys.executable, __file__, "--serve-targets", str(tport)],
                                     env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        "proctor": subprocess.Popen([sys.executable, "-m", "evaluator_agent.cli", "serve", "--host", "127.0.0.1",
+        "proctor": subprocess.Popen([sys.executable, "-m", "evaluator_agent.cli.main", "serve", "--host", "127.0.0.1",
                                      "--port", str(pport), "--db", str(db)],
                                     env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(tmp / "proctor.log", "wb")),
     }

@@ -63,7 +63,7 @@ async def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> N
 
 def pct(xs: list[float], p: float) -> float:
     """Nearest-rank percentile, as the traffic generator reports them (NaN when empty)."""
-    from mock_agents.traffic import percentile
+    from evaluator_agent.cli.traffic import percentile
 
     value = percentile(xs, p)
     return float("nan") if value is None else value
@@ -88,8 +88,8 @@ async def main() -> None:
                     help="target of each evaluation, round-robin")
     a = ap.parse_args()
 
-    from evaluator_agent.client import call_proctor
-    from evaluator_agent.labels import load_labelset
+    from evaluator_agent.core.labels import load_labelset
+    from evaluator_agent.service.client import call_proctor
 
     agents = [x for x in a.agents.split(",") if x]
     label_ids = [lb.id for lb in load_labelset(a.labelset).labels][: a.labels]
@@ -102,7 +102,7 @@ async def main() -> None:
     mocks = subprocess.Popen([sys.executable, "-m", "mock_agents", "serve", "--port", str(mport),
                               "--agents", ",".join(dict.fromkeys(agents))], env=env, cwd=tmp,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    proctor = subprocess.Popen([sys.executable, "-m", "evaluator_agent.cli", "serve", "--port", str(pport), "--db", str(db)],
+    proctor = subprocess.Popen([sys.executable, "-m", "evaluator_agent.cli.main", "serve", "--port", str(pport), "--db", str(db)],
                                env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         await _wait_http(f"http://127.0.0.1:{mport}/health", mocks)

@@ -144,10 +144,10 @@ def _start(target: Any, *args: Any) -> tuple[mp.Process, int]:
 
 def proctor_payloads() -> list[dict[str, Any]]:
     """The tool_results messages the proctor sends for SCRIPT_CALLS on the first smoke label."""
-    from evaluator_agent.investigation import WorldCache
-    from evaluator_agent.labels import load_labelset
-    from evaluator_agent.protocol import ToolResult, ToolResultsMessage
-    from evaluator_agent.tools import Toolbox
+    from evaluator_agent.core.labels import load_labelset
+    from evaluator_agent.core.protocol import ToolResult, ToolResultsMessage
+    from evaluator_agent.engine.investigation import WorldCache
+    from evaluator_agent.telemetry.tools import Toolbox
 
     label = load_labelset("smoke").labels[0]
     index, header = asyncio.run(WorldCache().get(label.world.snapshot))
@@ -178,7 +178,7 @@ async def echo_round_trips(base: str, n: int, concurrency: int, payloads: list[d
 
                     from a2a.helpers import new_text_part
 
-                    from evaluator_agent.target import data_part
+                    from evaluator_agent.engine.target import data_part
 
                     p = payloads[i % len(payloads)]
                     parts = [data_part(p), new_text_part(json.dumps(p))]
@@ -196,11 +196,11 @@ async def echo_round_trips(base: str, n: int, concurrency: int, payloads: list[d
 
 
 async def proctor_run(card: str, investigations: int, concurrency: int, db: str) -> dict[str, Any]:
-    from evaluator_agent.labels import load_labelset
-    from evaluator_agent.orchestrator import execute, prepare
-    from evaluator_agent.request import parse_request
-    from evaluator_agent.store import Store
-    from evaluator_agent.target import make_http_client
+    from evaluator_agent.core.labels import load_labelset
+    from evaluator_agent.engine.orchestrator import execute, prepare
+    from evaluator_agent.engine.request import parse_request
+    from evaluator_agent.engine.target import make_http_client
+    from evaluator_agent.results.store import Store
 
     labels = load_labelset("smoke").labels
     attempts = max(1, investigations // len(labels))
@@ -211,7 +211,7 @@ async def proctor_run(card: str, investigations: int, concurrency: int, db: str)
     try:
         prep = await prepare(req, http)
         # Warm the world cache so the figure is the steady state, not snapshot loading.
-        from evaluator_agent.investigation import WorldCache
+        from evaluator_agent.engine.investigation import WorldCache
 
         worlds = WorldCache()
         for lb in prep.labels:

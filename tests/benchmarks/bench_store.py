@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from evaluator_agent.investigation import InvestigationResult, ToolCallRecord, TurnRecord  # noqa: E402
-from evaluator_agent.merge import merge  # noqa: E402
-from evaluator_agent.store import Store  # noqa: E402
+from evaluator_agent.engine.investigation import InvestigationResult, ToolCallRecord, TurnRecord  # noqa: E402
+from evaluator_agent.results.merge import merge  # noqa: E402
+from evaluator_agent.results.store import Store  # noqa: E402
 
 TOOLS = ["get_monitors", "search_logs", "query_metrics", "aggregate_logs", "search_spans", "get_events"]
 

@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from evaluator_agent.index import WorldIndex  # noqa: E402
-from evaluator_agent.tools import Toolbox  # noqa: E402
+from evaluator_agent.telemetry.index import WorldIndex  # noqa: E402
+from evaluator_agent.telemetry.tools import Toolbox  # noqa: E402
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
 HOURS = 6

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import random
 
-from .. import events
-from ..catalog import AUTHORS
-from ..telemetry import MIN, World
-from ..topology import Topo
-from .base import Mechanism, Plan, lag_curve, propagate, register, release, trigger_lead
-from .signatures import (
+from evaluator_agent.worldgen import events
+from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.mechanisms.base import (
+    Mechanism,
+    Plan,
+    lag_curve,
+    propagate,
+    register,
+    release,
+    trigger_lead,
+)
+from evaluator_agent.worldgen.mechanisms.signatures import (
     crash_after_kill,
     gc_pause_line,
     hikari_leak_warning,
@@ -23,6 +29,8 @@ from .signatures import (
     stack_trace,
     startup_lines,
 )
+from evaluator_agent.worldgen.telemetry import MIN, World
+from evaluator_agent.worldgen.topology import Topo
 
 
 @register

@@ -13,10 +13,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..baseline import bump
-from ..recipe import Recipe
-from ..telemetry import MIN, World, add, iso, shift
-from ..topology import CHAIN_ROLES, Topo
+from evaluator_agent.worldgen.baseline import bump
+from evaluator_agent.worldgen.recipe import Recipe
+from evaluator_agent.worldgen.telemetry import MIN, World, add, iso, shift
+from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo
 
 
 @dataclass
@@ -196,7 +196,7 @@ def release(
     The commit message comes from the vocabulary every deploy of the world uses
     (``commits.py``) unless the change has a wording of its own (a migration's file name).
     """
-    from ..commits import commit_message
+    from evaluator_agent.worldgen.commits import commit_message
 
     p = w.p[svc]
     old, new = p.version, bump(p.version, rng)
@@ -239,6 +239,6 @@ def lag_curve(w: World, p: Any, onset: float, cap: float, rng: random.Random) ->
 
 
 def pick_author(rng: random.Random) -> str:
-    from ..catalog import AUTHORS
+    from evaluator_agent.worldgen.catalog import AUTHORS
 
     return rng.choice(AUTHORS)

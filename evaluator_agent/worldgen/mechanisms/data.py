@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import random
 
-from .. import events, messages
-from ..catalog import AUTHORS
-from ..telemetry import MIN, World, add, diurnal
-from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, propagate, register, release, trigger_lead
-from .infra_signatures import archive_failure, disk_full_error, nospace_upstream, slow_query
-from .signatures import n_plus_one
+from evaluator_agent.worldgen import events, messages
+from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.mechanisms.base import (
+    Mechanism,
+    Plan,
+    propagate,
+    register,
+    release,
+    trigger_lead,
+)
+from evaluator_agent.worldgen.mechanisms.infra_signatures import (
+    archive_failure,
+    disk_full_error,
+    nospace_upstream,
+    slow_query,
+)
+from evaluator_agent.worldgen.mechanisms.signatures import n_plus_one
+from evaluator_agent.worldgen.telemetry import MIN, World, add, diurnal
+from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo
 
 messages.STYLE_HOOKS["nospace"] = lambda p, child, style, rng: nospace_upstream(p, child, rng)
 

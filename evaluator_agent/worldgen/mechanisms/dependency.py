@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import random
 
-from .. import events, messages
-from ..catalog import DOMAINS
-from ..telemetry import MIN, World
-from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, propagate, register, release, trigger_lead
-from .infra_signatures import partner_error, retry_warning
-from .signatures import overload_error
+from evaluator_agent.worldgen import events, messages
+from evaluator_agent.worldgen.catalog import DOMAINS
+from evaluator_agent.worldgen.mechanisms.base import (
+    Mechanism,
+    Plan,
+    propagate,
+    register,
+    release,
+    trigger_lead,
+)
+from evaluator_agent.worldgen.mechanisms.infra_signatures import partner_error, retry_warning
+from evaluator_agent.worldgen.mechanisms.signatures import overload_error
+from evaluator_agent.worldgen.telemetry import MIN, World
+from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo
 
 messages.STYLE_HOOKS["partner"] = lambda p, child, style, rng: partner_error(
     p, child, int(style.split(":")[1]), rng

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import random
 
-from .. import events, messages
-from ..catalog import AUTHORS
-from ..telemetry import ARTIFACTS, MIN, Profile, World, add
-from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, lag_curve, propagate, register, release, trigger_lead
-from .signatures import (
+from evaluator_agent.worldgen import events, messages
+from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.mechanisms.base import (
+    Mechanism,
+    Plan,
+    lag_curve,
+    propagate,
+    register,
+    release,
+    trigger_lead,
+)
+from evaluator_agent.worldgen.mechanisms.signatures import (
     TABLES,
     commit_failed,
     heartbeat_failed,
@@ -26,6 +32,8 @@ from .signatures import (
     overload_error,
     slow_request,
 )
+from evaluator_agent.worldgen.telemetry import ARTIFACTS, MIN, Profile, World, add
+from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo
 
 # -- DNS ---------------------------------------------------------------------------------------
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import random
 
-from .. import events, messages
-from ..catalog import AUTHORS
-from ..telemetry import MIN, LogMaker, Profile, World, add, iso, shift
-from ..topology import CHAIN_ROLES, Topo
-from .base import Mechanism, Plan, monitor_delay, propagate, register
-from .infra_signatures import (
+from evaluator_agent.worldgen import events, messages
+from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.mechanisms.base import (
+    Mechanism,
+    Plan,
+    monitor_delay,
+    propagate,
+    register,
+)
+from evaluator_agent.worldgen.mechanisms.infra_signatures import (
     X509_EXPECT,
     crawler_line,
     rate_limited,
@@ -19,7 +23,9 @@ from .infra_signatures import (
     tls_server_error,
     x509_error,
 )
-from .signatures import no_healthy_upstream, startup_failure
+from evaluator_agent.worldgen.mechanisms.signatures import no_healthy_upstream, startup_failure
+from evaluator_agent.worldgen.telemetry import MIN, LogMaker, Profile, World, add, iso, shift
+from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo
 
 messages.STYLE_HOOKS["tls"] = lambda p, child, style, rng: x509_error(
     p, child, float(style.split(":", 1)[1]), rng

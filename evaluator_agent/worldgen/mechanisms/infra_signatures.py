@@ -10,8 +10,8 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from ..messages import dns, ip, path_of
-from ..telemetry import LogMaker, Profile
+from evaluator_agent.worldgen.messages import dns, ip, path_of
+from evaluator_agent.worldgen.telemetry import LogMaker, Profile
 
 Line = tuple[str, str, dict[str, Any]]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..telemetry import LogMaker, Profile
+from evaluator_agent.worldgen.telemetry import LogMaker, Profile
 
 Line = tuple[str, str, dict[str, Any]]
 

@@ -1,0 +1,481 @@
+"""One investigation: one label, one attempt, one A2A conversation with the target.
+
+The loop: briefing -> (tool_calls -> tool_results)* -> diagnosis, bounded by the label's
+budget. Whatever the target does, :func:`investigate` returns an
+:class:`InvestigationResult` with an ``end_reason``; it never raises for the target's sake.
+
+End reasons and whose fault they are (``error_kind``):
+
+    diagnosis            agent answered                         None (scored)
+    max_turns            budget of replies used up              None (scored as no answer)
+    timeout              wall-time cap reached                  None
+    turn_timeout         one reply took longer than allowed     None
+    malformed_replies    3 unusable replies in a row            None
+    reply_too_large      a reply over the size cap              None
+    target_error         target task failed / protocol broken   None
+    target_unreachable   connection refused, DNS, reset ...     "network" before the target's first
+                                                                reply of the run, else None
+    unscorable_diagnosis the scorer failed on this diagnosis    None       (logged as our bug)
+    harness_error        a bug or missing data on our side      "harness"  (not the agent's fault)
+
+Infra errors (network, harness) are counted apart and never as agent failures. Only the
+proctor's own faults and a target that has not answered anything yet in this run are infra
+errors: whatever the target does once it has replied at least once in the run (a connection
+dropped mid-reply, a reset, a timeout, garbage, a body over a cap, a diagnosis the scorer
+chokes on) is a failure of that investigation, scored 0 and counted in the pass rate, with
+its end reason kept. Otherwise a target could take the labels it cannot solve out of the
+pass-rate denominator by hanging up on them. Whether the target has replied yet is shared
+by the investigations of one run through a :class:`RunContact`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from evaluator_agent.core.labels import Label, snapshots_dir
+from evaluator_agent.core.protocol import (
+    Briefing,
+    Budget,
+    Diagnosis,
+    DiagnosisReply,
+    Problem,
+    ReplyError,
+    ToolCallsReply,
+    ToolResult,
+    ToolResultsMessage,
+    briefing_text,
+    parse_reply,
+    reply_schemas,
+    tool_results_text,
+)
+from evaluator_agent.datadog import observability
+from evaluator_agent.engine import heap
+from evaluator_agent.engine.target import Reply, TargetError, TargetInfo, TargetUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_MALFORMED = 3
+RESULT_PREVIEW_CHARS = 2000
+
+
+class TargetConversation(Protocol):
+    """One conversation with the target (one A2A ``contextId``), as :func:`investigate` uses it.
+
+    ``send`` delivers one proctor message (``data`` is the DataPart, ``text`` the TextPart
+    saying the same) and returns the target's one reply; it raises a
+    :class:`~evaluator_agent.engine.target.TargetError` for a reply that cannot be had (timeout,
+    too large, broken protocol, unreachable). :class:`evaluator_agent.engine.target.Conversation`
+    is the A2A implementation, :class:`evaluator_agent.engine.local.LocalConversation` the
+    in-process one.
+    """
+
+    context_id: str
+
+    async def send(self, data: dict[str, Any], text: str, timeout_s: float) -> Reply: ...
+
+
+class InvestigationTarget(Protocol):
+    """An agent under test: what it says it is, and a fresh conversation per investigation."""
+
+    info: TargetInfo
+
+    def conversation(self) -> TargetConversation: ...
+
+
+@dataclass
+class ToolCallRecord:
+    turn: int
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    error: str | None
+    result_size: int
+    duration_ms: float
+    result_preview: str = ""
+
+
+@dataclass
+class TurnRecord:
+    idx: int
+    kind: str  # tool_calls | diagnosis | invalid | error
+    reply_size: int
+    duration_s: float
+    n_calls: int = 0
+    error: str | None = None
+
+
+@dataclass
+class InvestigationResult:
+    investigation_id: str
+    label_id: str
+    attempt: int
+    context_id: str
+    started_at: float
+    world: str = ""  # content hash of the snapshot investigated (noisy or noise-free)
+    finished_at: float = 0.0
+    end_reason: str = "harness_error"
+    error_kind: str | None = None
+    error: str | None = None
+    diagnosis: dict[str, Any] | None = None
+    score: float = 0.0
+    passed: bool = False
+    subscores: dict[str, float] = field(default_factory=dict)
+    explanation: str = ""
+    score_details: dict[str, Any] = field(default_factory=dict)
+    turns: int = 0
+    tool_calls: int = 0
+    invalid_calls: int = 0
+    red_herrings_chased: int = 0
+    tokens: dict[str, int] | None = None
+    turn_records: list[TurnRecord] = field(default_factory=list)
+    call_records: list[ToolCallRecord] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    def public(self) -> dict[str, Any]:
+        """The per-investigation entry of the result artifact."""
+        return {
+            "label_id": self.label_id,
+            "attempt": self.attempt,
+            "score": round(self.score, 4),
+            "passed": self.passed,
+            "subscores": {k: round(v, 4) for k, v in self.subscores.items()},
+            "end_reason": self.end_reason,
+            "error_kind": self.error_kind,
+            "turns": self.turns,
+            "tool_calls": self.tool_calls,
+            "invalid_calls": self.invalid_calls,
+            "red_herrings_chased": self.red_herrings_chased,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class WorldCache:
+    """Loaded world indexes by snapshot hash (attempts and labels share them), LRU-bounded.
+
+    Shared by every event loop of the process (the server runs one per client, workloop.py):
+    a world is loaded once, in a thread, however many loops ask for it at the same time."""
+
+    def __init__(self, directory: Path | None = None, capacity: int = 64):
+        self.directory = directory or snapshots_dir()
+        self.capacity = capacity
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._loading: dict[str, concurrent.futures.Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    async def get(self, digest: str) -> tuple[Any, dict[str, Any]]:
+        """(WorldIndex, header) for a snapshot; loads it off the event loop once."""
+        with self._lock:
+            item = self._items.get(digest)
+            if item is not None:
+                self._items.move_to_end(digest)
+                return item
+            fut = self._loading.get(digest)
+            first = fut is None
+            if fut is None:
+                fut = self._loading[digest] = concurrent.futures.Future()
+        if first:
+            threading.Thread(target=self._load_into, args=(digest, fut), name="proctor-world-load", daemon=True).start()
+        # shielded: a waiter that is cancelled must not cancel the load the others wait for
+        return await asyncio.shield(asyncio.wrap_future(fut))
+
+    def _load_into(self, digest: str, fut: concurrent.futures.Future[Any]) -> None:
+        try:
+            item = self._load(digest)
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter
+            with self._lock:
+                self._loading.pop(digest, None)
+            fut.set_exception(e)
+            return
+        with self._lock:
+            self._items[digest] = item
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+            self._loading.pop(digest, None)
+        fut.set_result(item)
+
+    def _load(self, digest: str) -> tuple[Any, dict[str, Any]]:
+        from evaluator_agent.telemetry.index import WorldIndex
+        from evaluator_agent.telemetry.world import load_snapshot_dict
+
+        data = load_snapshot_dict(digest, self.directory)
+        header = {
+            "start": data["start"],
+            "end": data["end"],
+            "monitors": {m["id"]: m for m in data.get("monitors", [])},
+        }
+        item = WorldIndex.from_dict(data), header
+        heap.settle()  # the index lives as long as it is cached: out of the collector's sight (heap.py)
+        return item
+
+
+@dataclass
+class RunContact:
+    """Whether the target has sent any reply yet in this run; shared by the run's investigations.
+
+    A target that cannot be reached before its first reply of the run may be down, or the
+    network between us may be: that is an infra error. Once it has replied, losing it is
+    the target's failure (see the module docstring)."""
+
+    replied: bool = False
+
+
+def _iso(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def build_briefing(label: Label, header: dict[str, Any], budget: Budget, investigation_id: str) -> Briefing:
+    from evaluator_agent.telemetry.catalog import TOOL_SPECS
+
+    trig = label.task.trigger
+    monitor = None
+    if trig.monitor_id is not None and trig.monitor_id in header["monitors"]:
+        m = header["monitors"][trig.monitor_id]
+        monitor = {
+            "id": m["id"],
+            "name": m["name"],
+            "type": m.get("type", ""),
+            "query": m.get("query", ""),
+            "message": m.get("message", ""),
+            "tags": [f"{k}:{v}" for k, v in sorted(m.get("tags", {}).items())],
+        }
+    return Briefing(
+        investigation_id=investigation_id,
+        problem=Problem(title=trig.title, fired_at=trig.fired_at, monitor=monitor, prompt=label.task.prompt),
+        now=_iso(header["end"]),
+        tools=TOOL_SPECS,
+        budget=budget,
+        reply_format=reply_schemas(),
+    )
+
+
+async def investigate(
+    label: Label,
+    attempt: int,
+    target: InvestigationTarget,
+    worlds: WorldCache,
+    limits: Budget,
+    *,
+    noise: str = "on",
+    contact: RunContact | None = None,
+) -> InvestigationResult:
+    """Run one investigation to its end; returns the scored result.
+
+    ``contact`` is the run's :class:`RunContact` (one per run, shared by its investigations);
+    without it the investigation is its own run: a target unreachable on its first turn is an
+    infra error, one lost after a reply is a failure.
+
+    ``target`` is anything with the :class:`InvestigationTarget` shape: an A2A
+    :class:`~evaluator_agent.engine.target.Target`, or an in-process
+    :class:`~evaluator_agent.engine.local.LocalTarget` (the shortcut battery and calibration);
+    both get the same briefing, limits, tools, scoring and records.
+    """
+    inv_id = f"inv_{uuid.uuid4().hex[:16]}"
+    conv = target.conversation()
+    res = InvestigationResult(
+        investigation_id=inv_id, label_id=label.id, attempt=attempt, context_id=conv.context_id, started_at=time.time()
+    )
+    trace = observability.get().investigation(label, attempt, target.info, res)
+    try:
+        digest = label.world.snapshot
+        if noise == "off":
+            if not label.world.snapshot_noise_free:
+                raise LookupError(f"label {label.id} has no noise-free world")
+            digest = label.world.snapshot_noise_free
+        res.world = digest
+        index, header = await worlds.get(digest)
+        from evaluator_agent.telemetry.tools import Toolbox
+
+        toolbox = Toolbox(index, now=float(header["end"]))
+        budget = limits.effective(label.task.budget)
+        briefing = build_briefing(label, header, budget, inv_id)
+        trace.briefing(briefing)
+        viewed: list[tuple[str, dict[str, Any], bool, str]] = []
+        diagnosis = await _converse(conv, briefing, toolbox, budget, res, viewed, contact or RunContact())
+        with trace.scoring():
+            _score_or_fail(label, diagnosis, res, viewed)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - our own failure must end only this investigation
+        log.exception("harness error in %s (label %s)", inv_id, label.id)
+        res.end_reason = "harness_error"
+        res.error_kind = "harness"
+        res.error = f"{type(e).__name__}: {e}"[:1000]
+    res.finished_at = time.time()
+    trace.finish()
+    return res
+
+
+async def _converse(
+    conv: TargetConversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any],
+    contact: RunContact,
+) -> Diagnosis | None:
+    deadline = time.monotonic() + budget.timeout_s
+    data: dict[str, Any] = briefing.model_dump(mode="json")
+    text = briefing_text(briefing)
+    malformed = 0
+    for turn in range(1, budget.max_turns + 1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            res.end_reason = "timeout"
+            return None
+        t0 = time.monotonic()
+        wall_bound = remaining < budget.turn_timeout_s
+        try:
+            reply = await conv.send(data, text, min(budget.turn_timeout_s, remaining))
+        except TargetError as e:
+            res.turns = turn
+            res.turn_records.append(TurnRecord(turn, "error", 0, time.monotonic() - t0, error=str(e)[:500]))
+            res.error = str(e)[:1000]
+            if isinstance(e, TargetUnavailable):
+                # Infra only while the target has never answered in this run; after a reply,
+                # hanging up (or resetting, or vanishing) is the target's failure.
+                res.end_reason = "target_unreachable"
+                res.error_kind = None if contact.replied else "network"
+            elif e.kind == "timeout":
+                res.end_reason = "timeout" if wall_bound else "turn_timeout"
+            elif e.kind == "too_large":
+                res.end_reason = "reply_too_large"
+            else:
+                res.end_reason = "target_error"
+            return None
+        contact.replied = True
+        res.turns = turn
+        elapsed = time.monotonic() - t0
+        _add_usage(res, reply.obj)
+        try:
+            if reply.obj is None:
+                raise ReplyError('no JSON object with "tool_calls" or "diagnosis" found in the reply')
+            parsed = parse_reply(reply.obj)
+        except ReplyError as e:
+            malformed += 1
+            res.turn_records.append(TurnRecord(turn, "invalid", reply.size, elapsed, error=str(e)[:500]))
+            if malformed >= MAX_CONSECUTIVE_MALFORMED:
+                res.end_reason = "malformed_replies"
+                res.error = str(e)[:1000]
+                return None
+            msg = ToolResultsMessage(
+                tool_results=[], turn=turn, remaining_turns=budget.max_turns - turn,
+                notice=f"Your reply could not be used: {e}. Reply with tool_calls or a diagnosis as JSON.",
+            )
+            data, text = msg.model_dump(mode="json", exclude_none=True), tool_results_text(msg)
+            continue
+        malformed = 0
+        if isinstance(parsed, DiagnosisReply):
+            res.turn_records.append(TurnRecord(turn, "diagnosis", reply.size, elapsed))
+            res.end_reason = "diagnosis"
+            res.diagnosis = parsed.diagnosis.model_dump(mode="json")
+            return parsed.diagnosis
+        assert isinstance(parsed, ToolCallsReply)
+        results = _run_tools(parsed, toolbox, budget, turn, res, viewed)
+        res.turn_records.append(TurnRecord(turn, "tool_calls", reply.size, elapsed, n_calls=len(parsed.tool_calls)))
+        left = budget.max_turns - turn
+        msg = ToolResultsMessage(
+            tool_results=results, turn=turn, remaining_turns=left,
+            notice="Last reply: send your diagnosis now." if left == 1 else None,
+        )
+        data, text = msg.model_dump(mode="json", exclude_none=True), tool_results_text(msg)
+    res.end_reason = "max_turns"
+    return None
+
+
+_USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
+
+
+def _add_usage(res: InvestigationResult, obj: dict[str, Any] | None) -> None:
+    """Accumulate the optional ``usage`` a target may report beside its reply:
+    ``{"usage": {"input_tokens": 812, "output_tokens": 95, "cost_usd": 0.0031}}``."""
+    usage = obj.get("usage") if isinstance(obj, dict) else None
+    if not isinstance(usage, dict):
+        return
+    acc = res.tokens if res.tokens is not None else {}
+    for key in (*_USAGE_KEYS, "cost_usd"):
+        v = usage.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1e12:
+            acc[key] = acc.get(key, 0) + (float(v) if key == "cost_usd" else int(v))
+    if acc:
+        res.tokens = acc
+
+
+def _run_tools(
+    reply: ToolCallsReply, toolbox: Any, budget: Budget, turn: int, res: InvestigationResult, viewed: list[Any]
+) -> list[ToolResult]:
+    from evaluator_agent.telemetry.tools import stored_arguments
+
+    out: list[ToolResult] = []
+    for i, call in enumerate(reply.tool_calls):
+        call_id = call.id or f"call_{turn}_{i + 1}"
+        if i >= budget.max_calls_per_turn:
+            out.append(ToolResult(id=call_id, ok=False, error=f"more than {budget.max_calls_per_turn} calls in one reply; call skipped"))
+            res.invalid_calls += 1
+            continue
+        t0 = time.perf_counter()
+        outcome = toolbox.call(call.name, call.arguments)
+        dt = (time.perf_counter() - t0) * 1000
+        body = json.dumps(outcome.content, default=str, separators=(",", ":")) if outcome.ok else (outcome.error or "")
+        res.tool_calls += 1
+        if not outcome.ok:
+            res.invalid_calls += 1
+        kept = stored_arguments(call.arguments)  # an oversized call is refused, kept as size, hash, prefix
+        res.call_records.append(
+            ToolCallRecord(turn, call_id, call.name, kept, outcome.ok, outcome.error, len(body), round(dt, 3), body[:RESULT_PREVIEW_CHARS])
+        )
+        observability.get().tool_call(res.call_records[-1])
+        viewed.append((call.name, kept, outcome.ok, body))
+        if outcome.ok:
+            out.append(ToolResult(id=call_id, ok=True, content=outcome.content))
+        else:
+            out.append(ToolResult(id=call_id, ok=False, error=outcome.error))
+    return out
+
+
+def _score_or_fail(label: Label, diagnosis: Diagnosis | None, res: InvestigationResult, raw_viewed: list[Any]) -> None:
+    """Score; a scorer failure on the target's diagnosis is that investigation's failure.
+
+    The scorer is total (tests/test_scoring_total.py); should it still raise on some
+    diagnosis, the target must not gain from it: the label is scored as if no diagnosis came
+    (that path raising means the fault is ours: a harness error), the investigation fails
+    with ``unscorable_diagnosis``, and the exception is logged as the bug it is."""
+    try:
+        _score(label, diagnosis, res, raw_viewed)
+        return
+    except Exception as e:  # noqa: BLE001
+        if diagnosis is None:
+            raise
+        failure = e
+    log.error("scorer failed on the diagnosis of %s (label %s)", res.investigation_id, label.id, exc_info=failure)
+    _score(label, None, res, raw_viewed)  # raises (a harness error) when the label itself cannot be scored
+    res.end_reason = "unscorable_diagnosis"
+    res.error = f"scorer failed on the diagnosis: {type(failure).__name__}: {failure}"[:1000]
+    res.explanation = f"The diagnosis could not be scored ({type(failure).__name__}); counted as a failure. " + res.explanation
+
+
+def _score(label: Label, diagnosis: Diagnosis | None, res: InvestigationResult, raw_viewed: list[Any]) -> None:
+    from evaluator_agent.engine.scoring import (
+        ViewedResult,
+        red_herrings_chased,
+        score_investigation,
+    )
+
+    viewed = [ViewedResult(tool=n, arguments=a, ok=ok, text=t) for n, a, ok, t in raw_viewed]
+    sr = score_investigation(label, diagnosis, viewed)
+    res.score, res.passed, res.subscores = sr.score, sr.passed, dict(sr.subscores)
+    res.explanation, res.score_details = sr.explanation, dict(sr.details)
+    res.red_herrings_chased = red_herrings_chased(label, viewed)

@@ -1,0 +1,381 @@
+"""Runs an evaluation: labels x attempts against one target, bounded concurrency, every result stored.
+
+The same code path serves ``proctor run`` and the A2A server, so both produce the same
+result for the same deterministic target. The result dict (A2A ``result`` artifact,
+``proctor run --json``, ``proctor show --json``) is always built from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import subprocess
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from evaluator_agent import __version__
+from evaluator_agent.core.labels import LabelError, LabelSet, load_labelset
+from evaluator_agent.datadog import observability
+from evaluator_agent.engine.fairshare import FairLimiter
+from evaluator_agent.engine.investigation import (
+    InvestigationResult,
+    RunContact,
+    WorldCache,
+    investigate,
+)
+from evaluator_agent.engine.request import EvaluationRequest, RequestError
+from evaluator_agent.engine.target import Target, TargetError, make_http_client
+from evaluator_agent.engine.workloop import WorkLoop
+from evaluator_agent.results import disclosure
+from evaluator_agent.results.stats import label_meta_of
+from evaluator_agent.results.store import Store
+
+log = logging.getLogger(__name__)
+
+INFRA_RETRIES = 1
+
+ProgressFn = Callable[[int, int, int, InvestigationResult], Awaitable[None] | None]
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str:
+    env = os.environ.get("PROCTOR_GIT_REV")
+    if env:
+        return env
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=2, check=False,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class Prepared:
+    """A validated request with its labels loaded and its target resolved."""
+
+    request: EvaluationRequest
+    labelset: LabelSet
+    labels: list[Any]
+    target: Target
+
+    def work(self, shard: tuple[int, int] | None = None) -> list[tuple[Any, int]]:
+        """The (label, attempt) pairs this request asks for, or one shard's slice of them."""
+        return shard_slice([(lb, a) for a in range(1, self.request.attempts + 1) for lb in self.labels], shard)
+
+
+def select_labels(request: EvaluationRequest) -> tuple[LabelSet, list[Any]]:
+    """The labels a request asks for; RequestError when they cannot be had. Local and cheap:
+    the server checks this before admitting an evaluation."""
+    try:
+        labelset = load_labelset(request.labelset)
+        labels = labelset.select(request.labels)
+    except LabelError as e:
+        raise RequestError(str(e)) from None
+    if not labels:
+        raise RequestError(f"label set {request.labelset!r} has no active labels")
+    if request.noise == "off":
+        missing = [lb.id for lb in labels if not lb.world.snapshot_noise_free]
+        if missing:
+            raise RequestError(f"--noise off: {len(missing)} label(s) have no noise-free world, e.g. {missing[0]}")
+    return labelset, labels
+
+
+async def prepare(request: EvaluationRequest, http: httpx.AsyncClient) -> Prepared:
+    """Everything that can make a request bad is checked here, before a run exists."""
+    labelset, labels = select_labels(request)
+    try:
+        target = await Target.connect(request.target, http)
+    except TargetError as e:
+        raise RequestError(f"cannot evaluate target: {e}") from None
+    return Prepared(request, labelset, labels, target)
+
+
+def resume_request(store: Store, run_id: str) -> EvaluationRequest:
+    """The request a stored run was started with, to finish it (``proctor run --resume``)."""
+    run = store.find_run(run_id)
+    if run is None:
+        raise RequestError(f"no run {run_id!r} to resume in {store.path}")
+    m = run["manifest"] or {}
+    opts = dict(m.get("options") or {})
+    opts.update(target=m.get("target", {}).get("url") or run["target_url"], labelset=run["labelset"],
+                labels=m.get("label_ids") or opts.get("labels"), run_id=run["run_id"])
+    try:
+        current = load_labelset(run["labelset"]).content_hash
+    except LabelError as e:
+        raise RequestError(f"cannot resume {run['run_id']}: {e}") from None
+    if current != run["labelset_hash"]:
+        raise RequestError(f"cannot resume {run['run_id']}: label set {run['labelset']!r} changed since the run started")
+    from evaluator_agent.engine.request import parse_request
+
+    return parse_request(opts)
+
+
+def new_run_id() -> str:
+    return "run_" + uuid.uuid4().hex[:12]
+
+
+class RunInterrupted(Exception):
+    """``execute`` was asked to stop: what finished is recorded, the run is marked interrupted."""
+
+    def __init__(self, run_id: str, done: int, total: int):
+        super().__init__(f"run {run_id} interrupted after {done}/{total} investigations")
+        self.run_id, self.done, self.total = run_id, done, total
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` (0 <= I < N) as a tuple; None or "" for no sharding."""
+    if not text:
+        return None
+    try:
+        i, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise RequestError(f"shard {text!r}: expected I/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise RequestError(f"shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def shard_slice(pairs: list[tuple[Any, int]], shard: tuple[int, int] | None) -> list[tuple[Any, int]]:
+    """One deterministic slice of labels x attempts: sorted by (label id, attempt), every N-th from I.
+    Round-robin over the sorted list spreads tiers and segments evenly across shards."""
+    if shard is None:
+        return pairs
+    i, n = shard
+    ordered = sorted(pairs, key=lambda p: (p[0].id, p[1]))
+    return ordered[i::n]
+
+
+async def execute(
+    prep: Prepared,
+    store: Store,
+    *,
+    run_id: str | None = None,
+    worlds: WorldCache | None = None,
+    on_progress: ProgressFn | None = None,
+    shard: tuple[int, int] | None = None,
+    stop: asyncio.Event | None = None,
+    disclosure_policy: str = disclosure.FULL,
+    limiter: FairLimiter | None = None,
+    owner: str | None = None,
+    work_loop: WorkLoop | None = None,
+) -> dict[str, Any]:
+    """Run every investigation of a prepared request (or of one ``shard`` I/N of it); returns the result dict.
+
+    When ``stop`` is set no new investigation starts; those in flight finish and are recorded, then
+    the run is marked interrupted and :class:`RunInterrupted` is raised (resume with the same run id).
+    The result returned is everything stored; callers pass it through :func:`disclosure.disclose_result`
+    before it leaves the process. ``disclosure_policy`` decides what the Datadog spans carry. For a
+    private label set nothing truth-derived is stored: the explanation is withheld and score details
+    are cut down to numbers (:func:`disclosure.scrub_details`).
+    ``limiter`` bounds investigations in flight across all evaluations of a process (the server's),
+    each evaluation getting a fair share of its slots. ``owner`` is the caller's principal: a run
+    id belongs to it (:class:`~evaluator_agent.results.store.RunConflict` for anyone else). With ``work_loop``
+    the investigations run on that loop (the server's: its own loop stays free for clients); the
+    target must then have been prepared there, and ``worlds`` is used there only."""
+    req = prep.request
+    run_id = run_id or req.run_id or new_run_id()
+    worlds = worlds or WorldCache()
+    limits = req.budget
+    manifest = {
+        "run_id": run_id,
+        "target": prep.target.info.as_dict() | {"card": prep.target.info.card},
+        "labelset": {"name": prep.labelset.name, "hash": prep.labelset.content_hash, "version": prep.labelset.info.version,
+                     "private": prep.labelset.info.private},
+        "proctor_version": __version__,
+        "git_rev": git_revision(),
+        "options": req.model_dump(mode="json", exclude={"target", "run_id"}),
+        "label_ids": [lb.id for lb in prep.labels],
+        "owner": owner,  # the API key principal that asked (None: CLI, jobs); see store.create_run
+        # each label's tier and taxonomy as they are now: the run's figures never depend on label
+        # files edited or deleted later (see run_label_meta)
+        "label_meta": frozen_label_meta(prep.labels, prep.labelset.info.private),
+    }
+    meta = manifest["label_meta"]
+    if shard is not None:
+        manifest["shard"] = {"index": shard[0], "count": shard[1]}
+    # SQLite work runs in a thread: the caller's loop (the server's) stays free for its clients.
+    await asyncio.to_thread(store.create_run, run_id, manifest)
+    every = prep.work(shard)
+    # Idempotent and resumable: what this run already recorded is not run again.
+    recorded = await asyncio.to_thread(store.recorded, run_id)
+    work = [(lb, a) for lb, a in every if (lb.id, a) not in recorded]
+    prior = [r for r in await asyncio.to_thread(store.investigations, run_id) if (r["label_id"], r["attempt"]) in recorded]
+    total, done, passed = len(every), len(every) - len(work), sum(1 for r in prior if r["passed"])
+    sem = asyncio.Semaphore(req.concurrency)
+    lock = asyncio.Lock()
+    private = prep.labelset.info.private
+    obs_policy = disclosure.effective(disclosure_policy, private)
+    # Has the target replied yet (in this execution of the run)? Until it has, an unreachable
+    # target is an infra error; after, it is the investigation's failure (investigation.py).
+    contact = RunContact()
+
+    def attempt_once(label: Any, attempt: int) -> Awaitable[InvestigationResult]:
+        inv = investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact)
+        return work_loop.run(inv) if work_loop is not None else inv
+
+    async def one(label: Any, attempt: int) -> None:
+        nonlocal done, passed
+        async with sem, (limiter.slot(run_id) if limiter is not None else contextlib.nullcontext()):
+            if stop is not None and stop.is_set():
+                return
+            res = await attempt_once(label, attempt)
+            for _ in range(INFRA_RETRIES):
+                if res.error_kind not in ("network",):
+                    break
+                await asyncio.sleep(0.5)
+                res = await attempt_once(label, attempt)
+        if private:  # its truth lives in the label files only, not in the results database
+            res.explanation = disclosure.withheld(disclosure.SCORES)
+            res.score_details = disclosure.scrub_details(res.score_details)
+        async with lock:
+            await asyncio.to_thread(store.record_investigation, run_id, res)
+            done += 1
+            passed += int(res.passed)
+            if on_progress is not None:
+                maybe = on_progress(done, total, passed, res)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
+
+    async with observability.get().run(run_id, manifest | {"disclosure": obs_policy}, meta) as obs_run:
+        try:
+            await asyncio.gather(*(one(lb, a) for lb, a in work))
+        except BaseException as e:
+            store.finish_run(run_id, "interrupted" if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else "failed",
+                             summarize(store.investigations(run_id), meta), error=f"{type(e).__name__}: {e}"[:500])
+            raise
+        if stop is not None and stop.is_set() and done < total:
+            store.finish_run(run_id, "interrupted", summarize(store.investigations(run_id), meta),
+                             error=f"stopped after {done}/{total} investigations")
+            raise RunInterrupted(run_id, done, total)
+        def complete() -> dict[str, Any]:
+            store.finish_run(run_id, "completed", summarize(store.investigations(run_id), meta))
+            return build_result(store, run_id, meta)
+
+        result = await asyncio.to_thread(complete)
+        if shard is None:  # a shard's partial figures would mislead: run metrics come from `proctor merge`
+            obs_run.done(result, store)
+    return result
+
+
+async def run_request(
+    request: EvaluationRequest,
+    store: Store,
+    *,
+    http: httpx.AsyncClient | None = None,
+    worlds: WorldCache | None = None,
+    on_progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """prepare + execute with a client of our own when none is given."""
+    own = http is None
+    http = http or make_http_client()
+    try:
+        prep = await prepare(request, http)
+        return await execute(prep, store, worlds=worlds, on_progress=on_progress)
+    finally:
+        if own:
+            await http.aclose()
+
+
+def frozen_label_meta(labels: list[Any], private: bool) -> dict[str, dict[str, Any]]:
+    """What a run keeps of its labels in its manifest: tier and taxonomy (stats.label_meta_of).
+    For a private label set only what the target is shown anyway (tier, monitor type) and an
+    opaque family (so intervals still cluster recreations of one incident): its truth stays in
+    the label files."""
+    meta = label_meta_of(labels)
+    if not private:
+        return meta
+    return {lid: {"tier": m["tier"], "monitor_type": m["monitor_type"],
+                  "family": hashlib.sha256(str(m["family"]).encode()).hexdigest()[:12] if m.get("family") else None}
+            for lid, m in meta.items()}
+
+
+def run_label_meta(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The label metadata of a stored run: as frozen in its manifest at its start; for runs made
+    before manifests kept it, read from the label set as it is now."""
+    frozen = (run.get("manifest") or {}).get("label_meta")
+    return frozen if isinstance(frozen, dict) else labelset_meta(run["labelset"])
+
+
+def labelset_meta(name: str) -> dict[str, dict[str, Any]]:
+    """Taxonomy and tier of each label of a set, for breakdowns; empty when the set is gone."""
+    from evaluator_agent.results.stats import label_meta_of
+
+    try:
+        return label_meta_of(load_labelset(name).labels)
+    except LabelError:
+        return {}
+
+
+def summarize(rows: list[dict[str, Any]], label_meta: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Statistics of stored investigations (see stats.run_statistics). Infra errors (network,
+    harness) are counted apart and left out of pass rates: they say nothing about the agent."""
+    from evaluator_agent.results.stats import run_statistics
+
+    return run_statistics(rows, label_meta or {})
+
+
+def label_outcomes(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """Per label: passed by majority of its scored attempts (the comparison's own rule)."""
+    from evaluator_agent.results.compare import majority_pass
+    from evaluator_agent.results.stats import per_label
+
+    return {lid: majority_pass(v["rate"]) for lid, v in per_label(rows).items()}
+
+
+def changes_vs_previous(store: Store, run_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    prev = store.previous_run(run_id)
+    if prev is None:
+        return {"previous_run": None, "newly_failing": [], "newly_passing": []}
+    now, before = label_outcomes(rows), label_outcomes(store.investigations(prev["run_id"]))
+    shared = sorted(set(now) & set(before))
+    return {
+        "previous_run": prev["run_id"],
+        "newly_failing": [k for k in shared if before[k] and not now[k]],
+        "newly_passing": [k for k in shared if now[k] and not before[k]],
+    }
+
+
+def build_result(store: Store, run_id: str, label_meta: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The canonical result shape, from what is stored: everything, explanations included. Every
+    caller that hands it out applies :func:`disclosure.disclose_result` first."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise KeyError(run_id)
+    if label_meta is None:
+        label_meta = run_label_meta(run)
+    rows = store.investigations(run_id)
+    manifest = run["manifest"] or {}
+    target = manifest.get("target", {})
+    inv = []
+    for r in rows:
+        inv.append({
+            "label_id": r["label_id"], "attempt": r["attempt"], "score": round(r["score"], 4), "passed": r["passed"],
+            "subscores": {k: round(v, 4) for k, v in (r["subscores"] or {}).items()},
+            "end_reason": r["end_reason"], "error_kind": r["error_kind"], "turns": r["turns"],
+            "tool_calls": r["tool_calls"], "invalid_calls": r["invalid_calls"],
+            "red_herrings_chased": r.get("red_herrings_chased") or 0,
+            "duration_s": round(r["duration_s"], 3), "explanation": r["explanation"],
+        })
+    return {
+        "run_id": run_id,
+        "status": run["status"],
+        "target": {"name": target.get("name", ""), "version": target.get("version", ""), "url": target.get("url", "")},
+        "labelset": {"name": run["labelset"], "hash": run["labelset_hash"], "private": disclosure.run_private(run)},
+        "proctor": {"version": run["proctor_version"], "git_rev": run["git_rev"]},
+        # the summary stored when the run ended is the one every command shows (`runs`, `show`, A2A)
+        "summary": (run["summary"] if run["status"] != "running" and run.get("summary") else summarize(rows, label_meta))
+                   | changes_vs_previous(store, run_id, rows),
+        "investigations": inv,
+    }

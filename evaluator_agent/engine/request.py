@@ -1,0 +1,91 @@
+"""The evaluation request: what to evaluate, on which labels, how hard.
+
+Accepted shapes (as an A2A DataPart, as JSON in a TextPart, or from the CLI)::
+
+    {"target": "<agent card URL>", "labelset": "smoke", "attempts": 1, "labels": ["lbl_..."],
+     "concurrency": 4, "budget": {"max_turns": 30, "timeout_s": 300}, "noise": "on"}
+
+    AgentBeats: {"participants": {"<role>": "<agent card URL>"}, "config": {...same options}}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from evaluator_agent.core.protocol import Budget
+from evaluator_agent.engine.target import validate_target_url
+
+
+class RequestError(ValueError):
+    """A request the proctor cannot run; the message names the problem."""
+
+
+class EvaluationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: str
+    labelset: str = "smoke"
+    attempts: int = Field(1, ge=1, le=20)
+    labels: list[str] | None = Field(None, max_length=10000)
+    concurrency: int = Field(4, ge=1, le=128)
+    budget: Budget = Field(default_factory=Budget)
+    noise: Literal["on", "off"] = "on"
+    run_id: str | None = Field(None, max_length=100)
+
+    @field_validator("target")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return validate_target_url(v)
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("run_id may hold letters, digits, '_', '.', '-'")
+        return v
+
+
+_TARGET_ROLES = ("target", "agent", "purple", "participant", "sre_agent", "agent_under_test")
+
+
+def _from_agentbeats(obj: dict[str, Any]) -> dict[str, Any]:
+    participants = obj.get("participants")
+    if not isinstance(participants, dict) or not participants:
+        raise RequestError("participants must be an object mapping a role to an agent card URL")
+    if len(participants) == 1:
+        url = next(iter(participants.values()))
+    else:
+        roles = [r for r in _TARGET_ROLES if r in participants]
+        if not roles:
+            raise RequestError(
+                f"several participants ({', '.join(sorted(participants))}); name the one to evaluate with role 'target'"
+            )
+        url = participants[roles[0]]
+    config = obj.get("config") or {}
+    if not isinstance(config, dict):
+        raise RequestError("config must be an object")
+    extra = set(obj) - {"participants", "config"}
+    if extra:
+        raise RequestError(f"unknown field(s) {', '.join(sorted(extra))} beside participants/config")
+    return {"target": url, **config}
+
+
+def parse_request(obj: Any) -> EvaluationRequest:
+    """Validate a request object in either shape; raises RequestError with a readable message."""
+    if not isinstance(obj, dict):
+        raise RequestError("the evaluation request must be a JSON object")
+    if "participants" in obj:
+        obj = _from_agentbeats(obj)
+    if "target" not in obj:
+        raise RequestError('missing "target": the URL of the agent card to evaluate')
+    try:
+        return EvaluationRequest.model_validate(obj)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors()[:5]:
+            loc = ".".join(str(x) for x in err["loc"]) or "request"
+            msg = err["msg"].removeprefix("Value error, ")
+            msgs.append(f"{loc}: {msg}")
+        raise RequestError("invalid evaluation request: " + "; ".join(msgs)) from None

@@ -1,0 +1,2 @@
+"""Checks of label sets: schema, hashes, entities, key evidence, red herrings, leaks.
+"""

@@ -1,0 +1,2 @@
+"""The proctor as an A2A server: the server, the request guard, tasks, fair share, the client.
+"""

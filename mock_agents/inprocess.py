@@ -1,0 +1,52 @@
+"""The mock policies as in-process targets of the proctor's real investigation loop.
+
+:func:`policy_target` wraps a policy (``mock_agents.policies.get_policy``) in an
+:class:`evaluator_agent.engine.local.LocalTarget`; :data:`ROSTER` names the reference agents,
+the shortcut policies and the pool that calibration, the shortcut battery and tier fitting run.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from evaluator_agent.engine.local import LocalTarget, Message, ReplyFn, Roster
+
+from .conversation import Conversation
+from .policies import empty_diagnosis, get_policy, pool_names
+from .shortcuts import COMBINATION, SHORTCUT_NAMES
+
+log = logging.getLogger(__name__)
+
+REFERENCE_POLICIES: tuple[str, ...] = ("random_guess", "alert_blamer", "greedy_anomaly", "methodical")
+
+
+def policy_reply(name: str) -> ReplyFn:
+    """The reply function of a mock policy, read through :meth:`Conversation.from_messages`.
+    Like the ADK model, a policy whose own logic trips answers with an empty diagnosis instead
+    of failing the turn."""
+    policy = get_policy(name)
+
+    def reply(messages: list[Message]) -> dict[str, Any]:
+        conv = Conversation.from_messages(messages)
+        try:
+            return policy.reply(conv)
+        except Exception as e:  # noqa: BLE001 - same contract as mock_agents.policies.decide
+            log.exception("policy %s failed", policy.name)
+            return {"diagnosis": empty_diagnosis(f"policy {policy.name} failed: {type(e).__name__}: {e}")}
+
+    return reply
+
+
+def policy_target(name: str, *, floats: bool = True) -> LocalTarget:
+    """A mock policy as an in-process target, named after the policy."""
+    return LocalTarget(policy_reply(name), name, version="policy", floats=floats)
+
+
+ROSTER = Roster(
+    make_target=policy_target,
+    references=REFERENCE_POLICIES,
+    shortcuts=tuple(SHORTCUT_NAMES),
+    combination=COMBINATION,
+    pool=tuple(pool_names()),
+)
