@@ -16,8 +16,9 @@ import pytest
 
 from evaluator_agent.core.labels import load_labelset
 from evaluator_agent.core.protocol import Budget
-from evaluator_agent.engine.investigation import WorldCache, investigate
+from evaluator_agent.engine.investigation import investigate
 from evaluator_agent.engine.local import LocalTarget
+from evaluator_agent.engine.worlds import WorldCache
 from evaluator_agent.results.store import Store
 from evaluator_agent.telemetry.tools import MAX_ARGUMENTS_BYTES, stored_arguments
 

@@ -22,9 +22,11 @@ from evaluator_agent.cli.main import main as cli_main
 from evaluator_agent.core.labels import load_labelset
 from evaluator_agent.core.protocol import Budget, parse_reply
 from evaluator_agent.core.vocab import MECHANISMS
-from evaluator_agent.engine.investigation import WorldCache, investigate
+from evaluator_agent.engine.investigation import investigate
 from evaluator_agent.engine.local import LocalTarget
-from evaluator_agent.engine.target import Target, make_http_client
+from evaluator_agent.engine.target import Target
+from evaluator_agent.engine.transport import make_http_client
+from evaluator_agent.engine.worlds import WorldCache
 from mock_agents.conversation import Conversation
 from mock_agents.inprocess import policy_target
 from mock_agents.shortcuts import SHORTCUT_NAMES

@@ -109,7 +109,8 @@ def _blind_pass_rate(labelset: str) -> float:
     import asyncio
 
     from evaluator_agent.core.protocol import Budget
-    from evaluator_agent.engine.investigation import WorldCache, investigate
+    from evaluator_agent.engine.investigation import investigate
+    from evaluator_agent.engine.worlds import WorldCache
     from mock_agents.inprocess import policy_target
 
     async def go() -> float:

@@ -120,7 +120,7 @@ async def test_bad_requests_fail_the_task_and_the_server_stays_up(tmp_path, requ
 
 
 def test_every_skill_of_the_card_is_an_action() -> None:
-    from evaluator_agent.service.server import SKILL_ACTIONS, build_card
+    from evaluator_agent.service.card import SKILL_ACTIONS, build_card
 
     actions = {"evaluate", "list_labelsets", "get_run", "compare"}
     skills = {sk.id for sk in build_card("http://127.0.0.1:8080").skills}

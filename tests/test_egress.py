@@ -66,7 +66,8 @@ async def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch: 
     from starlette.routing import Route
 
     import evaluator_agent.engine.egress as egress
-    from evaluator_agent.engine.target import TargetBlocked, make_http_client
+    from evaluator_agent.engine.conversation import TargetBlocked
+    from evaluator_agent.engine.transport import make_http_client
     from tests.conftest import serve_app
 
     answers = [[ipaddress.ip_address("127.0.0.1")], [ipaddress.ip_address("169.254.169.254")]]

@@ -14,13 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from evaluator_agent.engine.target import (
-    Conversation,
-    Target,
-    TargetError,
-    _fast_sender,
-    make_http_client,
-)
+from evaluator_agent.engine.conversation import TargetError
+from evaluator_agent.engine.target import A2AConversation as Conversation
+from evaluator_agent.engine.target import Target, _fast_sender
+from evaluator_agent.engine.transport import make_http_client
 from tests.conftest import serve_app
 from tests.targets import build_targets_app, card_for
 

@@ -299,7 +299,7 @@ async def test_evaluation_cap_answers_busy_and_frees_its_slot(tmp_path) -> None:
         state = apps[0].state.proctor
         first = asyncio.create_task(call_proctor(proctor, {"target": f"{targets}/slow/.well-known/agent-card.json",
                                                            "labels": [label]}))
-        while state["active"] < 1:
+        while state.life.active < 1:
             await asyncio.sleep(0.01)
         seen: list[dict[str, Any]] = []
         with pytest.raises(ProctorTaskFailed, match=r"busy: 1 evaluations in progress \(limit 1\); retry later"):
@@ -317,13 +317,13 @@ async def test_evaluation_cap_answers_busy_and_frees_its_slot(tmp_path) -> None:
         release.set()
         done = await first
         assert done["status"] == "completed"
-        assert state["active"] == 0 and state["idle"].is_set()
+        assert state.life.active == 0 and state.life.idle.is_set()
         again = await call_proctor(proctor, {"target": f"{targets}/fast/.well-known/agent-card.json", "labels": [label]})
         assert again["status"] == "completed"
         # A failing evaluation releases its slot too.
         with pytest.raises(ProctorTaskFailed, match="unreachable|cannot evaluate"):
             await call_proctor(proctor, {"target": "http://127.0.0.1:9/x/.well-known/agent-card.json"})
-        assert state["active"] == 0
+        assert state.life.active == 0
 
 
 async def test_investigations_in_flight_are_capped_across_evaluations(tmp_path) -> None:
@@ -459,13 +459,13 @@ async def test_sigterm_drains_records_and_marks_the_run_interrupted(tmp_path, si
 
 
 async def test_drain_without_evaluations_is_immediate(tmp_path) -> None:
-    from evaluator_agent.service.server import create_app, drain
+    from evaluator_agent.service.server import create_app
 
     app = create_app(str(tmp_path / "d.db"))
-    await asyncio.wait_for(drain(app.state.proctor, 5.0), 4.0)  # returns at once: it does not wait out the 5 s
-    assert app.state.proctor["stop"].is_set()
+    await asyncio.wait_for(app.state.proctor.life.drain(5.0), 4.0)  # returns at once: it does not wait out the 5 s
+    assert app.state.proctor.life.draining
     app.state.store.close()
-    await app.state.proctor["work"].aclose()
+    await app.state.proctor.work.aclose()
 
 
 def test_create_app_rejects_bad_limits(tmp_path, monkeypatch) -> None:

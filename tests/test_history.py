@@ -6,8 +6,7 @@ import json
 import time
 
 from evaluator_agent.cli.main import main
-from evaluator_agent.engine.investigation import InvestigationResult
-from evaluator_agent.engine.orchestrator import build_result
+from evaluator_agent.core.records import InvestigationResult
 from evaluator_agent.results.store import Store
 
 
@@ -27,10 +26,10 @@ def test_newly_failing_and_passing_against_previous_run_of_same_target(tmp_path)
     _run(db, "r1", "agent-a", {"lbl_a": [True], "lbl_b": [False], "lbl_c": [True, True]})
     _run(db, "r_other", "agent-b", {"lbl_a": [False], "lbl_b": [True]})  # another target: ignored
     _run(db, "r2", "agent-a", {"lbl_a": [False], "lbl_b": [True], "lbl_c": [True, False, True], "lbl_new": [True]})
-    s = build_result(db, "r2")["summary"]
+    s = db.result("r2").as_dict()["summary"]
     assert s["previous_run"] == "r1"
     assert s["newly_failing"] == ["lbl_a"] and s["newly_passing"] == ["lbl_b"]
-    first = build_result(db, "r1")["summary"]
+    first = db.result("r1").as_dict()["summary"]
     assert first["previous_run"] is None and first["newly_failing"] == []
 
 

@@ -21,7 +21,7 @@ from evaluator_agent.cli.main import EXIT_DEGRADED, main
 from evaluator_agent.core.labels import load_labelset
 from evaluator_agent.engine.orchestrator import run_request
 from evaluator_agent.engine.request import parse_request
-from evaluator_agent.engine.target import make_http_client
+from evaluator_agent.engine.transport import make_http_client
 from evaluator_agent.results.stats import run_statistics
 from evaluator_agent.results.store import Store
 from tests.conftest import bound_socket, serve_app

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from evaluator_agent.engine.request import RequestError, parse_request
+from evaluator_agent.core.records import RequestError
+from evaluator_agent.engine.request import parse_request
 
 CARD = "http://127.0.0.1:9/agent/.well-known/agent-card.json"
 

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from evaluator_agent.core.labels import load_labelset
-from evaluator_agent.engine.orchestrator import execute, prepare, resume_request
+from evaluator_agent.engine.lifecycle import resume_request
+from evaluator_agent.engine.orchestrator import execute, prepare
 from evaluator_agent.engine.request import parse_request
-from evaluator_agent.engine.target import make_http_client
+from evaluator_agent.engine.transport import make_http_client
 from evaluator_agent.results.store import Store
 from tests.conftest import serve_app
 from tests.targets import build_targets_app, recording_fn

@@ -40,7 +40,7 @@ from evaluator_agent.core.protocol import (
     parse_reply,
 )
 from evaluator_agent.core.vocab import MECHANISMS
-from evaluator_agent.engine.investigation import WorldCache, investigate
+from evaluator_agent.engine.investigation import investigate
 from evaluator_agent.engine.local import LocalTarget
 from evaluator_agent.engine.scoring import (
     DIMENSIONS,
@@ -48,6 +48,7 @@ from evaluator_agent.engine.scoring import (
     onset_score,
     score_investigation,
 )
+from evaluator_agent.engine.worlds import WorldCache
 
 LABELS = load_labelset("smoke").labels
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

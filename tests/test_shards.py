@@ -14,9 +14,9 @@ import pytest
 
 from evaluator_agent.cli.main import main
 from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.core.records import RequestError
 from evaluator_agent.datadog import observability
 from evaluator_agent.engine.orchestrator import parse_shard, shard_slice
-from evaluator_agent.engine.request import RequestError
 from evaluator_agent.results.store import Store
 from tests.conftest import serve_app
 from tests.targets import build_targets_app

@@ -203,7 +203,7 @@ def test_run_statistics_shape_and_values() -> None:
 
 
 def test_run_statistics_keeps_summarize_compatible() -> None:
-    from evaluator_agent.engine.orchestrator import summarize
+    from evaluator_agent.results.runs import summarize
 
     rows = _rows()
     # The run summary is these statistics, with the keys results always had.

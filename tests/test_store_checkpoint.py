@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator_agent.engine.investigation import InvestigationResult
+from evaluator_agent.core.records import InvestigationResult
 from evaluator_agent.results.store import Store
 
 MANIFEST = {"target": {"url": "http://t/card", "name": "t"}, "labelset": {"name": "smoke", "hash": "h"}}

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.core.records import RequestError
 from evaluator_agent.engine.orchestrator import run_request
-from evaluator_agent.engine.request import RequestError, parse_request
-from evaluator_agent.engine.target import make_http_client
+from evaluator_agent.engine.request import parse_request
+from evaluator_agent.engine.transport import make_http_client
 from evaluator_agent.results.store import Store
 from tests.conftest import bound_socket, serve_app
 from tests.targets import build_targets_app, script_fn
@@ -130,8 +131,9 @@ async def test_unreachable_or_broken_card_is_a_request_error(tmp_path) -> None:
 
 
 async def test_ssrf_guard_refuses_metadata_and_optionally_private_addresses(tmp_path) -> None:
+    from evaluator_agent.engine.conversation import TargetBlocked
     from evaluator_agent.engine.orchestrator import prepare
-    from evaluator_agent.engine.target import TargetBlocked, resolve_destination
+    from evaluator_agent.engine.transport import resolve_destination
 
     # Link-local (cloud metadata) is refused always, before any connection is attempted.
     with pytest.raises(TargetBlocked, match="link-local"):

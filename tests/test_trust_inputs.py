@@ -36,14 +36,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.core.records import RequestError
+from evaluator_agent.engine.conversation import ReplyTooLarge, TargetProtocolError
 from evaluator_agent.engine.orchestrator import run_request
-from evaluator_agent.engine.request import RequestError, parse_request
-from evaluator_agent.engine.target import (
-    MAX_CARD_BYTES,
-    ReplyTooLarge,
-    TargetProtocolError,
-    make_http_client,
-)
+from evaluator_agent.engine.request import parse_request
+from evaluator_agent.engine.target import MAX_CARD_BYTES
+from evaluator_agent.engine.transport import make_http_client
 from evaluator_agent.results.store import Store
 from evaluator_agent.service.guard import MAX_NUMBER_CHARS
 from evaluator_agent.telemetry.query import MAX_QUERY_DEPTH, QueryError, parse_search_query
@@ -487,7 +485,8 @@ def test_a_reply_text_with_a_huge_integer_is_unusable_not_a_crash() -> None:
     ],
 )
 def test_unreadable_replies_are_said_plainly(raised: Exception, said: str) -> None:
-    from evaluator_agent.engine.target import TargetProtocolError, classify
+    from evaluator_agent.engine.conversation import TargetProtocolError
+    from evaluator_agent.engine.transport import classify
 
     err = classify(raised)
     assert isinstance(err, TargetProtocolError) and said in str(err) and "sys.set_int" not in str(err)

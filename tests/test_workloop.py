@@ -108,7 +108,7 @@ async def test_each_principal_gets_a_loop_of_its_own_up_to_the_limit() -> None:
 
 async def test_a_world_is_loaded_once_for_every_loop_that_asks(monkeypatch: pytest.MonkeyPatch) -> None:
     from evaluator_agent.core.labels import load_labelset
-    from evaluator_agent.engine.investigation import WorldCache
+    from evaluator_agent.engine.worlds import WorldCache
 
     cache, loads = WorldCache(), []
     real = cache._load
@@ -201,7 +201,7 @@ async def test_the_server_answers_while_an_investigation_holds_its_loop(tmp_path
 
 
 async def test_a_cancelled_waiter_does_not_cancel_the_load_others_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    from evaluator_agent.engine.investigation import WorldCache
+    from evaluator_agent.engine.worlds import WorldCache
 
     cache, release = WorldCache(), threading.Event()
     monkeypatch.setattr(cache, "_load", lambda digest: (release.wait(30), {"end": 1.0})[1:] + ({"digest": digest},))

@@ -42,11 +42,14 @@ def _fail_on_compare(text: str) -> frozenset[str]:
 
 def _warn_degraded(prog: str, result: dict[str, Any]) -> bool:
     """Say loudly (stderr) that a run is degraded; True when it is."""
-    s = result.get("summary") or {}
-    if not s.get("degraded"):
+    from evaluator_agent.core.records import RunSummary
+
+    summary = RunSummary.model_validate(result.get("summary") or {})
+    if not summary.degraded:
         return False
-    n, errors = int(s.get("n") or 0), int(s.get("errors") or 0)
-    kinds = ", ".join(f"{k} {v}" for k, v in (s.get("errors_by_kind") or {}).items())
+    s = summary.model_dump()
+    n, errors = summary.n, summary.errors
+    kinds = ", ".join(f"{k} {v}" for k, v in summary.errors_by_kind.items())
     bar = "!" * 78
     print(f"{bar}\n{prog}: DEGRADED RUN {result.get('run_id', '')}: {errors} of {n} investigations "
           f"({100 * errors / max(1, n):.1f}%) were infra errors ({kinds or 'unknown'}); more than "
@@ -161,41 +164,13 @@ def _checkpoint_interval() -> float:
     return _env_float("PROCTOR_CHECKPOINT_INTERVAL", 15.0)
 
 
-def _drain_on_sigterm(run: asyncio.Future, stop: asyncio.Event, drain_s: float | None = None) -> None:
-    """SIGTERM (Cloud Run stopping a task or instance): start nothing new, let investigations in
-    flight finish for ``drain_s`` seconds ($PROCTOR_DRAIN_S, default 8; Cloud Run allows 10), then
-    cancel. Either way what finished is recorded and checkpointed, and the run can be resumed."""
-    import signal
-
-    if drain_s is None:
-        drain_s = _env_float("PROCTOR_DRAIN_S", 8.0)
-    loop = asyncio.get_running_loop()
-
-    def on_term() -> None:
-        if stop.is_set():
-            run.cancel()  # a second SIGTERM: stop now
-            return
-        print("proctor run: SIGTERM; finishing investigations in flight", file=sys.stderr, flush=True)
-        stop.set()
-        loop.call_later(drain_s, run.cancel)
-
-    try:
-        loop.add_signal_handler(signal.SIGTERM, on_term)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
-        pass
-
-
 def cmd_run(a: argparse.Namespace) -> int:
+    from evaluator_agent.core.records import RequestError
     from evaluator_agent.datadog import observability
-    from evaluator_agent.engine.orchestrator import (
-        RunInterrupted,
-        execute,
-        new_run_id,
-        parse_shard,
-        prepare,
-    )
-    from evaluator_agent.engine.request import RequestError, parse_request
-    from evaluator_agent.engine.target import make_http_client
+    from evaluator_agent.engine.lifecycle import Lifecycle, RunInterrupted, resume_request
+    from evaluator_agent.engine.orchestrator import new_run_id, parse_shard, prepare
+    from evaluator_agent.engine.request import parse_request
+    from evaluator_agent.engine.transport import make_http_client
     from evaluator_agent.results.disclosure import disclose_result
     from evaluator_agent.results.store import Store
     from evaluator_agent.results.text import result_text
@@ -222,8 +197,6 @@ def cmd_run(a: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         if a.resume:
-            from evaluator_agent.engine.orchestrator import resume_request
-
             req = resume_request(store, a.resume)
             stored_shard = (store.find_run(a.resume)["manifest"] or {}).get("shard")
             if a.shard is None and stored_shard:
@@ -237,16 +210,17 @@ def cmd_run(a: argparse.Namespace) -> int:
         store.close()
         return EXIT_USAGE
 
+    life = Lifecycle()
+
     async def main() -> dict[str, Any]:
         http = make_http_client()
         try:
-            prep = await prepare(req, http)
-            bar = Progress(len(prep.work(shard)), quiet=a.quiet)
-            stop = asyncio.Event()
-            run = asyncio.ensure_future(execute(prep, store, shard=shard, stop=stop, disclosure_policy=policy,
-                                                on_progress=lambda d, t, p, _r: bar.update(d, p)))
-            _drain_on_sigterm(run, stop)
-            return await run
+            with life.admit():
+                prep = await prepare(req, http)
+                bar = Progress(len(prep.work(shard)), quiet=a.quiet)
+                life.on_sigterm(_env_float("PROCTOR_DRAIN_S", 8.0), say=lambda text: print(f"proctor run: {text}", file=sys.stderr, flush=True))
+                return await life.execute(prep, store, shard=shard, disclosure_policy=policy,
+                                          on_progress=lambda d, t, p, _r: bar.update(d, p))
         finally:
             await http.aclose()
 
@@ -286,7 +260,9 @@ def _merge_when_complete(directory: str, run_id: str, count: int) -> None:
     from evaluator_agent.results.merge import merge_when_complete
 
     try:
-        merged = merge_when_complete(directory, run_id, count)
+        from evaluator_agent.datadog import observability
+
+        merged = merge_when_complete(directory, run_id, count, observability.get())
     except Exception as e:  # noqa: BLE001 - the shard itself is done and safe; `proctor merge` can still join them
         print(f"proctor run: shard done; merging the shards failed ({type(e).__name__}: {e}); "
               f"join them with proctor merge", file=sys.stderr)
@@ -313,7 +289,7 @@ def cmd_merge(a: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     try:
-        asyncio.run(report(store, merged))  # run-level metrics of sharded runs are sent once, here
+        asyncio.run(report(store, merged, observability.get()))  # run-level metrics of sharded runs are sent once, here
     finally:
         store.close()
         observability.shutdown()
@@ -442,7 +418,6 @@ def cmd_runs(a: argparse.Namespace) -> int:
 
 
 def cmd_show(a: argparse.Namespace) -> int:
-    from evaluator_agent.engine.orchestrator import build_result
     from evaluator_agent.results.disclosure import disclose_result
     from evaluator_agent.results.store import Store
     from evaluator_agent.results.text import result_text
@@ -453,7 +428,7 @@ def cmd_show(a: argparse.Namespace) -> int:
     if run is None:
         print(f"proctor show: no run {a.run!r} in {a.db}", file=sys.stderr)
         return EXIT_ERROR
-    result = disclose_result(build_result(store, run["run_id"]), policy)
+    result = disclose_result(store.result(run["run_id"]).as_dict(), policy)
     if a.json:
         _write_json("-", result)
     else:

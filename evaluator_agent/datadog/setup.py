@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from evaluator_agent.datadog.observability import Settings, datadog_configuration
+from evaluator_agent.datadog.config import Settings, datadog_configuration
 
 log = logging.getLogger(__name__)
 

@@ -31,199 +31,46 @@ by the investigations of one run through a :class:`RunContact`.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from evaluator_agent.core.labels import Label, snapshots_dir
+from evaluator_agent.core.labels import Label
 from evaluator_agent.core.protocol import (
     Briefing,
     Budget,
     Diagnosis,
     DiagnosisReply,
-    Problem,
     ReplyError,
     ToolCallsReply,
     ToolResult,
     ToolResultsMessage,
     briefing_text,
     parse_reply,
-    reply_schemas,
     tool_results_text,
 )
+from evaluator_agent.core.records import (
+    InvestigationResult,
+    ToolCallRecord,
+    TurnRecord,
+)
 from evaluator_agent.datadog import observability
-from evaluator_agent.engine import heap
-from evaluator_agent.engine.target import Reply, TargetError, TargetInfo, TargetUnavailable
+from evaluator_agent.engine.briefing import build_briefing
+from evaluator_agent.engine.conversation import (
+    Conversation,
+    ConversationTarget,
+    TargetError,
+    TargetUnavailable,
+)
+from evaluator_agent.engine.worlds import WorldCache
 
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_MALFORMED = 3
 RESULT_PREVIEW_CHARS = 2000
-
-
-class TargetConversation(Protocol):
-    """One conversation with the target (one A2A ``contextId``), as :func:`investigate` uses it.
-
-    ``send`` delivers one proctor message (``data`` is the DataPart, ``text`` the TextPart
-    saying the same) and returns the target's one reply; it raises a
-    :class:`~evaluator_agent.engine.target.TargetError` for a reply that cannot be had (timeout,
-    too large, broken protocol, unreachable). :class:`evaluator_agent.engine.target.Conversation`
-    is the A2A implementation, :class:`evaluator_agent.engine.local.LocalConversation` the
-    in-process one.
-    """
-
-    context_id: str
-
-    async def send(self, data: dict[str, Any], text: str, timeout_s: float) -> Reply: ...
-
-
-class InvestigationTarget(Protocol):
-    """An agent under test: what it says it is, and a fresh conversation per investigation."""
-
-    info: TargetInfo
-
-    def conversation(self) -> TargetConversation: ...
-
-
-@dataclass
-class ToolCallRecord:
-    turn: int
-    call_id: str
-    name: str
-    arguments: dict[str, Any]
-    ok: bool
-    error: str | None
-    result_size: int
-    duration_ms: float
-    result_preview: str = ""
-
-
-@dataclass
-class TurnRecord:
-    idx: int
-    kind: str  # tool_calls | diagnosis | invalid | error
-    reply_size: int
-    duration_s: float
-    n_calls: int = 0
-    error: str | None = None
-
-
-@dataclass
-class InvestigationResult:
-    investigation_id: str
-    label_id: str
-    attempt: int
-    context_id: str
-    started_at: float
-    world: str = ""  # content hash of the snapshot investigated (noisy or noise-free)
-    finished_at: float = 0.0
-    end_reason: str = "harness_error"
-    error_kind: str | None = None
-    error: str | None = None
-    diagnosis: dict[str, Any] | None = None
-    score: float = 0.0
-    passed: bool = False
-    subscores: dict[str, float] = field(default_factory=dict)
-    explanation: str = ""
-    score_details: dict[str, Any] = field(default_factory=dict)
-    turns: int = 0
-    tool_calls: int = 0
-    invalid_calls: int = 0
-    red_herrings_chased: int = 0
-    tokens: dict[str, int] | None = None
-    turn_records: list[TurnRecord] = field(default_factory=list)
-    call_records: list[ToolCallRecord] = field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float:
-        return max(0.0, self.finished_at - self.started_at)
-
-    def public(self) -> dict[str, Any]:
-        """The per-investigation entry of the result artifact."""
-        return {
-            "label_id": self.label_id,
-            "attempt": self.attempt,
-            "score": round(self.score, 4),
-            "passed": self.passed,
-            "subscores": {k: round(v, 4) for k, v in self.subscores.items()},
-            "end_reason": self.end_reason,
-            "error_kind": self.error_kind,
-            "turns": self.turns,
-            "tool_calls": self.tool_calls,
-            "invalid_calls": self.invalid_calls,
-            "red_herrings_chased": self.red_herrings_chased,
-            "duration_s": round(self.duration_s, 3),
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class WorldCache:
-    """Loaded world indexes by snapshot hash (attempts and labels share them), LRU-bounded.
-
-    Shared by every event loop of the process (the server runs one per client, workloop.py):
-    a world is loaded once, in a thread, however many loops ask for it at the same time."""
-
-    def __init__(self, directory: Path | None = None, capacity: int = 64):
-        self.directory = directory or snapshots_dir()
-        self.capacity = capacity
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._loading: dict[str, concurrent.futures.Future[Any]] = {}
-        self._lock = threading.Lock()
-
-    async def get(self, digest: str) -> tuple[Any, dict[str, Any]]:
-        """(WorldIndex, header) for a snapshot; loads it off the event loop once."""
-        with self._lock:
-            item = self._items.get(digest)
-            if item is not None:
-                self._items.move_to_end(digest)
-                return item
-            fut = self._loading.get(digest)
-            first = fut is None
-            if fut is None:
-                fut = self._loading[digest] = concurrent.futures.Future()
-        if first:
-            threading.Thread(target=self._load_into, args=(digest, fut), name="proctor-world-load", daemon=True).start()
-        # shielded: a waiter that is cancelled must not cancel the load the others wait for
-        return await asyncio.shield(asyncio.wrap_future(fut))
-
-    def _load_into(self, digest: str, fut: concurrent.futures.Future[Any]) -> None:
-        try:
-            item = self._load(digest)
-        except BaseException as e:  # noqa: BLE001 - handed to every waiter
-            with self._lock:
-                self._loading.pop(digest, None)
-            fut.set_exception(e)
-            return
-        with self._lock:
-            self._items[digest] = item
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-            self._loading.pop(digest, None)
-        fut.set_result(item)
-
-    def _load(self, digest: str) -> tuple[Any, dict[str, Any]]:
-        from evaluator_agent.telemetry.index import WorldIndex
-        from evaluator_agent.telemetry.world import load_snapshot_dict
-
-        data = load_snapshot_dict(digest, self.directory)
-        header = {
-            "start": data["start"],
-            "end": data["end"],
-            "monitors": {m["id"]: m for m in data.get("monitors", [])},
-        }
-        item = WorldIndex.from_dict(data), header
-        heap.settle()  # the index lives as long as it is cached: out of the collector's sight (heap.py)
-        return item
 
 
 @dataclass
@@ -237,39 +84,10 @@ class RunContact:
     replied: bool = False
 
 
-def _iso(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def build_briefing(label: Label, header: dict[str, Any], budget: Budget, investigation_id: str) -> Briefing:
-    from evaluator_agent.telemetry.catalog import TOOL_SPECS
-
-    trig = label.task.trigger
-    monitor = None
-    if trig.monitor_id is not None and trig.monitor_id in header["monitors"]:
-        m = header["monitors"][trig.monitor_id]
-        monitor = {
-            "id": m["id"],
-            "name": m["name"],
-            "type": m.get("type", ""),
-            "query": m.get("query", ""),
-            "message": m.get("message", ""),
-            "tags": [f"{k}:{v}" for k, v in sorted(m.get("tags", {}).items())],
-        }
-    return Briefing(
-        investigation_id=investigation_id,
-        problem=Problem(title=trig.title, fired_at=trig.fired_at, monitor=monitor, prompt=label.task.prompt),
-        now=_iso(header["end"]),
-        tools=TOOL_SPECS,
-        budget=budget,
-        reply_format=reply_schemas(),
-    )
-
-
 async def investigate(
     label: Label,
     attempt: int,
-    target: InvestigationTarget,
+    target: ConversationTarget,
     worlds: WorldCache,
     limits: Budget,
     *,
@@ -282,7 +100,7 @@ async def investigate(
     without it the investigation is its own run: a target unreachable on its first turn is an
     infra error, one lost after a reply is a failure.
 
-    ``target`` is anything with the :class:`InvestigationTarget` shape: an A2A
+    ``target`` is anything with the :class:`~evaluator_agent.engine.conversation.ConversationTarget` shape: an A2A
     :class:`~evaluator_agent.engine.target.Target`, or an in-process
     :class:`~evaluator_agent.engine.local.LocalTarget` (the shortcut battery and calibration);
     both get the same briefing, limits, tools, scoring and records.
@@ -324,7 +142,7 @@ async def investigate(
 
 
 async def _converse(
-    conv: TargetConversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any],
+    conv: Conversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any],
     contact: RunContact,
 ) -> Diagnosis | None:
     deadline = time.monotonic() + budget.timeout_s

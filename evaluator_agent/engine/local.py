@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evaluator_agent.engine.target import (
+from evaluator_agent.engine.conversation import (
     DEFAULT_MAX_REPLY_BYTES,
     Reply,
     ReplyTooLarge,

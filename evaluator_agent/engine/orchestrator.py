@@ -1,15 +1,15 @@
 """Runs an evaluation: labels x attempts against one target, bounded concurrency, every result stored.
 
-The same code path serves ``proctor run`` and the A2A server, so both produce the same
-result for the same deterministic target. The result dict (A2A ``result`` artifact,
-``proctor run --json``, ``proctor show --json``) is always built from the store.
+The same code path serves ``proctor run`` and the A2A server (through
+:mod:`evaluator_agent.engine.lifecycle`), so both produce the same result for the same
+deterministic target. The result (A2A ``result`` artifact, ``proctor run --json``, ``proctor
+show --json``) is always read back from the store: :meth:`RunResult.from_store`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import subprocess
@@ -24,19 +24,18 @@ import httpx
 
 from evaluator_agent import __version__
 from evaluator_agent.core.labels import LabelError, LabelSet, load_labelset
+from evaluator_agent.core.records import InvestigationResult, RequestError, RunManifest, RunStatus
 from evaluator_agent.datadog import observability
+from evaluator_agent.engine.conversation import TargetError
 from evaluator_agent.engine.fairshare import FairLimiter
-from evaluator_agent.engine.investigation import (
-    InvestigationResult,
-    RunContact,
-    WorldCache,
-    investigate,
-)
-from evaluator_agent.engine.request import EvaluationRequest, RequestError
-from evaluator_agent.engine.target import Target, TargetError, make_http_client
+from evaluator_agent.engine.investigation import RunContact, investigate
+from evaluator_agent.engine.request import EvaluationRequest
+from evaluator_agent.engine.target import Target
+from evaluator_agent.engine.transport import make_http_client
 from evaluator_agent.engine.workloop import WorkLoop
+from evaluator_agent.engine.worlds import WorldCache
 from evaluator_agent.results import disclosure
-from evaluator_agent.results.stats import label_meta_of
+from evaluator_agent.results.runs import frozen_label_meta, summarize
 from evaluator_agent.results.store import Store
 
 log = logging.getLogger(__name__)
@@ -69,6 +68,7 @@ class Prepared:
     labelset: LabelSet
     labels: list[Any]
     target: Target
+    run_id: str  # the request's, or a new one: the one place a run id is made
 
     def work(self, shard: tuple[int, int] | None = None) -> list[tuple[Any, int]]:
         """The (label, attempt) pairs this request asks for, or one shard's slice of them."""
@@ -99,27 +99,7 @@ async def prepare(request: EvaluationRequest, http: httpx.AsyncClient) -> Prepar
         target = await Target.connect(request.target, http)
     except TargetError as e:
         raise RequestError(f"cannot evaluate target: {e}") from None
-    return Prepared(request, labelset, labels, target)
-
-
-def resume_request(store: Store, run_id: str) -> EvaluationRequest:
-    """The request a stored run was started with, to finish it (``proctor run --resume``)."""
-    run = store.find_run(run_id)
-    if run is None:
-        raise RequestError(f"no run {run_id!r} to resume in {store.path}")
-    m = run["manifest"] or {}
-    opts = dict(m.get("options") or {})
-    opts.update(target=m.get("target", {}).get("url") or run["target_url"], labelset=run["labelset"],
-                labels=m.get("label_ids") or opts.get("labels"), run_id=run["run_id"])
-    try:
-        current = load_labelset(run["labelset"]).content_hash
-    except LabelError as e:
-        raise RequestError(f"cannot resume {run['run_id']}: {e}") from None
-    if current != run["labelset_hash"]:
-        raise RequestError(f"cannot resume {run['run_id']}: label set {run['labelset']!r} changed since the run started")
-    from evaluator_agent.engine.request import parse_request
-
-    return parse_request(opts)
+    return Prepared(request, labelset, labels, target, request.run_id or new_run_id())
 
 
 def new_run_id() -> str:
@@ -161,7 +141,6 @@ async def execute(
     prep: Prepared,
     store: Store,
     *,
-    run_id: str | None = None,
     worlds: WorldCache | None = None,
     on_progress: ProgressFn | None = None,
     shard: tuple[int, int] | None = None,
@@ -185,26 +164,25 @@ async def execute(
     the investigations run on that loop (the server's: its own loop stays free for clients); the
     target must then have been prepared there, and ``worlds`` is used there only."""
     req = prep.request
-    run_id = run_id or req.run_id or new_run_id()
+    run_id = prep.run_id
     worlds = worlds or WorldCache()
     limits = req.budget
-    manifest = {
-        "run_id": run_id,
-        "target": prep.target.info.as_dict() | {"card": prep.target.info.card},
-        "labelset": {"name": prep.labelset.name, "hash": prep.labelset.content_hash, "version": prep.labelset.info.version,
-                     "private": prep.labelset.info.private},
-        "proctor_version": __version__,
-        "git_rev": git_revision(),
-        "options": req.model_dump(mode="json", exclude={"target", "run_id"}),
-        "label_ids": [lb.id for lb in prep.labels],
-        "owner": owner,  # the API key principal that asked (None: CLI, jobs); see store.create_run
+    manifest = RunManifest(
+        run_id=run_id,
+        target=prep.target.info.as_dict() | {"card": prep.target.info.card},
+        labelset={"name": prep.labelset.name, "hash": prep.labelset.content_hash, "version": prep.labelset.info.version,
+                  "private": prep.labelset.info.private},
+        proctor_version=__version__,
+        git_rev=git_revision(),
+        options=req.model_dump(mode="json", exclude={"target", "run_id"}),
+        label_ids=[lb.id for lb in prep.labels],
+        owner=owner,  # see store.create_run
         # each label's tier and taxonomy as they are now: the run's figures never depend on label
-        # files edited or deleted later (see run_label_meta)
-        "label_meta": frozen_label_meta(prep.labels, prep.labelset.info.private),
-    }
+        # files edited or deleted later (results.runs.run_label_meta)
+        label_meta=frozen_label_meta(prep.labels, prep.labelset.info.private),
+        shard={"index": shard[0], "count": shard[1]} if shard is not None else None,
+    ).as_dict()
     meta = manifest["label_meta"]
-    if shard is not None:
-        manifest["shard"] = {"index": shard[0], "count": shard[1]}
     # SQLite work runs in a thread: the caller's loop (the server's) stays free for its clients.
     await asyncio.to_thread(store.create_run, run_id, manifest)
     every = prep.work(shard)
@@ -252,16 +230,16 @@ async def execute(
         try:
             await asyncio.gather(*(one(lb, a) for lb, a in work))
         except BaseException as e:
-            store.finish_run(run_id, "interrupted" if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else "failed",
+            store.finish_run(run_id, RunStatus.INTERRUPTED if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else RunStatus.FAILED,
                              summarize(store.investigations(run_id), meta), error=f"{type(e).__name__}: {e}"[:500])
             raise
         if stop is not None and stop.is_set() and done < total:
-            store.finish_run(run_id, "interrupted", summarize(store.investigations(run_id), meta),
+            store.finish_run(run_id, RunStatus.INTERRUPTED, summarize(store.investigations(run_id), meta),
                              error=f"stopped after {done}/{total} investigations")
             raise RunInterrupted(run_id, done, total)
         def complete() -> dict[str, Any]:
-            store.finish_run(run_id, "completed", summarize(store.investigations(run_id), meta))
-            return build_result(store, run_id, meta)
+            store.finish_run(run_id, RunStatus.COMPLETED, summarize(store.investigations(run_id), meta))
+            return store.result(run_id).as_dict()
 
         result = await asyncio.to_thread(complete)
         if shard is None:  # a shard's partial figures would mislead: run metrics come from `proctor merge`
@@ -286,96 +264,3 @@ async def run_request(
     finally:
         if own:
             await http.aclose()
-
-
-def frozen_label_meta(labels: list[Any], private: bool) -> dict[str, dict[str, Any]]:
-    """What a run keeps of its labels in its manifest: tier and taxonomy (stats.label_meta_of).
-    For a private label set only what the target is shown anyway (tier, monitor type) and an
-    opaque family (so intervals still cluster recreations of one incident): its truth stays in
-    the label files."""
-    meta = label_meta_of(labels)
-    if not private:
-        return meta
-    return {lid: {"tier": m["tier"], "monitor_type": m["monitor_type"],
-                  "family": hashlib.sha256(str(m["family"]).encode()).hexdigest()[:12] if m.get("family") else None}
-            for lid, m in meta.items()}
-
-
-def run_label_meta(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The label metadata of a stored run: as frozen in its manifest at its start; for runs made
-    before manifests kept it, read from the label set as it is now."""
-    frozen = (run.get("manifest") or {}).get("label_meta")
-    return frozen if isinstance(frozen, dict) else labelset_meta(run["labelset"])
-
-
-def labelset_meta(name: str) -> dict[str, dict[str, Any]]:
-    """Taxonomy and tier of each label of a set, for breakdowns; empty when the set is gone."""
-    from evaluator_agent.results.stats import label_meta_of
-
-    try:
-        return label_meta_of(load_labelset(name).labels)
-    except LabelError:
-        return {}
-
-
-def summarize(rows: list[dict[str, Any]], label_meta: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Statistics of stored investigations (see stats.run_statistics). Infra errors (network,
-    harness) are counted apart and left out of pass rates: they say nothing about the agent."""
-    from evaluator_agent.results.stats import run_statistics
-
-    return run_statistics(rows, label_meta or {})
-
-
-def label_outcomes(rows: list[dict[str, Any]]) -> dict[str, bool]:
-    """Per label: passed by majority of its scored attempts (the comparison's own rule)."""
-    from evaluator_agent.results.compare import majority_pass
-    from evaluator_agent.results.stats import per_label
-
-    return {lid: majority_pass(v["rate"]) for lid, v in per_label(rows).items()}
-
-
-def changes_vs_previous(store: Store, run_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    prev = store.previous_run(run_id)
-    if prev is None:
-        return {"previous_run": None, "newly_failing": [], "newly_passing": []}
-    now, before = label_outcomes(rows), label_outcomes(store.investigations(prev["run_id"]))
-    shared = sorted(set(now) & set(before))
-    return {
-        "previous_run": prev["run_id"],
-        "newly_failing": [k for k in shared if before[k] and not now[k]],
-        "newly_passing": [k for k in shared if now[k] and not before[k]],
-    }
-
-
-def build_result(store: Store, run_id: str, label_meta: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The canonical result shape, from what is stored: everything, explanations included. Every
-    caller that hands it out applies :func:`disclosure.disclose_result` first."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise KeyError(run_id)
-    if label_meta is None:
-        label_meta = run_label_meta(run)
-    rows = store.investigations(run_id)
-    manifest = run["manifest"] or {}
-    target = manifest.get("target", {})
-    inv = []
-    for r in rows:
-        inv.append({
-            "label_id": r["label_id"], "attempt": r["attempt"], "score": round(r["score"], 4), "passed": r["passed"],
-            "subscores": {k: round(v, 4) for k, v in (r["subscores"] or {}).items()},
-            "end_reason": r["end_reason"], "error_kind": r["error_kind"], "turns": r["turns"],
-            "tool_calls": r["tool_calls"], "invalid_calls": r["invalid_calls"],
-            "red_herrings_chased": r.get("red_herrings_chased") or 0,
-            "duration_s": round(r["duration_s"], 3), "explanation": r["explanation"],
-        })
-    return {
-        "run_id": run_id,
-        "status": run["status"],
-        "target": {"name": target.get("name", ""), "version": target.get("version", ""), "url": target.get("url", "")},
-        "labelset": {"name": run["labelset"], "hash": run["labelset_hash"], "private": disclosure.run_private(run)},
-        "proctor": {"version": run["proctor_version"], "git_rev": run["git_rev"]},
-        # the summary stored when the run ended is the one every command shows (`runs`, `show`, A2A)
-        "summary": (run["summary"] if run["status"] != "running" and run.get("summary") else summarize(rows, label_meta))
-                   | changes_vs_previous(store, run_id, rows),
-        "investigations": inv,
-    }

@@ -16,11 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evaluator_agent.core.protocol import Budget
-from evaluator_agent.engine.target import validate_target_url
-
-
-class RequestError(ValueError):
-    """A request the proctor cannot run; the message names the problem."""
+from evaluator_agent.core.records import RequestError
+from evaluator_agent.engine.transport import validate_target_url
 
 
 class EvaluationRequest(BaseModel):

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from evaluator_agent.core.labels import LabelError, available_labelsets, load_labelset
-from evaluator_agent.engine.orchestrator import build_result, run_label_meta
+from evaluator_agent.results.runs import run_label_meta
 from evaluator_agent.results.store import Store
 
 
@@ -84,7 +84,7 @@ def report_inputs(store: Store, run_id: str, *, policy: str = "full") -> tuple[d
     from evaluator_agent.results.disclosure import FULL, disclose_result, disclose_rows
 
     run = _run(store, run_id)
-    result = disclose_result(build_result(store, run["run_id"]), policy)
+    result = disclose_result(store.result(run["run_id"]).as_dict(), policy)
     shown = result["disclosure"]["policy"]
     details = disclose_rows(store.investigations(run["run_id"]), shown)
     for d in details:

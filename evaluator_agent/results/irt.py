@@ -32,7 +32,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from evaluator_agent.core.vocab import DIFFICULTY_TIERS, INFRA_ERROR_KINDS
+from evaluator_agent.core.vocab import DIFFICULTY_TIERS
+from evaluator_agent.results.stats import scored_rows
 
 
 def _sigmoid(x: float) -> float:
@@ -66,11 +67,7 @@ def _invert(m: list[list[float]]) -> list[list[float]]:
 
 def observations_from_rows(rows: Iterable[Mapping[str, Any]], target: str) -> list[tuple[str, str, bool]]:
     """(target, label_id, passed) triples of one run's stored investigations, infra errors dropped."""
-    return [
-        (target, r["label_id"], bool(r["passed"]))
-        for r in rows
-        if r.get("error_kind") not in INFRA_ERROR_KINDS
-    ]
+    return [(target, r["label_id"], bool(r["passed"])) for r in scored_rows(rows)]
 
 
 def fit_rasch(
@@ -211,31 +208,36 @@ def fit_rasch(
             acc[2] += 1
     return {
         "model": "rasch",
-        "labels": {
-            lab: {
-                "difficulty": round(b[li[lab]], 6),
-                "se": round(se_b[li[lab]], 6),
-                "n": label_n[lab][0],
-                "passed": label_n[lab][1],
-                "targets": label_n[lab][2],
-            }
-            for lab in labels
-        },
-        "targets": {
-            t: {
-                "ability": round(theta[ti[t]], 6),
-                "se": round(se_t[ti[t]], 6),
-                "n": target_n[t][0],
-                "passed": target_n[t][1],
-                "labels": target_n[t][2],
-            }
-            for t in targets
-        },
+        "labels": _side(labels, li, "difficulty", b, se_b, label_n, "targets"),
+        "targets": _side(targets, ti, "ability", theta, se_t, target_n, "labels"),
         "prior_sd": prior_sd,
         "ability_prior_sd": ability_prior_sd,
         "iterations": iterations,
         "converged": converged,
         "log_posterior": round(current, 6),
+    }
+
+
+def _side(
+    names: Sequence[str],
+    index: Mapping[str, int],
+    key: str,
+    estimate: Sequence[float],
+    se: Sequence[float],
+    totals: Mapping[str, list[int]],
+    other: str,
+) -> dict[str, dict[str, Any]]:
+    """One side of the fit (labels or targets): {name: {key: estimate, se, n, passed, other}},
+    ``other`` counting the names of the other side each was seen with."""
+    return {
+        name: {
+            key: round(estimate[index[name]], 6),
+            "se": round(se[index[name]], 6),
+            "n": totals[name][0],
+            "passed": totals[name][1],
+            other: totals[name][2],
+        }
+        for name in names
     }
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluator_agent.core.records import RunStatus
+from evaluator_agent.results.runs import run_label_meta, summarize
 from evaluator_agent.results.store import Store
 
 
@@ -93,8 +95,6 @@ def plan(into: Store, paths: list[str]) -> dict[str, _RunParts]:
 
 def merge(into: Store, paths: list[str]) -> list[dict[str, Any]]:
     """Merge every run found in ``paths`` into ``into``; returns one line of facts per run."""
-    from evaluator_agent.engine.orchestrator import run_label_meta, summarize
-
     runs = plan(into, paths)
     for p in dict.fromkeys(paths):
         if Path(p).resolve() != Path(into.path).resolve():
@@ -140,21 +140,17 @@ def merge(into: Store, paths: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-async def report(store: Store, merged: list[dict[str, Any]]) -> None:
-    """Run-level Datadog figures of completed merged runs: shards send none, the merge sends them once."""
-    from evaluator_agent.datadog import observability
-    from evaluator_agent.engine.orchestrator import build_result, run_label_meta
-
-    obs = observability.get()
+async def report(store: Store, merged: list[dict[str, Any]], obs: Any) -> None:
+    """Run-level Datadog figures of completed merged runs through ``obs`` (the process's
+    ``datadog.observability`` sink): shards send none, the merge sends them once."""
     if not obs.enabled:
         return
     for m in merged:
-        if m["status"] != "completed":
+        if m["status"] != RunStatus.COMPLETED:
             continue
         run = store.get_run(m["run_id"])
-        meta = run_label_meta(run)
-        async with obs.run(m["run_id"], run["manifest"] or {}, meta) as r:
-            r.done(build_result(store, m["run_id"], meta), store)
+        async with obs.run(m["run_id"], run["manifest"] or {}, run_label_meta(run)) as r:
+            r.done(store.result(m["run_id"]).as_dict(), store)
 
 
 def checkpoint_path(directory: str | Path, run_id: str, shard: tuple[int, int] | None) -> str:
@@ -171,9 +167,10 @@ def _status(path: str, run_id: str) -> str | None:
     return rows[0]["status"] if rows else None
 
 
-def merge_when_complete(directory: str | Path, run_id: str, count: int) -> dict[str, Any] | None:
+def merge_when_complete(directory: str | Path, run_id: str, count: int, obs: Any = None) -> dict[str, Any] | None:
     """When every shard checkpoint of a run in ``directory`` is complete, merge them into
-    ``DIR/RUN.db`` (atomically, through the Store's checkpoint) and send the run's Datadog figures.
+    ``DIR/RUN.db`` (atomically, through the Store's checkpoint) and send the run's Datadog figures
+    through ``obs`` (see :func:`report`).
     The last shard of a Cloud Run Jobs execution to finish does this; the others find shards
     missing and return None, as does a shard that finds the merged run already there."""
     paths = [checkpoint_path(directory, run_id, (i, count)) for i in range(count)]
@@ -186,7 +183,8 @@ def merge_when_complete(directory: str | Path, run_id: str, count: int) -> dict[
         store = Store(Path(tmp) / "merged.db", checkpoint=final)
         try:
             merged = merge(store, paths)
-            asyncio.run(report(store, merged))
+            if obs is not None:
+                asyncio.run(report(store, merged, obs))
         finally:
             store.close()  # publishes DIR/RUN.db: copy, then atomic rename
     return next((m for m in merged if m["run_id"] == run_id), None)

@@ -15,10 +15,7 @@ An investigation and its turns and calls are written in one transaction when it 
 crash loses at most the investigations in flight and never leaves half of one.
 
 Durability on machines with throwaway disks (Cloud Run): give a ``checkpoint`` path on durable
-storage (a Cloud Storage volume). The database stays local and fast; a consistent copy (SQLite
-online backup) is written to the checkpoint at most every ``checkpoint_interval_s`` seconds after a
-write, and always when a run finishes and on close. A fresh instance whose local database lacks
-what the checkpoint holds imports it on open, so an interrupted run resumes where it stopped.
+storage; :mod:`evaluator_agent.results.checkpoint` keeps a consistent copy there.
 """
 
 from __future__ import annotations
@@ -26,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -36,9 +31,9 @@ from typing import Any
 
 import sqlite_utils
 
+from evaluator_agent.core.records import InvestigationResult, RequestError, RunResult, RunStatus
 from evaluator_agent.core.vocab import INFRA_ERROR_KINDS
-from evaluator_agent.engine.investigation import InvestigationResult
-from evaluator_agent.engine.request import RequestError
+from evaluator_agent.results.checkpoint import Checkpoint
 
 SCHEMA_VERSION = 1
 # the infra error kinds as an SQL list
@@ -90,26 +85,9 @@ class Store:
         self._lock = threading.RLock()
         self._migrate()
         self.checkpoint = str(checkpoint) if checkpoint else None
-        self.checkpoint_interval_s = checkpoint_interval_s
-        self._ckpt_last = 0.0
-        self._ckpt_dirty = False
-        self._ckpt_thread: threading.Thread | None = None
-        self._ckpt_error: str | None = None
-        self._ckpt_seen: int | None = None  # mtime of the checkpoint as we last wrote or read it
-        if self.checkpoint:
-            self._absorb_checkpoint()
-
-    def _absorb_checkpoint(self) -> None:
-        """Import what the checkpoint holds and this database lacks, when someone else wrote it
-        since we last did (a restart, or an old and a new instance overlapping during a rollout):
-        the checkpoint is the union, never one instance's view overwriting another's."""
-        try:
-            mtime = Path(self.checkpoint or "").stat().st_mtime_ns
-        except OSError:
-            return
-        if mtime != self._ckpt_seen:
-            self.import_from(self.checkpoint or "", missing_only=True)
-            self._ckpt_seen = mtime
+        self._ckpt = Checkpoint(self, self.checkpoint, checkpoint_interval_s) if self.checkpoint else None
+        if self._ckpt is not None:
+            self._ckpt.absorb()
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -160,7 +138,7 @@ class Store:
         else raises :class:`RunConflict` and changes nothing."""
         target = manifest.get("target", {})
         row = {
-            "run_id": run_id, "status": "running", "created_at": time.time(), "finished_at": None,
+            "run_id": run_id, "status": RunStatus.RUNNING.value, "created_at": time.time(), "finished_at": None,
             "target_url": target.get("url", ""), "target_name": target.get("name", ""),
             "target_version": target.get("version", ""),
             "labelset": manifest.get("labelset", {}).get("name", ""),
@@ -194,10 +172,10 @@ class Store:
             ).fetchall()
         return {(r[0], int(r[1])) for r in rows}
 
-    def finish_run(self, run_id: str, status: str, summary: dict[str, Any] | None, error: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: RunStatus, summary: dict[str, Any] | None, error: str | None = None) -> None:
         with self._lock, self.db.atomic():
             self.db["runs"].update(
-                run_id, {"status": status, "finished_at": time.time(), "summary": _j(summary) if summary else None, "error": error}
+                run_id, {"status": RunStatus(status).value, "finished_at": time.time(), "summary": _j(summary) if summary else None, "error": error}
             )
         self._wrote(force=True)
 
@@ -233,81 +211,6 @@ class Store:
         self._wrote()
 
     # ------------------------------------------------------------------ checkpoint, import
-
-    def _wrote(self, force: bool = False) -> None:
-        if not self.checkpoint:
-            return
-        self._ckpt_dirty = True
-        if force or time.monotonic() - self._ckpt_last >= self.checkpoint_interval_s:
-            self.checkpoint_now(wait=False)
-
-    def checkpoint_now(self, wait: bool = True) -> None:
-        """Copy a consistent snapshot to the checkpoint path: SQLite online backup from a connection
-        of its own (WAL: writers go on meanwhile) into a local temporary file, then a copy to the
-        durable path and an atomic rename; in a background thread unless ``wait``. One copy at a
-        time; a write during a copy leaves the store dirty, so a later write or ``close`` copies again."""
-        if not self.checkpoint:
-            return
-        if self._ckpt_thread is not None and self._ckpt_thread.is_alive():
-            if not wait:
-                return
-            self._ckpt_thread.join()
-        self._ckpt_last = time.monotonic()
-        self._ckpt_dirty = False
-        if wait:
-            self._snapshot_and_publish()
-        else:
-            self._ckpt_thread = threading.Thread(target=self._snapshot_and_publish, name="proctor-checkpoint", daemon=True)
-            self._ckpt_thread.start()
-
-    def _snapshot_and_publish(self) -> None:
-        try:
-            self._absorb_checkpoint()
-        except (sqlite3.Error, ValueError) as e:  # an unreadable checkpoint is replaced by ours
-            log.warning("checkpoint %s unreadable, replacing it: %s", self.checkpoint, e)
-        local = self.path != ":memory:"
-        tmp = f"{self.path}.ckpt-{os.getpid()}" if local else f"/tmp/proctor-ckpt-{os.getpid()}.db"
-        try:
-            dst = sqlite3.connect(tmp)
-            try:
-                if local:
-                    src = sqlite3.connect(self.path, timeout=10.0)
-                    try:
-                        src.backup(dst)
-                    finally:
-                        src.close()
-                else:
-                    with self._lock:
-                        self.db.conn.backup(dst)
-                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, readable anywhere
-            finally:
-                dst.close()
-        except sqlite3.Error as e:
-            log.warning("checkpoint snapshot of %s failed: %s", self.path, e)
-            self._ckpt_dirty = True
-            return
-        self._publish(tmp)
-
-    def _publish(self, tmp: str) -> None:
-        dest = Path(self.checkpoint or "")
-        part = dest.with_name(dest.name + f".part-{os.getpid()}")
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(tmp, part)
-            os.replace(part, dest)
-            self._ckpt_seen = dest.stat().st_mtime_ns
-            self._ckpt_error = None
-        except OSError as e:  # durable storage unavailable: keep running, say so once per error
-            if self._ckpt_error != str(e):
-                log.warning("checkpoint to %s failed: %s", dest, e)
-            self._ckpt_error = str(e)
-            self._ckpt_dirty = True
-        finally:
-            for f in (tmp, part):
-                try:
-                    os.unlink(f)
-                except OSError:
-                    pass
 
     def import_from(self, path: str | Path, run_ids: list[str] | None = None, *, missing_only: bool = False) -> list[str]:
         """Copy runs (default: all) with their investigations, turns and tool calls from another
@@ -430,8 +333,8 @@ class Store:
             return None
         with self._lock:
             rows = list(self.db["runs"].rows_where(
-                "target_name = ? AND labelset = ? AND status = 'completed' AND created_at < ? AND run_id != ?",
-                [run["target_name"], run["labelset"], run["created_at"], run_id], order_by="created_at desc", limit=1,
+                "target_name = ? AND labelset = ? AND status = ? AND created_at < ? AND run_id != ?",
+                [run["target_name"], run["labelset"], RunStatus.COMPLETED.value, run["created_at"], run_id], order_by="created_at desc", limit=1,
             ))
         return _decode_run(rows[0]) if rows else None
 
@@ -441,7 +344,8 @@ class Store:
             return list(self.db.query(
                 "SELECT r.target_name, r.target_version, i.label_id, i.passed FROM investigations i"
                 " JOIN runs r ON r.run_id = i.run_id"
-                f" WHERE r.status = 'completed' AND (i.error_kind IS NULL OR i.error_kind NOT IN ({_INFRA_SQL}))"
+                f" WHERE r.status = ? AND (i.error_kind IS NULL OR i.error_kind NOT IN ({_INFRA_SQL}))",
+                [RunStatus.COMPLETED.value],
             ))
 
     def save_difficulty(self, labels: list[dict[str, Any]], targets: list[dict[str, Any]], fitted_at: float) -> None:
@@ -461,6 +365,22 @@ class Store:
                 return []
             return list(self.db["label_difficulty"].rows_where(order_by="difficulty desc"))
 
+    def run_summary(self, run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The summary to show (stored at the end, live while running) with the changes against
+        the target's previous run; see :meth:`RunResult.from_store`."""
+        from evaluator_agent.results.runs import changes_vs_previous, stored_or_live_summary
+
+        return stored_or_live_summary(run, rows) | changes_vs_previous(self, run["run_id"], rows)
+
+    def run_private(self, run: dict[str, Any]) -> bool:
+        from evaluator_agent.results.disclosure import run_private
+
+        return run_private(run)
+
+    def result(self, run_id: str) -> RunResult:
+        """:meth:`RunResult.from_store` of this store."""
+        return RunResult.from_store(self, run_id)
+
     def counts(self, run_id: str) -> dict[str, int]:
         with self._lock:
             row = self.db.execute(
@@ -471,12 +391,18 @@ class Store:
             ).fetchone()
         return {"investigations": row[0], "turns": row[1], "tool_calls": row[2]}
 
+    def _wrote(self, force: bool = False) -> None:
+        if self._ckpt is not None:
+            self._ckpt.wrote(force)
+
+    def checkpoint_now(self, wait: bool = True) -> None:
+        """Copy a consistent snapshot to the checkpoint path now (see :class:`Checkpoint`)."""
+        if self._ckpt is not None:
+            self._ckpt.now(wait)
+
     def close(self) -> None:
-        if self.checkpoint:
-            if self._ckpt_thread is not None:
-                self._ckpt_thread.join()
-            if self._ckpt_dirty:
-                self.checkpoint_now(wait=True)
+        if self._ckpt is not None:
+            self._ckpt.close()
         with self._lock:
             self.db.conn.close()
 

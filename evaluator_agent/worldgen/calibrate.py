@@ -88,7 +88,8 @@ async def _run_labels(
 ) -> list[dict[str, Any]]:
     from evaluator_agent.core.labels import load_labelset
     from evaluator_agent.core.protocol import Budget
-    from evaluator_agent.engine.investigation import WorldCache, investigate
+    from evaluator_agent.engine.investigation import investigate
+    from evaluator_agent.engine.worlds import WorldCache
 
     ls = load_labelset(set_name, Path(root) if root else None)
     worlds = WorldCache(capacity=2)

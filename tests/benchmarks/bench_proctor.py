@@ -146,7 +146,7 @@ def proctor_payloads() -> list[dict[str, Any]]:
     """The tool_results messages the proctor sends for SCRIPT_CALLS on the first smoke label."""
     from evaluator_agent.core.labels import load_labelset
     from evaluator_agent.core.protocol import ToolResult, ToolResultsMessage
-    from evaluator_agent.engine.investigation import WorldCache
+    from evaluator_agent.engine.worlds import WorldCache
     from evaluator_agent.telemetry.tools import Toolbox
 
     label = load_labelset("smoke").labels[0]
@@ -199,7 +199,7 @@ async def proctor_run(card: str, investigations: int, concurrency: int, db: str)
     from evaluator_agent.core.labels import load_labelset
     from evaluator_agent.engine.orchestrator import execute, prepare
     from evaluator_agent.engine.request import parse_request
-    from evaluator_agent.engine.target import make_http_client
+    from evaluator_agent.engine.transport import make_http_client
     from evaluator_agent.results.store import Store
 
     labels = load_labelset("smoke").labels
@@ -211,7 +211,7 @@ async def proctor_run(card: str, investigations: int, concurrency: int, db: str)
     try:
         prep = await prepare(req, http)
         # Warm the world cache so the figure is the steady state, not snapshot loading.
-        from evaluator_agent.engine.investigation import WorldCache
+        from evaluator_agent.engine.worlds import WorldCache
 
         worlds = WorldCache()
         for lb in prep.labels:

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from evaluator_agent.engine.investigation import InvestigationResult, ToolCallRecord, TurnRecord  # noqa: E402
+from evaluator_agent.core.records import InvestigationResult, ToolCallRecord, TurnRecord  # noqa: E402
 from evaluator_agent.results.merge import merge  # noqa: E402
 from evaluator_agent.results.store import Store  # noqa: E402
 
@@ -73,14 +73,14 @@ def main() -> None:
         checkpoint = tmp / "bucket" / f"run_bench.shard-{i}-of-{a.shards}.db" if i == 0 else None
         store = Store(path, checkpoint=checkpoint, checkpoint_interval_s=0.0)
         if checkpoint is not None:
-            original = store._snapshot_and_publish
+            original = store._ckpt._snapshot_and_publish
 
             def counted(original=original) -> None:
                 nonlocal ckpt_copies
                 ckpt_copies += 1
                 original()
 
-            store._snapshot_and_publish = counted  # type: ignore[method-assign]
+            store._ckpt._snapshot_and_publish = counted  # type: ignore[method-assign]
         store.create_run("run_bench", manifest | {"shard": {"index": i, "count": a.shards}})
         t0 = time.perf_counter()
         for n, (lb, att) in enumerate(work):

@@ -1,0 +1,72 @@
+"""Loaded world indexes, shared by every investigation and every event loop of a process."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from evaluator_agent.core.labels import snapshots_dir
+from evaluator_agent.engine import heap
+
+
+class WorldCache:
+    """Loaded world indexes by snapshot hash (attempts and labels share them), LRU-bounded.
+
+    Shared by every event loop of the process (the server runs one per client, workloop.py):
+    a world is loaded once, in a thread, however many loops ask for it at the same time."""
+
+    def __init__(self, directory: Path | None = None, capacity: int = 64):
+        self.directory = directory or snapshots_dir()
+        self.capacity = capacity
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._loading: dict[str, concurrent.futures.Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    async def get(self, digest: str) -> tuple[Any, dict[str, Any]]:
+        """(WorldIndex, header) for a snapshot; loads it off the event loop once."""
+        with self._lock:
+            item = self._items.get(digest)
+            if item is not None:
+                self._items.move_to_end(digest)
+                return item
+            fut = self._loading.get(digest)
+            first = fut is None
+            if fut is None:
+                fut = self._loading[digest] = concurrent.futures.Future()
+        if first:
+            threading.Thread(target=self._load_into, args=(digest, fut), name="proctor-world-load", daemon=True).start()
+        # shielded: a waiter that is cancelled must not cancel the load the others wait for
+        return await asyncio.shield(asyncio.wrap_future(fut))
+
+    def _load_into(self, digest: str, fut: concurrent.futures.Future[Any]) -> None:
+        try:
+            item = self._load(digest)
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter
+            with self._lock:
+                self._loading.pop(digest, None)
+            fut.set_exception(e)
+            return
+        with self._lock:
+            self._items[digest] = item
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+            self._loading.pop(digest, None)
+        fut.set_result(item)
+
+    def _load(self, digest: str) -> tuple[Any, dict[str, Any]]:
+        from evaluator_agent.telemetry.index import WorldIndex
+        from evaluator_agent.telemetry.world import load_snapshot_dict
+
+        data = load_snapshot_dict(digest, self.directory)
+        header = {
+            "start": data["start"],
+            "end": data["end"],
+            "monitors": {m["id"]: m for m in data.get("monitors", [])},
+        }
+        item = WorldIndex.from_dict(data), header
+        heap.settle()  # the index lives as long as it is cached: out of the collector's sight (heap.py)
+        return item
