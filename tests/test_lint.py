@@ -549,12 +549,12 @@ def test_empty_set(mini: Mini) -> None:
 def test_a_crash_in_one_label_does_not_stop_the_lint(mini: Mini, monkeypatch: pytest.MonkeyPatch) -> None:
     from evaluator_agent.lint import checks as lint
 
-    real = lint._LabelCheck._herrings
+    real = lint.LabelCheck._herrings
 
     def boom(self: Any, w: Any) -> None:
         if self.label.id == POOL:
             raise RuntimeError("boom")
         real(self, w)
 
-    monkeypatch.setattr(lint._LabelCheck, "_herrings", boom)
+    monkeypatch.setattr(lint.LabelCheck, "_herrings", boom)
     assert "boom" in only(mini.lint(), "lint.internal")

@@ -9,7 +9,7 @@ from functools import cache
 import pytest
 
 from evaluator_agent.core.labels import Label, dump_label, load_labelset, snapshots_dir
-from evaluator_agent.engine.scoring import ViewedResult, _Seen, _squash
+from evaluator_agent.engine.scoring import Seen, ViewedResult, squash
 from evaluator_agent.telemetry.world import (
     WorldSnapshot,
     canonical_bytes,
@@ -227,8 +227,8 @@ def test_key_evidence_is_returned_by_the_tools() -> None:
             out = box.call(ev.tool, ev.arguments)
             assert out.ok, (mechanism, ev.tool, out.error)
             # found the way scoring looks for it (raw JSON or its decoded strings)
-            seen = _Seen(ViewedResult(ev.tool, ev.arguments, True, json.dumps(out.content)))
-            assert seen.contains(_squash(ev.expect)), (mechanism, ev.tool, ev.arguments)
+            seen = Seen(ViewedResult(ev.tool, ev.arguments, True, json.dumps(out.content)))
+            assert seen.contains(squash(ev.expect)), (mechanism, ev.tool, ev.arguments)
 
 
 def test_build_labelset_writes_a_loadable_set(tmp_path) -> None:

@@ -1,4 +1,5 @@
-"""In-process targets: an agent that is a plain function, driven through the real investigation.
+"""In-process targets: an agent that is a plain function (or a script), driven through the real
+investigation.
 
 :func:`evaluator_agent.engine.investigation.investigate` talks to anything with the
 :class:`~evaluator_agent.engine.investigation.InvestigationTarget` shape. Over the network that is an
@@ -40,6 +41,7 @@ from evaluator_agent.engine.conversation import (
     DEFAULT_MAX_REPLY_BYTES,
     Reply,
     ReplyTooLarge,
+    TargetError,
     TargetInfo,
     TargetProtocolError,
 )
@@ -82,6 +84,8 @@ class LocalConversation:
         try:
             raw = self._fn(list(self.messages))
             body = json.dumps(raw, separators=(",", ":"), default=str)
+        except TargetError:  # a transport failure acted out (ScriptedTarget): as an A2A target's
+            raise
         except Exception as e:  # noqa: BLE001 - a broken target ends its investigation, not the run
             log.debug("local target failed", exc_info=True)
             raise TargetProtocolError(f"target failed: {type(e).__name__}: {e}"[:500]) from e
@@ -119,6 +123,38 @@ class LocalTarget:
 
     async def close(self) -> None:
         return None
+
+
+Step = dict[str, Any] | TargetError | Callable[[list[Message]], dict[str, Any]]
+
+
+class ScriptedTarget(LocalTarget):
+    """A target that plays a script: each conversation answers with the script's steps in order.
+
+    A step is a reply (``{"tool_calls": [...]}``, ``{"diagnosis": {...}}``, or anything else to
+    act out garbage), a :class:`~evaluator_agent.engine.conversation.TargetError` to raise in
+    place of a reply (a timeout, a reset, a reply too large), or a function of the messages so
+    far that returns the reply. Past its end the script raises ``TargetProtocolError``. What the
+    proctor sent is kept in :attr:`sent` (one list of messages per conversation). The loop's
+    tests run on it: no sockets, no threads, every path of :func:`investigate` reachable.
+    """
+
+    def __init__(self, script: list[Step], name: str = "scripted", *, floats: bool = False, **kw: Any):
+        self.script = list(script)
+        self.sent: list[list[dict[str, Any] | None]] = []
+        super().__init__(self._play, name, version="script", floats=floats, **kw)
+
+    def _play(self, messages: list[Message]) -> dict[str, Any]:
+        turn = sum(1 for role, _ in messages if role == "user")
+        if turn == 1:
+            self.sent.append([])
+        self.sent[-1].append(messages[-1][1])
+        if turn > len(self.script):
+            raise TargetProtocolError(f"the script has {len(self.script)} steps; turn {turn} has none")
+        step = self.script[turn - 1]
+        if isinstance(step, TargetError):
+            raise step
+        return step(messages) if callable(step) else step
 
 
 @dataclass(frozen=True)
