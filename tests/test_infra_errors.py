@@ -17,7 +17,8 @@ import pytest
 from a2a.server.routes import create_agent_card_routes
 from starlette.applications import Starlette
 
-from evaluator_agent.cli.main import EXIT_DEGRADED, main
+from evaluator_agent.cli.common import EXIT_DEGRADED
+from evaluator_agent.cli.main import main
 from evaluator_agent.core.labels import load_labelset
 from evaluator_agent.engine.orchestrator import run_request
 from evaluator_agent.engine.request import parse_request

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator_agent.cli.main import checkpoint_path
 from evaluator_agent.core.labels import load_labelset
+from evaluator_agent.results.merge import checkpoint_path
 from evaluator_agent.results.store import Store
 from tests.conftest import ROOT, serve_app
 from tests.targets import build_targets_app, recording_fn

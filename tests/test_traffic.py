@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from evaluator_agent.cli import traffic
+from evaluator_agent.cli import traffic, traffic_report
 from evaluator_agent.core.labels import load_labelset
 from evaluator_agent.service.client import ProctorTaskFailed
 from tests.conftest import serve_app
@@ -27,14 +27,14 @@ LABEL = load_labelset("smoke").labels[0].id
 
 def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
-    assert traffic.percentile(values, 50) == 50.0
-    assert traffic.percentile(values, 90) == 90.0
-    assert traffic.percentile(values, 99) == 99.0
-    assert traffic.percentile(values, 100) == 100.0
-    assert traffic.percentile([3.0, 1.0, 2.0], 50) == 2.0
-    assert traffic.percentile([7.0], 95) == 7.0
-    assert traffic.percentile([], 50) is None
-    figs = traffic.latency_figures([1.0, 2.0, 3.0, 4.0])
+    assert traffic_report.percentile(values, 50) == 50.0
+    assert traffic_report.percentile(values, 90) == 90.0
+    assert traffic_report.percentile(values, 99) == 99.0
+    assert traffic_report.percentile(values, 100) == 100.0
+    assert traffic_report.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert traffic_report.percentile([7.0], 95) == 7.0
+    assert traffic_report.percentile([], 50) is None
+    figs = traffic_report.latency_figures([1.0, 2.0, 3.0, 4.0])
     assert figs["p50"] == 2.0 and figs["max"] == 4.0 and figs["mean"] == 2.5
 
 

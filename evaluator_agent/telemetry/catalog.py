@@ -44,6 +44,11 @@ def _list_of(item_props: dict[str, Any], item_required: list[str]) -> dict[str, 
     return {"type": "array", "items": _ret(item_props, item_required)}
 
 
+def _paged(key: str, items: dict[str, Any], total: str) -> dict[str, Any]:
+    """A page of a listing: ``items`` under ``key``, the count ``total`` and the paging fields."""
+    return _ret({key: items, total: _INT, **_PAGE}, [key, total, "next_cursor"])
+
+
 _SERVICE = {
     "name": _STR, "kind": {**_STR, "description": "service, database, cache, queue, external, job, gateway, ..."},
     "team": _STR, "platform": _STR, "cluster": _STR, "tier": _INT, "language": _STR, "description": _STR,
@@ -67,7 +72,7 @@ TOOL_SPECS: list[ToolSpec] = [
         description="Service catalog: services, databases, caches, queues and external APIs with team, platform, "
         "cluster and tier. Optional filter such as 'team:payments', 'kind:database' or a name fragment.",
         parameters=_obj({"query": {"type": "string"}, "limit": _LIMIT, "cursor": _CURSOR}),
-        returns=_ret({"services": _list_of(_SERVICE, ["name", "kind"]), "total": _INT, **_PAGE}, ["services", "total", "next_cursor"])
+        returns=_paged("services", _list_of(_SERVICE, ["name", "kind"]), "total")
     ),
     ToolSpec(
         name="get_service_dependencies",
@@ -95,18 +100,15 @@ TOOL_SPECS: list[ToolSpec] = [
         description="Metric names available, with their tag keys and some tag values. Optional 'query' filters by "
         "name fragment (e.g. 'postgresql') and/or tags (e.g. 'service:checkout').",
         parameters=_obj({"query": {"type": "string"}, "limit": _LIMIT, "cursor": _CURSOR}),
-        returns=_ret(
-            {
-                "metrics": _list_of(
-                    {"metric": _STR, "type": _STR,
-                     "tags": {"type": "object", "additionalProperties": {"type": "array", "items": _STR},
-                              "description": "tag key -> some of its values"}},
-                    ["metric", "tags"],
-                ),
-                "total": _INT,
-                **_PAGE,
-            },
-            ["metrics", "total", "next_cursor"],
+        returns=_paged(
+            "metrics",
+            _list_of(
+                {"metric": _STR, "type": _STR,
+                 "tags": {"type": "object", "additionalProperties": {"type": "array", "items": _STR},
+                          "description": "tag key -> some of its values"}},
+                ["metric", "tags"],
+            ),
+            "total",
         )
     ),
     ToolSpec(
@@ -145,18 +147,15 @@ TOOL_SPECS: list[ToolSpec] = [
                 "sort": {"type": "string", "enum": ["timestamp", "-timestamp"]},
             }
         ),
-        returns=_ret(
-            {
-                "logs": _list_of(
-                    {"timestamp": _STR, "ts": _NUM, "service": _STR, "host": _STR,
-                     "status": {**_STR, "description": "debug, info, warn, error, critical"}, "message": _STR,
-                     "attributes": {"type": "object"}, "trace_id": _OPT_STR},
-                    ["timestamp", "ts", "service", "status", "message"],
-                ),
-                "total_matched": _INT,
-                **_PAGE,
-            },
-            ["logs", "total_matched", "next_cursor"],
+        returns=_paged(
+            "logs",
+            _list_of(
+                {"timestamp": _STR, "ts": _NUM, "service": _STR, "host": _STR,
+                 "status": {**_STR, "description": "debug, info, warn, error, critical"}, "message": _STR,
+                 "attributes": {"type": "object"}, "trace_id": _OPT_STR},
+                ["timestamp", "ts", "service", "status", "message"],
+            ),
+            "total_matched",
         )
     ),
     ToolSpec(
@@ -193,7 +192,7 @@ TOOL_SPECS: list[ToolSpec] = [
         parameters=_obj(
             {"query": {"type": "string"}, "from": _TIME, "to": _TIME, "limit": _LIMIT, "cursor": _CURSOR}
         ),
-        returns=_ret({"spans": _list_of(_SPAN, _SPAN_REQ), "total_matched": _INT, **_PAGE}, ["spans", "total_matched", "next_cursor"])
+        returns=_paged("spans", _list_of(_SPAN, _SPAN_REQ), "total_matched")
     ),
     ToolSpec(
         name="get_trace",
@@ -215,17 +214,14 @@ TOOL_SPECS: list[ToolSpec] = [
         parameters=_obj(
             {"query": {"type": "string"}, "from": _TIME, "to": _TIME, "limit": _LIMIT, "cursor": _CURSOR}
         ),
-        returns=_ret(
-            {
-                "events": _list_of(
-                    {"id": _STR, "timestamp": _STR, "ts": _NUM, "source": _STR, "title": _STR, "text": _STR,
-                     "tags": {"type": "array", "items": _STR, "description": "'key:value' strings"}},
-                    ["id", "timestamp", "ts", "source", "title"],
-                ),
-                "total_matched": _INT,
-                **_PAGE,
-            },
-            ["events", "total_matched", "next_cursor"],
+        returns=_paged(
+            "events",
+            _list_of(
+                {"id": _STR, "timestamp": _STR, "ts": _NUM, "source": _STR, "title": _STR, "text": _STR,
+                 "tags": {"type": "array", "items": _STR, "description": "'key:value' strings"}},
+                ["id", "timestamp", "ts", "source", "title"],
+            ),
+            "total_matched",
         )
     ),
     ToolSpec(
@@ -233,22 +229,19 @@ TOOL_SPECS: list[ToolSpec] = [
         description="Monitors with their current state and recent state transitions. Query like "
         "'status:alert', 'service:checkout' or a name fragment.",
         parameters=_obj({"query": {"type": "string"}, "limit": _LIMIT, "cursor": _CURSOR}),
-        returns=_ret(
-            {
-                "monitors": _list_of(
-                    {"id": _INT, "name": _STR, "type": _STR, "query": _STR, "message": _STR,
-                     "tags": {"type": "array", "items": _STR},
-                     "state": {**_STR, "description": "OK, Warn, Alert or No Data"},
-                     "transitions": _list_of(
-                         {"timestamp": _STR, "ts": _NUM, "from": _STR, "to": _STR, "value": {"type": ["number", "null"]}},
-                         ["timestamp", "ts", "from", "to"],
-                     )},
-                    ["id", "name", "state"],
-                ),
-                "total": _INT,
-                **_PAGE,
-            },
-            ["monitors", "total", "next_cursor"],
+        returns=_paged(
+            "monitors",
+            _list_of(
+                {"id": _INT, "name": _STR, "type": _STR, "query": _STR, "message": _STR,
+                 "tags": {"type": "array", "items": _STR},
+                 "state": {**_STR, "description": "OK, Warn, Alert or No Data"},
+                 "transitions": _list_of(
+                     {"timestamp": _STR, "ts": _NUM, "from": _STR, "to": _STR, "value": {"type": ["number", "null"]}},
+                     ["timestamp", "ts", "from", "to"],
+                 )},
+                ["id", "name", "state"],
+            ),
+            "total",
         )
     ),
 ]
