@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from evaluator_agent.core.records import RunSummary
 from evaluator_agent.core.untrusted import clean
 
 
@@ -39,23 +40,24 @@ def accuracy_line(s: dict[str, Any]) -> str:
 
 
 def result_text(result: dict[str, Any], per_investigation: bool = True) -> str:
-    s = result["summary"]
+    """A run result (``RunResult.as_dict()``, disclosed) as terminal text."""
+    s = RunSummary.model_validate(result["summary"])
     t = result["target"]
     head = (
         f"run {result['run_id']}  target {clean(t['name'])} {clean(t['version'], 40)}  labelset {result['labelset']['name']}\n"
-        f"pass rate {s['pass_rate']:.1%}{_ci(s.get('ci95'))} ({s['passed']}/{s['scored']})  "
-        f"mean score {s['mean_score']:.3f}  infra errors {s['errors']}  ({s['n']} investigations)"
+        f"pass rate {s.pass_rate:.1%}{_ci(s.ci95)} ({s.passed}/{s.scored})  "
+        f"mean score {s.mean_score:.3f}  infra errors {s.errors}  ({s.n} investigations)"
     )
-    acc = accuracy_line(s)
+    acc = accuracy_line(result["summary"])
     if acc:
         head += "\n" + acc
-    if s.get("degraded"):
-        head += (f"\nDEGRADED: {s.get('infra_error_rate', 0):.1%} of investigations were infra errors "
-                 f"(over {s.get('degraded_threshold', 0):.0%}); this is not the target's result")
-    if s.get("previous_run"):
-        head += (f"\nvs previous run {s['previous_run']}: {len(s['newly_failing'])} newly failing"
-                 f"{' (' + ', '.join(s['newly_failing'][:8]) + ')' if s['newly_failing'] else ''}, "
-                 f"{len(s['newly_passing'])} newly passing")
+    if s.degraded:
+        head += (f"\nDEGRADED: {s.infra_error_rate:.1%} of investigations were infra errors "
+                 f"(over {(s.model_extra or {}).get('degraded_threshold', 0):.0%}); this is not the target's result")
+    if s.previous_run:
+        head += (f"\nvs previous run {s.previous_run}: {len(s.newly_failing)} newly failing"
+                 f"{' (' + ', '.join(s.newly_failing[:8]) + ')' if s.newly_failing else ''}, "
+                 f"{len(s.newly_passing)} newly passing")
     if not per_investigation:
         return head
     rows = [
