@@ -7,33 +7,26 @@ the shortcut policies and the pool that calibration, the shortcut battery and ti
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from evaluator_agent.engine.local import LocalTarget, Message, ReplyFn, Roster
 
 from .conversation import Conversation
-from .policies import empty_diagnosis, get_policy, pool_names
+from .policies import get_policy, pool_names
+from .policy import safe_reply
 from .shortcuts import COMBINATION, SHORTCUT_NAMES
-
-log = logging.getLogger(__name__)
 
 REFERENCE_POLICIES: tuple[str, ...] = ("random_guess", "alert_blamer", "greedy_anomaly", "methodical")
 
 
 def policy_reply(name: str) -> ReplyFn:
     """The reply function of a mock policy, read through :meth:`Conversation.from_messages`.
-    Like the ADK model, a policy whose own logic trips answers with an empty diagnosis instead
-    of failing the turn."""
+    Like the ADK model, a policy whose own logic trips answers with an empty diagnosis
+    (:func:`~mock_agents.policy.safe_reply`) instead of failing the turn."""
     policy = get_policy(name)
 
     def reply(messages: list[Message]) -> dict[str, Any]:
-        conv = Conversation.from_messages(messages)
-        try:
-            return policy.reply(conv)
-        except Exception as e:  # noqa: BLE001 - same contract as mock_agents.policies.decide
-            log.exception("policy %s failed", policy.name)
-            return {"diagnosis": empty_diagnosis(f"policy {policy.name} failed: {type(e).__name__}: {e}")}
+        return safe_reply(policy, Conversation.from_messages(messages))
 
     return reply
 

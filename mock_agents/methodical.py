@@ -23,16 +23,17 @@
 Budget: at most ``max_calls_per_turn`` calls per reply; the diagnosis goes out when two
 replies remain, with whatever has been gathered by then.
 
-Weaker variants of the same agent (four replies, no metrics, a two-hop walk, a signature count
-for the mechanism) are at the end of the module, for the agent pool the difficulty tiers are
-fitted on.
+The investigation is built in layers: the calls and the readers of their answers
+(:mod:`mock_agents.methodical_reads`), the walk of step 2 (:mod:`mock_agents.methodical_walk`),
+and here the examination of step 3, the plan of calls and the verdict. Weaker variants of the
+same agent (four replies, no metrics, a two-hop walk, a signature count for the mechanism) are
+at the end of the module, for the agent pool the difficulty tiers are fitted on.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from .conversation import Conversation, iso
@@ -45,10 +46,8 @@ from .methodical_diagnosis import (
     hypotheses,
 )
 from .methodical_evidence import (
-    Attribution,
     LogWindow,
     Peer,
-    attribute,
     event_kind,
     event_service,
     event_ts,
@@ -56,34 +55,15 @@ from .methodical_evidence import (
     new_kinds,
     series_points,
 )
-from .policies import Policy, allowed_mechanism, paging_monitor
-from .signals import as_dict, as_list, call, detect_anomaly, monitor_service
+from .methodical_walk import LEAF_KINDS, MethodicalWalk, Step
+from .policy import allowed_mechanism, cite, fault_diagnosis, no_fault_diagnosis, root_cause
 
-LOOKBACK = timedelta(hours=3)
-MAX_HOPS = 7
-LEAF_KINDS = {"database", "cache", "external", "queue"}
-#: error lines per minute naming a dependency, above its baseline, to follow the errors there
-FOLLOW_RATE = 0.25
-#: ... and the share of the service's current error lines they must make up
-FOLLOW_SHARE = 0.15
-#: ... or this trickle, when it is most of what the service logs (slow dependencies time out rarely)
-FOLLOW_TRICKLE = 0.08
 #: a hypothesis this well supported is a fault whatever else is going on
 STRONG = 4.0
 #: below this, nothing proves a fault
 WEAK = 2.0
 #: events worth citing about the culprit
 EVIDENT_EVENTS = {"deploy", "config", "flag", "migration", "grant", "oom", "backoff", "dns_change"}
-
-
-@dataclass
-class Step:
-    """One hop of the walk: ``service``'s errors named ``peer`` (reported as ``style``)."""
-
-    service: str
-    peer: str
-    style: str
-    rate: float
 
 
 @dataclass
@@ -104,7 +84,7 @@ class Examination:
         return any(s.style != "slow" for s in self.steps)
 
 
-class Methodical(Policy):
+class Methodical(MethodicalWalk):
     name = "methodical"
     description = (
         "Follows the errors from the paged service to the dependency where attribution stops, "
@@ -112,330 +92,11 @@ class Methodical(Policy):
         "answers 'no fault' when nothing failed and a benign cause explains the page."
     )
     reserve = 2
-    #: knobs the weaker variants turn
-    use_metrics = True
-    max_hops = MAX_HOPS
+    #: knobs the weaker variants turn (with ``use_metrics`` of the reads and ``max_hops`` of
+    #: the walk): the budget of replies
     max_replies: int | None = None
 
-    # ------------------------------------------------------------------ time
-
-    def frame(self, conv: Conversation) -> Frame:
-        fired = conv.fired_at.timestamp()
-        end = max(conv.now.timestamp(), fired)
-        return Frame(fired=fired, end=end, start=fired - LOOKBACK.total_seconds())
-
-    def _span(self, conv: Conversation, which: str) -> tuple[float, float]:
-        f = self.frame(conv)
-        if which == "recent":
-            return f.recent
-        if which == "base":
-            return f.base
-        return f.start, f.end
-
-    # ------------------------------------------------------------------ calls (ids from arguments)
-
-    def _orient(self, conv: Conversation) -> dict[str, dict[str, Any]]:
-        t0, t1 = self._span(conv, "all")
-        return {
-            "monitors": call("get_monitors", {"query": "status:alert"}, "monitors"),
-            "events": call("get_events", {"from": iso(t0), "to": iso(t1), "limit": 500}, "events"),
-            "errlogs": call(
-                "aggregate_logs",
-                {
-                    "query": "status:error",
-                    "from": iso(t0),
-                    "to": iso(t1),
-                    "group_by": ["service"],
-                    "interval": 60,
-                    "limit": 500,
-                },
-                "errlogs",
-            ),
-            "services": call("list_services", {"limit": 500}, "services"),
-        }
-
-    def _deps(self, service: str) -> dict[str, Any]:
-        args = {"service": service, "direction": "both", "depth": 1}
-        return call("get_service_dependencies", args, f"deps.{service}")
-
-    def _logs(self, conv: Conversation, service: str, which: str, errors: bool) -> dict[str, Any]:
-        t0, t1 = self._span(conv, which)
-        q = f"service:{service} status:error" if errors else f"service:{service}"
-        args = {"query": q, "from": iso(t0), "to": iso(t1), "limit": 200}
-        return call("search_logs", args, f"{'err' if errors else 'logs'}.{which}.{service}")
-
-    def _events_of(self, conv: Conversation, service: str) -> dict[str, Any]:
-        t0, t1 = self._span(conv, "all")
-        args = {"query": f"service:{service}", "from": iso(t0), "to": iso(t1), "limit": 200}
-        return call("get_events", args, f"events.{service}")
-
-    def _list_metrics(self, service: str) -> dict[str, Any]:
-        return call(
-            "list_metrics", {"query": f"service:{service}", "limit": 200}, f"metrics.{service}"
-        )
-
-    def _query(self, conv: Conversation, key: str, q: str, owner: str) -> dict[str, Any]:
-        t0, t1 = self._span(conv, "all")
-        return call(
-            "query_metrics", {"query": q, "from": iso(t0), "to": iso(t1)}, f"q.{owner}.{key}"
-        )
-
-    # ------------------------------------------------------------------ what is known
-
-    def symptom(self, conv: Conversation) -> str | None:
-        svc = monitor_service(conv.monitor)
-        if svc:
-            return svc
-        monitors = as_list(
-            as_dict(conv.content(self._orient(conv)["monitors"]["id"])).get("monitors")
-        )
-        svc = monitor_service(paging_monitor(conv, monitors))
-        if svc:
-            return svc
-        # no usable monitor: the service whose error logs departed most from their baseline
-        best = None
-        for s, a in self._errlog_anomalies(conv).items():
-            if best is None or a.peak > best[1]:
-                best = (s, a.peak)
-        return best[0] if best else None
-
-    def catalog(self, conv: Conversation) -> dict[str, Peer]:
-        if "catalog" not in conv.memo:
-            content = as_dict(conv.content(self._orient(conv)["services"]["id"]))
-            out = {}
-            for s in map(as_dict, as_list(content.get("services"))):
-                if s.get("name"):
-                    name = str(s["name"])
-                    out[name] = Peer(
-                        name, str(s.get("kind") or "service"), str(s.get("description") or "")
-                    )
-            conv.memo["catalog"] = out
-        return conv.memo["catalog"]
-
-    def kind(self, conv: Conversation, service: str) -> str:
-        p = self.catalog(conv).get(service)
-        return p.kind if p else "service"
-
-    def neighbours(self, conv: Conversation, service: str, direction: str) -> list[str] | None:
-        """Direct dependencies (``downstream``) or callers (``upstream``); None until known."""
-        c = self._deps(service)
-        if c["id"] not in conv.results:
-            return None
-        content = as_dict(conv.content(c["id"]))
-        return sorted(
-            {
-                str(d["service"])
-                for d in map(as_dict, as_list(content.get(direction)))
-                if d.get("service")
-            }
-        )
-
-    def window(
-        self, conv: Conversation, service: str, which: str, errors: bool
-    ) -> LogWindow | None:
-        c = self._logs(conv, service, which, errors)
-        if c["id"] not in conv.results:
-            return None
-        t0, t1 = self._span(conv, which)
-        return LogWindow.of(conv.content(c["id"]), t0, t1)
-
-    def _errlog_series(self, conv: Conversation) -> dict[str, Any]:
-        if "errlog_series" not in conv.memo:
-            content = as_dict(conv.content(self._orient(conv)["errlogs"]["id"]))
-            conv.memo["errlog_series"] = {
-                str(as_dict(b.get("by")).get("service")): b.get("series")
-                for b in map(as_dict, as_list(content.get("buckets")))
-                if b.get("series")
-            }
-        return conv.memo["errlog_series"]
-
-    def _errlog_anomalies(self, conv: Conversation) -> dict[str, Any]:
-        """Services whose error logs rose above their own baseline and were still up at the page."""
-        if "errlog_anomalies" not in conv.memo:
-            f = self.frame(conv)
-            out = {}
-            for svc, series in self._errlog_series(conv).items():
-                a = detect_anomaly(series, f.fired - 3600, min_abs=2, active_after=f.fired - 900)
-                if a and a.direction > 0:
-                    out[svc] = a
-            conv.memo["errlog_anomalies"] = out
-        return conv.memo["errlog_anomalies"]
-
-    def events(self, conv: Conversation) -> list[dict[str, Any]]:
-        content = as_dict(conv.content(self._orient(conv)["events"]["id"]))
-        return [e for e in map(as_dict, as_list(content.get("events"))) if e]
-
-    def events_of(self, conv: Conversation, service: str) -> list[dict[str, Any]]:
-        """Events tagged with the service, from its own query and the global stream."""
-        seen: dict[str, dict[str, Any]] = {}
-        own = as_dict(conv.content(self._events_of(conv, service)["id"]))
-        for e in [*map(as_dict, as_list(own.get("events"))), *self.events(conv)]:
-            if e and event_service(e) == service:
-                seen.setdefault(str(e.get("id") or (e.get("title"), event_ts(e))), e)
-        return sorted(seen.values(), key=event_ts)
-
-    # ------------------------------------------------------------------ the walk
-
-    def attribution(self, conv: Conversation, service: str) -> Attribution | None:
-        memo = conv.memo.setdefault("attribution", {})
-        if service in memo:
-            return memo[service]
-        recent = self.window(conv, service, "recent", errors=True)
-        base = self.window(conv, service, "base", errors=True)
-        deps = self.neighbours(conv, service, "downstream")
-        out = None
-        if recent is not None and base is not None and deps is not None:
-            cat = self.catalog(conv)
-            peers = {d: cat.get(d) or Peer(d, "service") for d in deps}
-            out = attribute(service, recent, base, peers)
-        memo[service] = out
-        return out
-
-    def walk(self, conv: Conversation) -> tuple[list[str], list[Step], bool]:
-        """(services from the symptom to where attribution stops, the hops, finished?).
-
-        Errors first: go where the current service's errors point. When they point nowhere
-        but the service got slow, follow the latency: a direct dependency whose own latency
-        rose far more than the service's is where the slowness comes from (a slow dependency
-        causes timeouts only once it is very slow)."""
-        if "walk" in conv.memo:
-            return conv.memo["walk"]
-        symptom = self.symptom(conv)
-        path: list[str] = [symptom] if symptom else []
-        steps: list[Step] = []
-        needs: list[dict[str, Any]] = []
-        done = not path
-        while path and not done:
-            node = path[-1]
-            if self.kind(conv, node) in LEAF_KINDS and len(path) > 1:
-                done = True
-                break
-            att = self.attribution(conv, node)
-            if att is None:
-                break  # its calls are pending
-            peer, rate = att.top()
-            share = rate / max(att.total_rate, 1e-9)
-            # a steady stream naming one dependency, or a trickle that is all the service
-            # logs now (slow dependencies cause few errors, but nothing else explains them)
-            follow = (rate >= FOLLOW_RATE and share >= FOLLOW_SHARE) or (
-                rate >= FOLLOW_TRICKLE and share >= 0.5
-            )
-            if len(steps) >= self.max_hops:
-                done = True
-                break
-            if peer is not None and peer not in path and follow:
-                steps.append(Step(node, peer, att.style(peer), rate))
-                path.append(peer)
-                continue
-            slow, needs = self.slower_dependency(conv, node)
-            if needs:
-                break
-            if slow is None or slow[0] in path:
-                done = True
-                break
-            steps.append(Step(node, slow[0], "slow", slow[1]))
-            path.append(slow[0])
-        conv.memo["walk"] = (path, steps, done)
-        conv.memo["walk_needs"] = needs
-        return path, steps, done
-
-    def latency(
-        self, conv: Conversation, service: str
-    ) -> tuple[tuple[float, float] | None, list[dict[str, Any]]]:
-        """((latency now, its baseline) in seconds, calls still needed to know it)."""
-        lm = self._list_metrics(service)
-        if lm["id"] not in conv.results:
-            return None, [lm]
-        q = self.metric_plan(conv, service, self.kind(conv, service)).get("duration")
-        if q is None:
-            return None, []
-        c = self._query(conv, "duration", q, service)
-        if c["id"] not in conv.results:
-            return None, [c]
-        frame = self.frame(conv)
-        f = Facts(service, self.kind(conv, service))
-        f.metrics["duration"] = series_points(conv.content(c["id"]))
-        now = f.level("duration", frame.fired - 600, frame.end)
-        before = f.level("duration", *frame.base)
-        return ((now, before) if now is not None and before is not None else None), []
-
-    def slower_dependency(
-        self, conv: Conversation, service: str
-    ) -> tuple[tuple[str, float] | None, list[dict[str, Any]]]:
-        """If ``service`` got slower: the direct dependency whose own added latency accounts
-        for much of it (and the calls still needed to tell). Added seconds, not ratios: a
-        consumer that waits two seconds more on an API that got two seconds slower spends
-        its time there, whatever either's usual latency was."""
-        if not self.use_metrics:
-            return None, []
-        own, needs = self.latency(conv, service)
-        if needs or own is None or own[0] < 1.8 * own[1]:
-            return None, needs
-        added = own[0] - own[1]
-        best = None
-        for d in self.neighbours(conv, service, "downstream") or []:
-            if self.kind(conv, d) == "queue":
-                continue
-            lat, more = self.latency(conv, d)
-            needs += more
-            if lat is None or lat[0] < 2.5 * max(lat[1], 1e-9):
-                continue
-            extra = lat[0] - lat[1]
-            if extra >= 0.4 * added and (best is None or extra > best[1]):
-                best = (d, lat[0] / max(lat[1], 1e-9))
-        return (None, needs) if needs else (best, [])
-
     # ------------------------------------------------------------------ the evidence of one entity
-
-    def metric_plan(self, conv: Conversation, service: str, kind: str) -> dict[str, str]:
-        """Metric queries worth reading for one entity, given the metrics it has."""
-        if not self.use_metrics:
-            return {}
-        content = as_dict(conv.content(self._list_metrics(service)["id"]))
-        names: dict[str, dict[str, Any]] = {}
-        for m in map(as_dict, as_list(content.get("metrics"))):
-            if m.get("metric"):
-                names[str(m["metric"])] = as_dict(m.get("tags"))
-        scope = f"{{service:{service}}}"
-        plan: dict[str, str] = {}
-
-        def want(key: str, agg: str, metric: str, sc: str = scope) -> None:
-            if metric in names:
-                plan[key] = f"{agg}:{metric}{sc}"
-
-        ops = sorted(
-            n[len("trace.") : -len(".hits")]
-            for n in names
-            if n.startswith("trace.") and n.endswith(".hits")
-        )
-        if ops:
-            op = ops[0]
-            want("hits", "sum", f"trace.{op}.hits")
-            want("errors", "sum", f"trace.{op}.errors")
-            want("duration", "avg", f"trace.{op}.duration")
-        if kind in ("service", "gateway", "job"):
-            want("mem", "max", "kubernetes.memory.usage")
-            want("mem_limit", "max", "kubernetes.memory.limits")
-            want("replicas", "sum", "kubernetes_state.deployment.replicas_available")
-            want("cpu", "avg", "kubernetes.cpu.usage.total")
-            want("cpu_limit", "avg", "kubernetes.cpu.limits")
-            want("throttled", "sum", "kubernetes.cpu.cfs.throttled.seconds")
-            want("lag", "max", "kafka.consumer_lag")
-            want("artifact", "max", "artifact.published.size_kb")
-        elif kind == "database":
-            want("conn_pct", "max", "postgresql.percent_usage_connections")
-            want("locks", "sum", "postgresql.locks")
-            hosts = []
-            for tags in names.values():
-                hosts += [str(h) for h in as_list(as_dict(tags).get("host"))]
-            if hosts:
-                plan["disk"] = f"max:system.disk.in_use{{host:{sorted(set(hosts))[0]}}}"
-        elif kind == "cache":
-            want("hit", "sum", "redis.stats.keyspace_hits")
-            want("miss", "sum", "redis.stats.keyspace_misses")
-            want("evicted", "sum", "redis.keys.evicted")
-            want("mem", "max", "redis.mem.used")
-        return plan
 
     def entity_calls(
         self, conv: Conversation, service: str, logs: bool = True
@@ -669,24 +330,11 @@ class Methodical(Policy):
 
     def _no_fault(self, conv: Conversation, benign: list[str], why: str) -> dict[str, Any]:
         orient = self._orient(conv)
-        evidence = [
-            {"tool_call_id": orient["errlogs"]["id"], "description": f"{why}; nothing failed"}
-        ]
+        evidence = [cite(orient["errlogs"]["id"], f"{why}; nothing failed")]
         if benign:
-            evidence.append(
-                {
-                    "tool_call_id": orient["events"]["id"],
-                    "description": f"benign cause: {benign[0]}",
-                }
-            )
+            evidence.append(cite(orient["events"]["id"], f"benign cause: {benign[0]}"))
         cause = f" The page is explained by {benign[0]}." if benign else ""
-        return {
-            "no_fault": True,
-            "root_causes": [],
-            "causal_chain": [],
-            "evidence": evidence,
-            "summary": f"No fault: {why}.{cause}",
-        }
+        return no_fault_diagnosis(evidence, f"No fault: {why}.{cause}")
 
     def _fault(self, conv: Conversation, ex: Examination) -> dict[str, Any]:
         f, frame = ex.facts, ex.frame
@@ -698,11 +346,7 @@ class Methodical(Policy):
         chain = [entity, *reversed(ex.path[:-1])] if entity != f.name else list(reversed(ex.path))
 
         def candidate(name: str, mechanism: str, confidence: float) -> dict[str, Any]:
-            return {
-                "entity": name,
-                "mechanism": allowed_mechanism(conv, mechanism),
-                "confidence": confidence,
-            }
+            return root_cause(name, allowed_mechanism(conv, mechanism), confidence)
 
         root_causes = [candidate(entity, best.mechanism, 0.8)]
         for name, conf in ((f.name, 0.3), (ex.path[-2] if len(ex.path) > 1 else None, 0.1)):
@@ -710,38 +354,35 @@ class Methodical(Policy):
                 root_causes.append(candidate(name, best.mechanism, conf))
         onset = f.onset if f.onset is not None else frame.fired - 600
         evidence = [
-            {
-                "tool_call_id": self._logs(conv, s.service, "recent", errors=True)["id"],
-                "description": f"{s.service}'s errors name {s.peer} ({s.style}), "
+            cite(
+                self._logs(conv, s.service, "recent", errors=True)["id"],
+                f"{s.service}'s errors name {s.peer} ({s.style}), "
                 f"{s.rate:.2g}/min above its baseline"
                 if s.style != "slow"
                 else f"{s.service}'s dependency {s.peer} got {s.rate:.2g}x slower",
-            }
+            )
             for s in ex.steps
         ]
         for k in sorted(f.new, key=lambda k: -f.new[k])[:3]:
             evidence.append(
-                {
-                    "tool_call_id": self._logs(conv, f.name, "recent", errors=False)["id"],
-                    "description": f"{f.name} logs {k} lines since the onset "
+                cite(
+                    self._logs(conv, f.name, "recent", errors=False)["id"],
+                    f"{f.name} logs {k} lines since the onset "
                     f"({f.new[k]:.2g}/min above its baseline)",
-                }
+                )
             )
         changes = [e for e in f.events if event_kind(e) in EVIDENT_EVENTS]
         for e in changes[-5:]:
             evidence.append(
-                {
-                    "tool_call_id": self._events_of(conv, f.name)["id"],
-                    "description": f"{iso(event_ts(e))} {e.get('title')}",
-                }
+                cite(self._events_of(conv, f.name)["id"], f"{iso(event_ts(e))} {e.get('title')}")
             )
         plan = self.metric_plan(conv, f.name, f.kind)
         for key in f.metrics:
             evidence.append(
-                {
-                    "tool_call_id": self._query(conv, key, plan[key], f.name)["id"],
-                    "description": f"{f.name} {key}: {f.change(key, frame):.2g}x its baseline",
-                }
+                cite(
+                    self._query(conv, key, plan[key], f.name)["id"],
+                    f"{f.name} {key}: {f.change(key, frame):.2g}x its baseline",
+                )
             )
         why = "; ".join(best.reasons) or "the errors stop there"
         summary = (
@@ -749,16 +390,13 @@ class Methodical(Policy):
             f"{iso(onset)}. Propagation, as each caller's errors name its dependency: "
             f"{' -> '.join(chain)}."
         )
-        return {
-            "no_fault": False,
-            "root_causes": root_causes,
-            "causal_chain": [
-                {"source": a, "target": b} for a, b in zip(chain, chain[1:], strict=False)
-            ],
-            "onset": iso(onset),
-            "evidence": evidence[:16],
-            "summary": summary,
-        }
+        return fault_diagnosis(
+            root_causes,
+            [{"source": a, "target": b} for a, b in zip(chain, chain[1:], strict=False)],
+            iso(onset),
+            evidence[:16],
+            summary,
+        )
 
 
 # --------------------------------------------------------------------------- weaker variants

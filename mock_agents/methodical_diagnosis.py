@@ -139,6 +139,13 @@ def _add(h: Hypothesis, ok: bool, weight: float, why: str) -> None:
             h.reasons.append(why)
 
 
+def _reported(f: Facts, mech: str, via: str, weight: float, why: str) -> Hypothesis:
+    """A hypothesis its caller's client error proves: the caller reports ``f`` as ``via``."""
+    h = _hypo(mech)
+    _add(h, f.via == via, weight, why)
+    return h
+
+
 # --------------------------------------------------------------------------- applications
 
 
@@ -153,18 +160,14 @@ def app_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     grant = f.change_before(t, "grant")
 
     # -- how the caller reports it: the client error proves the mechanism
-    h = _hypo("certificate_expiry")
-    _add(h, f.via == "x509", 6, "its caller rejects its TLS certificate as expired")
+    h = _reported(f, "certificate_expiry", "x509", 6, "its caller rejects its TLS certificate as expired")
     _add(h, "tls_server" in new, 1, "it logs failed TLS handshakes since the onset")
     out.append(h)
-    h = _hypo("bad_data")
-    _add(h, f.via == "parse", 6, "its caller fails to load the data it publishes")
+    h = _reported(f, "bad_data", "parse", 6, "its caller fails to load the data it publishes")
     _add(h, f.grew("artifact", frame, 1.4), 1.5, "the file it publishes grew at the change")
     _add(h, bool(deploy or grant), 0.5, "it changed just before")
     out.append(h)
-    h = _hypo("dns_failure")
-    _add(h, f.via == "dns", 6, "its callers cannot resolve its name")
-    out.append(h)
+    out.append(_reported(f, "dns_failure", "dns", 6, "its callers cannot resolve its name"))
 
     # -- memory: OOM kills now, after a recent deploy (oom_killed) or a slow climb (leak)
     kills = f.of_kind("oom", t0=t - 15 * MIN)
@@ -327,16 +330,14 @@ def database_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
     t = f.onset if f.onset is not None else frame.fired - 10 * MIN
     new = f.new
     out = []
-    h = _hypo("dns_failure")
-    _add(h, f.via == "dns", 6, "its callers cannot resolve its host name")
+    h = _reported(f, "dns_failure", "dns", 6, "its callers cannot resolve its host name")
     dns = f.of_kind("dns_change", t0=t - CHANGE_LEAD, t1=t + 3 * MIN)
     _add(h, bool(dns), 1, "a DNS automation change to its record just before")
     _add(h, any(dns_records(e) == 0 for e in dns), 1, "the change left its record empty")
     _add(h, f.change("hits", frame) <= 0.5, 0.5, "requests reaching it collapsed")
     out.append(h)
-    h = _hypo("disk_full")
     disk = peak(f.series("disk"), frame.fired - 15 * MIN, frame.end) or 0
-    _add(h, f.via == "nospace", 4, "its callers' writes fail for lack of space")
+    h = _reported(f, "disk_full", "nospace", 4, "its callers' writes fail for lack of space")
     _add(h, "nospace" in new, 2, "it logs 'No space left on device'")
     _add(h, disk >= 0.97, 2, "its data disk is full")
     _add(h, "archive" in new, 1, "WAL archiving has been failing")
@@ -404,10 +405,7 @@ def cache_score(r: Facts, frame: Frame) -> tuple[float, str]:
 
 
 def cache_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
-    out = []
-    h = _hypo("dns_failure")
-    _add(h, f.via == "dns", 6, "its clients cannot resolve its name")
-    out.append(h)
+    out = [_reported(f, "dns_failure", "dns", 6, "its clients cannot resolve its name")]
     h = _hypo("cache_stampede")
     score, why = cache_score(f, frame)
     _add(h, score > 0, score, why)
@@ -417,10 +415,7 @@ def cache_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
 
 
 def external_hypotheses(f: Facts, frame: Frame) -> list[Hypothesis]:
-    out = []
-    h = _hypo("certificate_expiry")
-    _add(h, f.via == "x509", 6, "its callers reject its certificate as expired")
-    out.append(h)
+    out = [_reported(f, "certificate_expiry", "x509", 6, "its callers reject its certificate as expired")]
     h = _hypo("third_party_outage")
     _add(
         h,

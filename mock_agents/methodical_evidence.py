@@ -406,9 +406,6 @@ def event_kind(event: dict[str, Any]) -> str:
     return "other"
 
 
-CHANGE_KINDS = {"deploy", "config", "flag", "migration", "grant", "dns_change", "terraform"}
-
-
 def dns_records(event: dict[str, Any]) -> int | None:
     """Records left in a DNS automation change (0: the record set was emptied)."""
     m = re.search(r"updated, (\d+) records?", str(event.get("text") or ""))
@@ -434,15 +431,6 @@ def series_points(content: Any, merge: str = "sum") -> list[tuple[float, float]]
             else:
                 acc[t] = v
     return sorted(acc.items())
-
-
-def by_group(content: Any, key: str) -> dict[str, list[tuple[float, float]]]:
-    """Series of a grouped query (``... by {key}``), one per group value."""
-    out: dict[str, list[tuple[float, float]]] = {}
-    for s in map(as_dict, as_list(as_dict(content).get("series"))):
-        g = str(as_dict(s.get("tags")).get(key) or "")
-        out[g] = series_points({"series": [s]})
-    return out
 
 
 def window(points: list[tuple[float, float]], t0: float, t1: float) -> list[float]:

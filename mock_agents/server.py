@@ -367,32 +367,14 @@ async def create_app(
     return app
 
 
-def build_app(
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    agents: list[str] | None = None,
-    *,
-    base_url: str | None = None,
-    max_sessions: int | None = None,
-    max_tasks: int | None = None,
-    session_grace_s: float | None = None,
-) -> Starlette:
-    """Synchronous :func:`create_app`; callable with or without a running event loop."""
+def build_app(*args: Any, **kwargs: Any) -> Starlette:
+    """Synchronous :func:`create_app` (same arguments); callable with or without a running
+    event loop."""
     result: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            result["app"] = asyncio.run(
-                create_app(
-                    host,
-                    port,
-                    agents,
-                    base_url=base_url,
-                    max_sessions=max_sessions,
-                    session_grace_s=session_grace_s,
-                    max_tasks=max_tasks,
-                )
-            )
+            result["app"] = asyncio.run(create_app(*args, **kwargs))
         except BaseException as e:  # re-raised in the caller's thread
             result["error"] = e
 

@@ -62,6 +62,14 @@ def monitor_service(monitor: dict[str, Any] | None) -> str | None:
     return None
 
 
+def scope_service(scope: Any) -> str | None:
+    """The service of a metric series' scope (``"service:web,env:prod"``)."""
+    for part in str(scope or "").split(","):
+        if part.strip().startswith("service:"):
+            return part.strip()[len("service:") :]
+    return None
+
+
 def service_names(list_services_content: Any) -> list[str]:
     out = []
     for s in as_list(as_dict(list_services_content).get("services")):
@@ -313,78 +321,3 @@ def total(points: Any, start: float | None = None, end: float | None = None) -> 
     return sum(
         v for t, v in _clean(points) if (start is None or t >= start) and (end is None or t < end)
     )
-
-
-METRIC_KINDS: list[tuple[str, tuple[str, ...]]] = [
-    ("errors", ("error", "5xx", "fail", "exception")),
-    ("latency", ("duration", "latency", "response_time", ".99p", "99percentile", ".time")),
-    # load: follows traffic, so it moves with any spike, benign or not
-    (
-        "traffic",
-        ("hits", "requests", "messages_in", "rate", "throughput", "cpu.usage", "net.clients"),
-    ),
-    (
-        "saturation",
-        (
-            "memory",
-            "cpu",
-            "disk",
-            "connection",
-            "lag",
-            "restart",
-            "evicted",
-            "throttled",
-            "locks",
-            "replication",
-            "gc",
-            "terminated",
-            "replicas",
-            "heap",
-            "miss",
-            "hit_ratio",
-        ),
-    ),
-]
-
-
-def metric_kind(metric: str) -> str:
-    low = metric.lower()
-    for kind, words in METRIC_KINDS:
-        if any(w in low for w in words):
-            return kind
-    return "other"
-
-
-# Metric names worth querying per service, most telling first.
-METRIC_PRIORITY = (
-    "errors",
-    "terminated",
-    "restarts",
-    "memory.usage",
-    "percent_usage_connections",
-    "consumer_lag",
-    "disk.in_use",
-    "keys.evicted",
-    "hit_ratio",
-    "hit_rate",
-    "miss",
-    "duration",
-    "replication_delay",
-    "locks",
-    "throttled",
-    "replicas_available",
-    "gc",
-    "heap",
-    "cpu.usage",
-    "connections",
-    "slow_queries",
-    "hits",
-)
-
-
-def metric_priority(metric: str) -> int:
-    low = metric.lower()
-    for i, word in enumerate(METRIC_PRIORITY):
-        if word in low:
-            return i
-    return len(METRIC_PRIORITY)
