@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from evaluator_agent.worldgen.catalog import db_table
 from evaluator_agent.worldgen.telemetry import Deploy, Profile, World
 
 GI = 1024**3
@@ -75,7 +76,7 @@ def endpoints(name: str, role: str, language: str) -> list[tuple[str, float]]:
     if role == "db":
         if language == "elasticsearch":
             return [("POST /products/_search", 1.0)]
-        table = name.removesuffix("-db").replace("-", "_")
+        table = db_table(name)
         return [(f"SELECT * FROM {table} WHERE id = ?", 1.0)]
     if role == "redis":
         return [("GET", 1.0)]

@@ -15,13 +15,13 @@ from evaluator_agent.telemetry.world import (
     write_snapshot,
 )
 from evaluator_agent.worldgen.baseline import init_profiles
+from evaluator_agent.worldgen.emit import render_logs, render_metrics
 from evaluator_agent.worldgen.labeling import make_label
 from evaluator_agent.worldgen.mechanisms import REGISTRY, Plan
 from evaluator_agent.worldgen.monitors import build_monitors
 from evaluator_agent.worldgen.noise import apply_noise
 from evaluator_agent.worldgen.postmortems import story
 from evaluator_agent.worldgen.recipe import Recipe, load_recipes
-from evaluator_agent.worldgen.render import render_logs, render_metrics
 from evaluator_agent.worldgen.shadows import add_shadows
 from evaluator_agent.worldgen.telemetry import MIN, Clock, World
 from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo, build_topology

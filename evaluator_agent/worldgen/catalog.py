@@ -273,26 +273,17 @@ AUTHORS = (
     "sam.okafor",
     "tara.singh",
 )
-PIPELINES = ("github-actions", "argo-cd", "spinnaker", "buildkite")
-ROUTINE_COMMITS = (
-    "Bump jackson-databind to 2.17.1",
-    "Add request id to access log",
-    "Tune readiness probe thresholds",
-    "Refactor pagination helper",
-    "Update translations",
-    "Remove unused feature toggle",
-    "Add metrics for cache hit ratio",
-    "Upgrade base image to distroless 2024-05",
-    "Fix typo in error message",
-    "Increase default page size to 50",
-    "Add index hint for admin listing",
-    "Split integration tests",
-    "Upgrade grpc-go to 1.64",
-    "Log slow handler warnings",
-    "Move config to ConfigMap",
-    "Bump urllib3",
-    "Retry idempotent GETs once",
-    "Clean up dead code in handlers",
-    "Update OpenAPI spec",
-    "Pin node to 20.12",
-)
+
+
+def vendor_of(name: str) -> str:
+    """The description of the catalog entry ``name`` (a partner's company name), or the name."""
+    for d in DOMAINS:
+        for e in d.entries:
+            if e.name == name:
+                return e.description
+    return name
+
+
+def db_table(db: str) -> str:
+    """The main table of database ``db``, named after it (``orders-db`` -> ``orders``)."""
+    return db.removesuffix("-db").replace("-", "_")

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import random
 
+from evaluator_agent.worldgen.baseline import bump
+from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.telemetry import World
+
 COMMITS: tuple[str, ...] = (
     # housekeeping
     "Bump jackson-databind to 2.17.1",
@@ -95,3 +99,16 @@ def noun(service: str) -> str:
 def commit_message(rng: random.Random, service: str) -> str:
     """A commit message for a deploy of ``service``, from the one shared vocabulary."""
     return rng.choice(COMMITS).replace("{noun}", noun(service))
+
+
+def deploy_next(
+    w: World, service: str, ts: float, rng: random.Random, longest: int = 240, pipelines: tuple[str, ...] = ()
+) -> None:
+    """A deploy of ``service``'s next version by anyone, its message from the shared vocabulary,
+    rolled out in 90 s to ``longest`` s (through one of ``pipelines``, if given)."""
+    version, author, message = bump(w.p[service].version, rng), rng.choice(AUTHORS), commit_message(rng, service)
+    rollout_s = rng.randint(90, longest)
+    if pipelines:
+        w.deploy(service, ts, version, author, message, rollout_s=rollout_s, pipeline=rng.choice(pipelines))
+    else:
+        w.deploy(service, ts, version, author, message, rollout_s=rollout_s)

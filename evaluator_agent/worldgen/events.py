@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import zlib
 
-from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.catalog import AUTHORS, db_table
 from evaluator_agent.worldgen.telemetry import Profile, World
 
 
@@ -105,7 +105,7 @@ def dns_plan(
 
 
 def migration(w: World, ts: float, db: str, num: int, name: str, sql: str, app: str, version: str) -> dict:
-    table = db.removesuffix("-db").replace("-", "_")
+    table = db_table(db)
     return w.event(
         ts,
         "database",

@@ -58,6 +58,14 @@ def ip(rng: random.Random) -> str:
     return f"10.{rng.randint(4, 15)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}"
 
 
+def probe_timeout(rng: random.Random) -> str:
+    """A readiness probe that timed out (the kubelet's wording)."""
+    return (
+        f'Readiness probe failed: Get "http://{ip(rng)}:8080/healthz": context deadline '
+        "exceeded (Client.Timeout exceeded while awaiting headers)"
+    )
+
+
 def access(
     p: Profile, rng: random.Random, ts: float, status: int = 200, dur_s: float | None = None
 ) -> Line:

@@ -36,6 +36,12 @@ def _roll(vals: list[float], k: int = 5) -> list[float]:
     return out
 
 
+def _rate(num: list[float], den: list[float]) -> list[float]:
+    """Rolling 5-minute ratio ``num / den`` (0 where ``den`` rolled to nothing)."""
+    rn, rd = _roll(num), _roll(den)
+    return [rn[i] / rd[i] if rd[i] else 0.0 for i in range(len(rd))]
+
+
 def _nice(x: float) -> float | int:
     if x <= 0:
         return 0
@@ -80,17 +86,15 @@ def _signal(w: World, kind: str, svc: str) -> tuple[list[float], str, str, str]:
                 for i, v in enumerate(s["values"]):
                     if v is not None and hs[i]:
                         durs[i] += v * hs[i]
-        rh, rd = _roll(hits), _roll(durs)
         return (
-            [rd[i] / rh[i] if rh[i] else 0.0 for i in range(len(rh))],
+            _rate(durs, hits),
             f"avg(last_5m):avg:trace.{p.op}.duration{q}",
             "metric alert",
             f"{svc} average latency is high",
         )
     errs = _sum(w, f"trace.{p.op}.errors", service=svc)
-    rh, re_ = _roll(hits), _roll(errs)
     return (
-        [re_[i] / rh[i] if rh[i] else 0.0 for i in range(len(rh))],
+        _rate(errs, hits),
         f"sum(last_5m):sum:trace.{p.op}.errors{q}.as_count() / sum:trace.{p.op}.hits{q}.as_count()",
         "query alert",
         f"{svc} error rate is high",

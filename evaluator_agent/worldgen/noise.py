@@ -14,9 +14,8 @@ from __future__ import annotations
 import random
 
 from evaluator_agent.worldgen.ambient import apply_ambient, publishers
-from evaluator_agent.worldgen.baseline import bump
-from evaluator_agent.worldgen.catalog import AUTHORS
-from evaluator_agent.worldgen.commits import commit_message
+from evaluator_agent.worldgen.catalog import db_table
+from evaluator_agent.worldgen.commits import deploy_next
 from evaluator_agent.worldgen.mechanisms.base import Plan
 from evaluator_agent.worldgen.mechanisms.infra_signatures import slow_query
 from evaluator_agent.worldgen.telemetry import MIN, LogMaker, World, add
@@ -146,7 +145,7 @@ def _coincident_deploy(w: World, plan: Plan, rng: random.Random) -> bool:
     pool = [
         n
         for n in _pool(w, plan, ("api", "worker", "gateway"))
-        if n not in affected and not any(d.ts >= w.clock.start for d in w.p[n].deploys)
+        if n not in affected and not w.deployed_in_window(n)
     ]
     same = [n for n in pool if w.p[n].team == team] or pool
     if not same:
@@ -154,14 +153,7 @@ def _coincident_deploy(w: World, plan: Plan, rng: random.Random) -> bool:
     name = rng.choice(same)
     anchor = plan.onset or plan.symptom_start
     t = anchor + rng.randint(-600, 90)
-    w.deploy(
-        name,
-        t,
-        bump(w.p[name].version, rng),
-        rng.choice(AUTHORS),
-        commit_message(rng, name),
-        rollout_s=rng.randint(90, 240),
-    )
+    deploy_next(w, name, t, rng)
     why = "deployed minutes before the page" + (
         f", same team ({team}) as the culprit" if w.p[name].team == team and team else ""
     )
@@ -198,7 +190,7 @@ def _similar_name(w: World, plan: Plan, rng: random.Random) -> bool:
             ),
         )
     elif p.role == "db" and p.language == "postgres":
-        table = name.removesuffix("-db").replace("-", "_")
+        table = db_table(name)
         w.stream(name, anchor + 60, plan.end, 0.8, slow_query(table, "created_at"))
     elif p.role == "db":
         w.stream(
@@ -308,7 +300,7 @@ def add_early_herrings(w: World, plan: Plan, rng: random.Random, n: int) -> None
         if d not in taken
         and w.p[d].role in ("api", "worker")
         and not d.endswith("-bff")
-        and not any(dp.ts >= w.clock.start for dp in w.p[d].deploys)
+        and not w.deployed_in_window(d)
     )
     rng.shuffle(pool)
     anchor = plan.onset or plan.symptom_start
@@ -318,14 +310,7 @@ def add_early_herrings(w: World, plan: Plan, rng: random.Random, n: int) -> None
         t_dep = first - rng.randint(18 * MIN, 40 * MIN)
         if t_dep < clock.start + 50 * MIN:
             t_dep = clock.start + 50 * MIN
-        w.deploy(
-            name,
-            t_dep,
-            bump(p.version, rng),
-            rng.choice(AUTHORS),
-            commit_message(rng, name),
-            rollout_s=rng.randint(90, 240),
-        )
+        deploy_next(w, name, t_dep, rng)
         t0 = t_dep + rng.randint(60, 180)
         add(p.lat_add, clock.ramp(t0, t0 + 240, p.base_lat * rng.uniform(3.0, 6.0)))
         add(p.err_own, clock.ramp(t0, t0 + 240, rng.uniform(0.03, 0.08)))

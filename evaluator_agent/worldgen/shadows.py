@@ -48,7 +48,7 @@ def add_shadows(w: World, plan: Plan, rng: random.Random, count: int) -> list[Pl
             ch
             for ch in mech.chains(w.topo, length)
             if not (set(ch) & near)
-            and not any(d.ts >= w.clock.start for d in w.p[ch[0]].deploys)
+            and not w.deployed_in_window(ch[0])
             and not (set(ch) & {c for s in shadows for c in s.chain})
         ]
         if not chains:

@@ -3,7 +3,7 @@
 A world is built in two passes. Mechanisms and noise edit *state*: per-service curves
 (traffic multiplier, intrinsic and propagated error ratio, added latency, resource curves
 such as memory or cache hit ratio), deploys, log streams, events and monitors. Rendering
-(``render.py``, ``traces.py``) then turns that state into Datadog-shaped series, logs and
+(``emit.py``, ``traces.py``) then turns that state into Datadog-shaped series, logs and
 spans. Keeping the two apart is what lets ``noise="off"`` replay the very same incident.
 
 Curves are lists of floats, one per minute of the window (index ``i`` is ``start + 60*i``).
@@ -226,9 +226,15 @@ class World:
         self.warned: dict[str, float] = {}
         # service -> (artifact it publishes, typical size in KB)
         self.publishers: dict[str, tuple[str, float]] = {}
+        # while set, background blips land only on these services (ambient.placement.focused)
+        self.blip_focus: set[str] | None = None
 
     def rng(self, *parts: object) -> random.Random:
         return random.Random("|".join([str(self.seed), *map(str, parts)]))
+
+    def deployed_in_window(self, service: str) -> bool:
+        """Whether ``service`` has a deploy inside the window (one at most: versions stay monotonic)."""
+        return any(d.ts >= self.clock.start for d in self.p[service].deploys)
 
     # -- records ---------------------------------------------------------------------------
     def series(
@@ -341,6 +347,16 @@ class World:
             tags["pod_name"] = obj
         title = f"Events from the {kind} {p.namespace}/{obj}"
         return self.event(ts, "kubernetes", title, f"{reason}: {message}", tags)
+
+    def backoff(self, ts: float, service: str, pod: str) -> dict:
+        """The kubelet backing off the restarts of ``service``'s crashing container in ``pod``."""
+        return self.k8s_event(
+            ts,
+            service,
+            "BackOff",
+            f"Back-off restarting failed container {service} in pod {pod}_{self.p[service].namespace}",
+            pod,
+        )
 
     def deploy(
         self,

@@ -54,24 +54,10 @@ class Topo:
         return next((t for t in calls if self.role(t) == "topic"), calls[0])
 
     def descendants(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [name]
-        while todo:
-            for c in self.calls.get(todo.pop(), []):
-                if c not in seen:
-                    seen.add(c)
-                    todo.append(c)
-        return seen
+        return _reach(self.calls, name)
 
     def ancestors(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [name]
-        while todo:
-            for c in self.callers.get(todo.pop(), []):
-                if c not in seen:
-                    seen.add(c)
-                    todo.append(c)
-        return seen
+        return _reach(self.callers, name)
 
     def chains(self, culprit: str, length: int, limit: int = 400) -> list[list[str]]:
         """Paths [culprit, caller, caller's caller, ...] of exactly ``length`` entities."""
@@ -100,6 +86,18 @@ class Topo:
             "clusters": sorted(self.clusters, key=lambda c: c["name"]),
             "hosts": sorted(self.hosts, key=lambda h: h["name"]),
         }
+
+
+def _reach(edges: dict[str, list[str]], name: str) -> set[str]:
+    """Every entity reachable from ``name`` along ``edges`` (``name`` itself only through a cycle)."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        for c in edges.get(todo.pop(), []):
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+    return seen
 
 
 def _protocol(src: Entry, dst: Entry) -> str:

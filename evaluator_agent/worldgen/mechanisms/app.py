@@ -1,5 +1,6 @@
 """Mechanisms that start in an application service: a release that throws, leaks memory,
-holds database connections, or slows a Kafka consumer down."""
+holds database connections, or slows a Kafka consumer down, and a consumer group that cannot
+stay stable (a rebalance storm)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from evaluator_agent.worldgen.mechanisms.base import (
     trigger_lead,
 )
 from evaluator_agent.worldgen.mechanisms.signatures import (
+    commit_failed,
     crash_after_kill,
     gc_pause_line,
+    heartbeat_failed,
     hikari_leak_warning,
     hikari_timeout,
     kafka_poll_timeout,
@@ -94,13 +97,7 @@ class OomKilled(Mechanism):
             restarts_left -= 1
             events.oom_kill(w, t, p, pod, rng.choice(p.hosts), rng)
             if rng.random() < 0.5:
-                w.k8s_event(
-                    t + rng.uniform(20, 90),
-                    c,
-                    "BackOff",
-                    f"Back-off restarting failed container {c} in pod {pod}_{p.namespace}",
-                    pod,
-                )
+                w.backoff(t + rng.uniform(20, 90), c, pod)
             for k, line in enumerate(startup_lines(p, rng, new)):
                 w.log(t + 8 + 2 * k, c, "info", line, {"version": new, "pod_name": pod}, rng=rng)
             crash = crash_after_kill(p, rng)
@@ -433,3 +430,71 @@ class FeatureFlag(Mechanism):
         )
         plan.signals |= {"events", "logs", "metrics"}
         plan.technologies += [p.language, "launchdarkly"]
+
+
+@register
+class RebalanceStorm(Mechanism):
+    """A consumer group that cannot stay stable: a session timeout set below the poll loop's
+    pauses makes members drop out and rejoin; every rebalance stops consumption and lag grows."""
+
+    name = "rebalance_storm"
+    system_level = "application"
+    culprit_roles = ("worker",)
+    max_chain = 1
+    monitor_kind = "lag"
+
+    def schedule(self, plan: Plan, rng: random.Random) -> None:
+        plan.hop_delays = []
+        plan.symptom_start = plan.fired_at - rng.randint(60, 180)
+        plan.onset = plan.symptom_start - max(plan.recipe.time_offset_s, rng.randint(12, 25) * MIN)
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        topic = w.topo.consumed_topic(c)
+        t_cfg = onset - rng.randint(40, 120)
+        author = rng.choice(AUTHORS)
+        old_to, new_to = rng.choice(((45000, 6000), (30000, 3000), (45000, 8000)))
+        events.configmap(
+            w, t_cfg, c, f"kafka.consumer.session.timeout.ms: {old_to} -> {new_to}", author, rng
+        )
+        cap = rng.uniform(0.15, 0.4)
+        stall = clock.ramp(onset, onset + 120, 1.0)
+        p.traffic = [1 - (1 - cap) * s for s in stall]
+        p.err_own = [s * rng.uniform(0.01, 0.03) for s in stall]
+        p.own_error = commit_failed(c, topic, onset)
+        p.res["lag"] = lag_curve(w, p, onset, cap, rng)
+        w.stream(c, onset, plan.end, 3.0, heartbeat_failed(c, topic))
+        t = onset
+        k = 0
+        while t < plan.end and k < 40:
+            for j, line in enumerate(kafka_revoke(p, c, topic)):
+                w.log(t + j, c, "info", line, {}, rng=rng)
+            t += rng.randint(25, 70)
+            k += 1
+        plan.trigger = {
+            "kind": "config",
+            "entity": f"{c}-config",
+            "at": int(t_cfg),
+            "description": f"session.timeout.ms of consumer group {c} lowered {old_to} -> {new_to}",
+        }
+        plan.aliases += [f"{c}-config", f"deployment/{c}", f"consumer_group:{c}"]
+        plan.evidence_for(
+            "search_logs",
+            {"query": f"service:{c} rebalancing", **plan.window(600)},
+            "rebalancing",
+            "members keep leaving and rejoining the group",
+        )
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"max:kafka.consumer_lag{{consumer_group:{c}}} by {{topic}}",
+                **plan.window(3600),
+            },
+            "kafka.consumer_lag",
+            "lag grows on this group",
+        )
+        plan.onset_tolerance_s = 420
+        plan.signals |= {"events", "metrics", "logs"}
+        plan.technologies += ["kafka", p.language]

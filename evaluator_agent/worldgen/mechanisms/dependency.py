@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from evaluator_agent.worldgen import events, messages
-from evaluator_agent.worldgen.catalog import DOMAINS
+from evaluator_agent.worldgen.catalog import vendor_of
 from evaluator_agent.worldgen.mechanisms.base import (
     Mechanism,
     Plan,
@@ -23,14 +23,6 @@ from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo
 messages.STYLE_HOOKS["partner"] = lambda p, child, style, rng: partner_error(
     p, child, int(style.split(":")[1]), rng
 )
-
-
-def _vendor(name: str) -> str:
-    for d in DOMAINS:
-        for e in d.entries:
-            if e.name == name:
-                return e.description
-    return name
 
 
 @register
@@ -55,7 +47,7 @@ class ThirdPartyOutage(Mechanism):
         propagate(w, plan, rng, err, lat, f"partner:{code}")
         host = messages.dns(p)
         w.stream(caller, onset + 30, plan.end, 1.5, retry_warning(c, host))
-        vendor = _vendor(c)
+        vendor = vendor_of(c)
         t_status = onset + rng.randint(8, 20) * MIN
         if rng.random() < 0.5 and t_status < clock.end:
             events.statuspage(

@@ -1,30 +1,38 @@
 """Mechanisms that start below the application: an expired certificate, a cache that lost its
-keys, and the control case where nothing is broken (a benign, explained traffic spike)."""
+keys, a configuration that crash-loops a service's pods, an endpoint whose DNS record went
+empty, and a container throttled at its CPU limit.
+
+In the DNS failure the culprit looks healthy (nobody reaches it, so it logs nothing wrong) and
+only its callers' logs name it."""
 
 from __future__ import annotations
 
 import random
 
 from evaluator_agent.worldgen import events, messages
-from evaluator_agent.worldgen.catalog import AUTHORS
+from evaluator_agent.worldgen.catalog import AUTHORS, db_table
 from evaluator_agent.worldgen.mechanisms.base import (
     Mechanism,
     Plan,
     monitor_delay,
     propagate,
     register,
+    trigger_lead,
 )
 from evaluator_agent.worldgen.mechanisms.infra_signatures import (
     X509_EXPECT,
-    crawler_line,
-    rate_limited,
     redis_restart_lines,
     slow_query_line,
     tls_server_error,
     x509_error,
 )
-from evaluator_agent.worldgen.mechanisms.signatures import no_healthy_upstream, startup_failure
-from evaluator_agent.worldgen.telemetry import MIN, LogMaker, Profile, World, add, iso, shift
+from evaluator_agent.worldgen.mechanisms.signatures import (
+    no_healthy_upstream,
+    overload_error,
+    slow_request,
+    startup_failure,
+)
+from evaluator_agent.worldgen.telemetry import MIN, Profile, World, add, iso, shift
 from evaluator_agent.worldgen.topology import CHAIN_ROLES, Topo
 
 messages.STYLE_HOOKS["tls"] = lambda p, child, style, rng: x509_error(
@@ -258,7 +266,7 @@ class CacheStampede(Mechanism):
             onset + 60,
             onset + recover,
             2.5,
-            slow_query_line(db.removesuffix("-db").replace("-", "_")),
+            slow_query_line(db_table(db)),
         )
         err = [min(0.35, 0.04 * (v - 1)) for v in load]
         lat = [(v - 1) * rng.uniform(0.15, 0.35) for v in load]
@@ -279,176 +287,6 @@ class CacheStampede(Mechanism):
         plan.protect.add(db)
         plan.signals |= {"metrics", "events", "logs"}
         plan.technologies += ["redis", q.language, "kubernetes"]
-
-
-def fault_abort(p: Profile, experiment: str) -> LogMaker:
-    """An injected 503, as Envoy's fault filter answers it."""
-
-    def make(rng: random.Random, ts: float) -> tuple[str, str, dict]:
-        method, path = messages.path_of(p, rng)
-        return (
-            "error",
-            f'"{method} {path} HTTP/1.1" 503 FI fault filter abort',
-            {"http.status_code": 503, "chaos.experiment": experiment},
-        )
-
-    return make
-
-
-@register
-class NoFault(Mechanism):
-    """A page with nothing broken behind it: the symptom is real, its cause is benign.
-
-    A marketing campaign or a load test that the service absorbs but slower; a crawler
-    walking deep pages past the cache; a batch job that makes a database busy for a while; a
-    planned chaos experiment injecting errors or latency. The page is on errors, latency or
-    CPU like any other; only the cause, found in events and in who is sending the traffic,
-    says nothing needs fixing.
-    """
-
-    name = "no_fault"
-    culprit_roles = ("api", "gateway", "worker")
-    max_chain = 1
-    monitor_kind = "latency"
-    CAUSES = ("campaign", "load_test", "crawler", "batch", "chaos")
-
-    def accept(self, topo: Topo, name: str) -> bool:
-        if topo.role(name) == "worker":  # a consumer a backfill floods
-            return topo.role(topo.consumed_topic(name)) == "topic"
-        # A customer-facing service: a campaign lands on it. Ingest and partner APIs do not see shoppers.
-        edge = {"api-gateway", "web-bff", "mobile-bff"}
-        shopper = name in edge or bool(set(topo.callers.get(name, [])) & edge)
-        return shopper and name not in ("partner-api", "clickstream-ingest", "analytics-ingest")
-
-    def chains(self, topo: Topo, length: int) -> list[list[str]]:
-        return [[n] for n in self.candidates(topo)]
-
-    def schedule(self, plan: Plan, rng: random.Random) -> None:
-        plan.hop_delays = []
-        plan.symptom_start = plan.fired_at - monitor_delay(rng)
-        plan.onset = None
-
-    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
-        s = plan.chain[0]
-        plan.monitor_service, plan.chain = s, []
-        p, clock = w.p[s], w.clock
-        t_c = plan.symptom_start - rng.randint(60, 240)
-        dbs = sorted(
-            d for d in w.topo.descendants(s) if w.p[d].role == "db" and w.p[d].language != "elasticsearch"
-        )
-        causes = [c for c in self.CAUSES if c != "batch" or dbs]
-        cause = "backfill" if p.role == "worker" else rng.choice(causes)
-        author = rng.choice(AUTHORS)
-        ramp = clock.ramp(t_c, t_c + 300, 1.0)
-        why = ""
-        if cause == "campaign":
-            name = rng.choice(events.CAMPAIGNS)
-            events.campaign(w, t_c, name, s, rng.uniform(1.2, 3.5))
-            mult = rng.uniform(1.8, 2.6)
-            for k, n in enumerate([s, *sorted(w.topo.ancestors(s))]):
-                add(w.p[n].traffic, ramp, (mult - 1) * (1.0 if k == 0 else rng.uniform(0.5, 0.9)))
-            for d in sorted(x for x in w.topo.descendants(s) if w.p[x].role in ("api", "db", "redis")):
-                add(w.p[d].traffic, ramp, (mult - 1) * 0.5)
-            add(p.lat_add, ramp, p.base_lat * rng.uniform(0.6, 1.2))
-            add(p.res.setdefault("+cpu", clock.zeros()), ramp, rng.uniform(0.45, 0.6))
-            plan.evidence_for(
-                "get_events", {"query": "source:marketing", **plan.window(1800, at=t_c)}, name,
-                "the campaign that explains the traffic",
-            )
-            why = f'Marketing campaign "{name}" drove expected extra traffic to {s}'
-        elif cause == "load_test":
-            minutes = rng.randint(20, 45)
-            events.load_test(w, t_c, s, rng.choice((200, 400, 800)), minutes, author)
-            window = clock.ramp(t_c, t_c + 120, 1.0, until=t_c + minutes * MIN, decay_s=60)
-            add(p.traffic, window, rng.uniform(1.2, 2.5))
-            add(p.lat_add, window, p.base_lat * rng.uniform(0.7, 1.5))
-            add(p.res.setdefault("+cpu", clock.zeros()), window, rng.uniform(0.45, 0.6))
-            w.stream(s, t_c + 60, t_c + minutes * MIN, 2.0, rate_limited(p))
-            plan.evidence_for(
-                "search_logs", {"query": f"service:{s} loadtest-k6", **plan.window(1800, at=t_c)},
-                "loadtest-k6", "the traffic comes from the perf team's load generator",
-            )
-            why = f"a scheduled k6 load test against {s}"
-        elif cause == "crawler":
-            add(p.traffic, ramp, rng.uniform(0.4, 0.9))
-            add(p.lat_add, ramp, p.base_lat * rng.uniform(0.9, 2.0))
-            w.stream(s, t_c, plan.end, 3.0, crawler_line(p))
-            plan.evidence_for(
-                "search_logs", {"query": f"service:{s} Bytespider", **plan.window(1800, at=t_c)},
-                "Bytespider", "a crawler walking deep listing pages",
-            )
-            why = f"a search-engine crawler walking deep pages of {s} past the cache"
-        elif cause == "backfill":
-            topic = w.topo.consumed_topic(s)
-            job = f"{topic}-backfill"
-            n_events = rng.randint(2, 20) * 100_000
-            events.backfill(w, t_c, topic, job, n_events, author)
-            burst = rng.uniform(2.5, 5.0)
-            for c in [x for x in w.topo.callers.get(topic, []) if w.p[x].role == "worker"]:
-                add(w.p[c].res.setdefault("+lag", clock.zeros()), [
-                    max(0.0, (clock.ts(i) + 30 - t_c) / MIN) * w.p[c].rps * MIN * (burst - 1) * 0.4
-                    if clock.ts(i) + 30 >= t_c else 0.0
-                    for i in range(clock.n)
-                ])
-            add(p.traffic, ramp, rng.uniform(0.3, 0.6))  # consuming flat out
-            add(p.res.setdefault("+cpu", clock.zeros()), ramp, rng.uniform(0.3, 0.5))
-            plan.evidence_for(
-                "get_events", {"query": "source:cron", **plan.window(1800, at=t_c)}, job,
-                "the backfill replaying history into the topic",
-            )
-            why = f"a backfill ({job}) flooded {topic}; {s} consumes at full speed and catches up"
-        elif cause == "batch":
-            d = rng.choice(dbs)
-            q = w.p[d]
-            jobs = [c for c in w.topo.callers.get(d, []) if w.p[c].role == "cron"]
-            job = jobs[0] if jobs else f"{d.removesuffix('-db')}-export"
-            ns = next((w.p[x].namespace for x in w.topo.callers.get(d, []) if w.p[x].namespace), "default")
-            w.event(
-                t_c,
-                "cron",
-                f"Job {job} started",
-                f"CronJob {ns}/{job} started job {job}-{int(t_c) // 60} (monthly full export)",
-                {"service": job if job in w.p else d, "kube_namespace": ns},
-            )
-            for h in q.hosts[:1]:
-                w.host_res.setdefault(h, {})["+cpu"] = [x * rng.uniform(45, 60) for x in ramp]
-            add(q.lat_add, ramp, q.base_lat * rng.uniform(5, 12))
-            add(p.lat_add, ramp, p.base_lat * rng.uniform(0.8, 1.6))
-            table = d.removesuffix("-db").replace("-", "_")
-            w.stream(d, t_c + 30, plan.end, 1.5, slow_query_line(table))
-            plan.herrings.append({"entity": d, "why": "busy with a monthly export job; nothing failed"})
-            plan.evidence_for(
-                "get_events", {"query": "source:cron", **plan.window(1800, at=t_c)}, "monthly full export",
-                "the export job that made the database busy",
-            )
-            why = f"a monthly export job ({job}) made {d} busy; {s} got slower"
-        else:
-            name = f"{s}-gameday-{rng.randint(10, 99)}"
-            minutes = rng.randint(25, 45)
-            window = clock.ramp(t_c, t_c + 60, 1.0, until=t_c + minutes * MIN, decay_s=60)
-            if rng.random() < 0.5:
-                pct = rng.choice((5, 8, 10, 15))
-                events.chaos(w, t_c, s, name, f"{pct}% HTTP 503 aborts", minutes, author)
-                add(p.err_own, window, pct / 100)
-                p.own_error = fault_abort(p, name)
-            else:
-                ms = rng.choice((300, 500, 800))
-                events.chaos(w, t_c, s, name, f"{ms}ms of latency", minutes, author)
-                add(p.lat_add, window, ms / 1000)
-            plan.evidence_for(
-                "get_events", {"query": "source:chaos", **plan.window(1800, at=t_c)}, name,
-                "the planned chaos experiment",
-            )
-            why = f"a planned chaos experiment ({name}) on {s}"
-        plan.trigger = {
-            "kind": "none",
-            "entity": None,
-            "at": t_c,
-            "description": f"{why}; nothing failed",
-        }
-        plan.herrings.append({"entity": s, "why": f"paged by {cause.replace('_', ' ')}, nothing broken"})
-        plan.signals |= {"events", "metrics", "logs"}
-        plan.technologies += [p.language]
 
 
 @register
@@ -483,13 +321,7 @@ class CrashloopBadConfig(Mechanism):
                 for i in range(clock.idx(t), clock.n):
                     restarts[i] += 1
                 if count <= 10:
-                    w.k8s_event(
-                        t + 3,
-                        c,
-                        "BackOff",
-                        f"Back-off restarting failed container {c} in pod {pod}_{p.namespace}",
-                        pod,
-                    )
+                    w.backoff(t + 3, c, pod)
                 t += backoff + 5
                 backoff = min(300, backoff * 2)
         for i in range(clock.n):
@@ -528,4 +360,191 @@ class CrashloopBadConfig(Mechanism):
             "startup fails on the bad value",
         )
         plan.signals |= {"events", "logs", "metrics"}
+        plan.technologies += ["kubernetes", p.language]
+
+
+_RESOLVER = "10.96.0.10:53"
+
+
+def _dns_error(p: Profile, child: Profile, style: str, rng: random.Random):  # noqa: ANN202
+    host = messages.dns(child)
+    lang = "envoy" if p.role == "gateway" else p.language
+    attrs = {"error.kind": "dns", "peer.service": child.name, "peer.hostname": host}
+    if lang == "java":
+        msg = f"java.net.UnknownHostException: {host}: Name or service not known"
+    elif lang == "python":
+        msg = f"socket.gaierror: [Errno -2] Name or service not known ({host})"
+    elif lang == "node":
+        msg = f"Error: getaddrinfo ENOTFOUND {host}"
+    elif lang == "envoy":
+        msg = f"upstream connect error or disconnect/reset before headers. reset reason: connection failure ({host}: DNS resolution failed)"
+    else:
+        msg = f"dial tcp: lookup {host} on {_RESOLVER}: no such host"
+    return "error", msg, attrs
+
+
+messages.STYLE_HOOKS["dns"] = _dns_error
+DNS_EXPECT = {
+    "java": "UnknownHostException",
+    "python": "Name or service not known",
+    "node": "ENOTFOUND",
+    "envoy": "DNS resolution failed",
+    "go": "no such host",
+}
+
+
+@register
+class DnsFailure(Mechanism):
+    """An endpoint's DNS record is emptied by automation; every client fails to resolve it."""
+
+    name = "dns_failure"
+    system_level = "network"
+    culprit_roles = ("db", "redis")  # records of our own internal zone
+    min_chain = 2
+
+    def accept(self, topo: Topo, name: str) -> bool:
+        return any(topo.role(c) in CHAIN_ROLES for c in topo.callers.get(name, []))
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        host = messages.dns(p)
+        t_change = onset - rng.randint(20, 60)
+        level = rng.uniform(0.55, 0.95)
+        err = clock.ramp(onset, onset + 60, level)
+        # Nobody reaches the endpoint any more: its own request rate collapses, it logs nothing wrong.
+        p.traffic = [max(0.05, t * (1 - e)) for t, e in zip(p.traffic, err, strict=True)]
+        propagate(w, plan, rng, err, clock.zeros(), "dns")
+        if plan.story == "aws-dynamodb-dns-2025":
+            # a consumer must write every message to the database: it fails on all of them and
+            # its backlog grows for as long as the record stays empty
+            for q in w.topo.callers.get(c, []):
+                if w.p[q].role == "worker" and q not in plan.chain:
+                    add(w.p[q].err_prop, err, rng.uniform(0.7, 0.9))
+                    plan.protect.add(q)  # its backlog is part of the story
+        plan_id = rng.randint(100000, 999999)
+        if plan.story == "aws-dynamodb-dns-2025":
+            # two enactors race: the delayed one applies an older plan over the newest, and the
+            # cleanup of plans older than the newest deletes the record set it now points at
+            newest, stale = plan_id + rng.randint(20, 90), plan_id
+            n = rng.randint(2, 4)
+            events.dns_plan(w, t_change - rng.randint(150, 400), c, host, newest, n, "dns-enactor-1")
+            events.dns_plan(
+                w, t_change - rng.randint(20, 90), c, host, stale, n, "dns-enactor-2",
+                "(delayed apply of an older plan)",
+            )
+            events.dns_plan(
+                w, t_change, c, host, stale, 0, "dns-cleanup",
+                f"(plans older than {newest} deleted)",
+            )
+        else:
+            events.dns_plan(w, t_change, c, host, plan_id, 0)
+        plan.trigger = {
+            "kind": "infrastructure",
+            "entity": host,
+            "at": int(t_change),
+            "description": f"DNS automation left an empty record set for {host}; clients cannot resolve it",
+        }
+        plan.aliases += [host, f"dns:{host}"]
+        caller = plan.chain[1]
+        q = w.p[caller]
+        phrase = DNS_EXPECT["envoy" if q.role == "gateway" else q.language]
+        plan.evidence_for(
+            "search_logs",
+            {"query": f'service:{caller} status:error "{phrase}"', **plan.window(600)},
+            phrase,
+            f"{caller} cannot resolve {host}",
+        )
+        plan.evidence_for(
+            "get_events",
+            {"query": "source:terraform", **plan.window()},
+            f"record set {host} (A) updated, 0 records",
+            "the DNS automation change that emptied the record",
+        )
+        plan.signals |= {"logs", "events", "metrics"}
+        plan.technologies += ["dns", w.p[caller].language]
+        plan.onset_tolerance_s = 300
+
+
+@register
+class CpuThrottling(Mechanism):
+    """CPU demand exceeds the container limit (a lowered limit or an expensive new rule);
+    CFS throttles it and latency climbs without errors at first."""
+
+    name = "cpu_throttling"
+    system_level = "platform"
+    culprit_roles = ("api",)
+    monitor_kind = "latency"
+
+    excludes_bff = True
+
+    def apply(self, w: World, plan: Plan, rng: random.Random) -> None:
+        c = plan.chain[0]
+        p, clock = w.p[c], w.clock
+        onset = plan.onset or plan.fired_at
+        t_cfg = max(clock.start + 10 * MIN, onset - trigger_lead(plan, rng, 40, 150))
+        author = rng.choice(AUTHORS)
+        waf = plan.story == "cloudflare-waf-2019"
+        if rng.random() < 0.5 and not waf:
+            old, new = rng.choice((("2", "500m"), ("1500m", "400m"), ("4", "1")))
+            marker = f"resources.limits.cpu: {old} -> {new}"
+            text = f"{marker} (right-sizing, ticket OPS-{rng.randint(1000, 9999)})"
+            desc = f"CPU limit of {c} lowered {old} -> {new}"
+        else:
+            text = events.inspection_rule(rng, benign=False)
+            marker = text.split(":", 1)[0]
+            rule = marker.removeprefix("rules/").removesuffix(".yaml")
+            desc = f"new inspection rule {rule} with a backtracking regex made {c} CPU bound"
+        events.configmap(w, t_cfg, c, text, author, rng)
+        sat = clock.ramp(onset, onset + 180, 1.0)
+        p.res["cpu"] = [0.25 + 0.73 * s + rng.uniform(-0.01, 0.01) * s for s in sat]
+        p.res["+throttled"] = [s * rng.uniform(18, 40) for s in sat]
+        lat = [s * p.base_lat * rng.uniform(4, 9) for s in sat]
+        p.lat_add = list(lat)
+        err = [s * rng.uniform(0.02, 0.06) for s in sat]
+        p.err_own = list(err)
+        # a starved handler logs that it is slow and times requests out, like any overloaded one
+        p.own_error = overload_error(p)
+        w.stream(c, onset + 60, plan.end, 1.0, slow_request(p))
+        for _ in range(rng.randint(2, 5)):
+            w.k8s_event(
+                onset + rng.randint(90, 900),
+                c,
+                "Unhealthy",
+                messages.probe_timeout(rng),
+                p.pod(rng, onset),
+            )
+        propagate(w, plan, rng, [e * 6 for e in err], lat, "timeout")
+        if waf:
+            # the edge cannot keep up: it times requests out and sheds them, and what does not
+            # get through never reaches the backends
+            p.err_own = [s * rng.uniform(0.35, 0.6) for s in sat]
+            for b in sorted(w.topo.calls.get(c, [])):
+                plan.protect.add(b)  # their traffic drop is part of the story
+                drop = rng.uniform(0.4, 0.7)
+                w.p[b].traffic = [t * (1 - drop * s) for t, s in zip(w.p[b].traffic, sat, strict=True)]
+        plan.trigger = {
+            "kind": "config",
+            "entity": f"{c}-config",
+            "at": int(t_cfg),
+            "description": desc,
+        }
+        plan.aliases += [f"{c}-config", f"deployment/{c}"]
+        plan.evidence_for(
+            "query_metrics",
+            {
+                "query": f"sum:kubernetes.cpu.cfs.throttled.seconds{{service:{c}}}",
+                **plan.window(3600),
+            },
+            "kubernetes.cpu.cfs.throttled.seconds",
+            "CFS throttling climbs from the config change",
+        )
+        plan.evidence_for(
+            "get_events",
+            {"query": f"source:config service:{c}", **plan.window()},
+            marker,
+            "the config change",
+        )
+        plan.signals |= {"metrics", "events"}
         plan.technologies += ["kubernetes", p.language]

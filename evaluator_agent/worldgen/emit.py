@@ -1,4 +1,5 @@
-"""Rendering: turn per-service state into Datadog-shaped metric series and sampled logs.
+"""Emitting a world's metrics and logs: per-service state becomes Datadog-shaped metric series
+and sampled log lines (the render step of ``build.py``; spans are ``traces.py``'s).
 
 Series (60 s points over the whole window, ``None`` where a version had no pods yet):
 APM ``trace.<op>.hits|errors|duration`` by service/env/version/resource_name;
@@ -23,6 +24,7 @@ import math
 import random
 
 from evaluator_agent.worldgen import messages
+from evaluator_agent.worldgen.catalog import db_table
 from evaluator_agent.worldgen.telemetry import MIN, Profile, World, add, diurnal, sig
 
 ERROR_LOG_RATE = 0.012  # median share of APM errors kept as log lines
@@ -242,7 +244,7 @@ def render_db(w: World, p: Profile, load: list[float]) -> None:
         "service": p.name,
         "env": "prod",
         "host": p.hosts[0] if p.hosts else p.name,
-        "db": p.name.removesuffix("-db").replace("-", "_"),
+        "db": db_table(p.name),
     }
     conn = p.res.get("conn")
     base = rng.uniform(0.22, 0.45)
