@@ -10,6 +10,7 @@ import pytest
 
 from evaluator_agent.telemetry.catalog import TOOL_NAMES
 from evaluator_agent.telemetry.index import RecordTable, WorldIndex
+from evaluator_agent.telemetry.index_plan import search_table
 from evaluator_agent.telemetry.query import compile_predicate, parse_search_query
 from evaluator_agent.telemetry.tools import MAX_RESULT_BYTES, Toolbox, ToolOutcome
 from evaluator_agent.telemetry.world import WorldSnapshot
@@ -85,7 +86,7 @@ def _brute(table: RecordTable, q: str, t0: float, t1: float, text_key: str) -> l
 @pytest.mark.parametrize("window", [(START, NOW), (INCIDENT - 300, INCIDENT + 900)])
 def test_log_index_agrees_with_brute_force(index: WorldIndex, q: str, window: tuple[float, float]) -> None:
     t = index.logs
-    res = t.search(parse_search_query(q), *window)
+    res = search_table(t, parse_search_query(q), *window)
     got = sorted(id(t.records[r]) for r in res.rows.rows())
     assert got == _brute(t, q, *window, "message")
     assert res.rows.count() == len(got)
@@ -99,7 +100,7 @@ def test_log_index_agrees_with_brute_force(index: WorldIndex, q: str, window: tu
 )
 def test_span_index_agrees_with_brute_force(index: WorldIndex, q: str) -> None:
     t = index.spans
-    res = t.search(parse_search_query(q), START, NOW)
+    res = search_table(t, parse_search_query(q), START, NOW)
     got = sorted(id(t.records[r]) for r in res.rows.rows())
     pred = compile_predicate(parse_search_query(q), t.value, lambda r: f"{r['resource']} {r['name']}".lower())
     assert got == sorted(id(r) for r in t.records if r["start"] <= NOW and pred(r))
@@ -122,7 +123,7 @@ def test_text_index_with_ids_and_numbers() -> None:
                                 "topology": {"services": [{"name": "s"}]}, "logs": logs})
     for q in ["4bf92f35", "deadbeef", "cafe0001", "x509", "expired", "12ms", "ok in", "cart:12345", "cart:1",
               "stampede", "crème", "CAFÉ", "nul byte", "request*ok", "ok in 1?ms", "#"]:
-        res = idx.logs.search(parse_search_query(q), START, START + 100)
+        res = search_table(idx.logs, parse_search_query(q), START, START + 100)
         got = [idx.logs.records[r]["message"] for r in res.rows.rows()]
         needle = parse_search_query(q)
         pred = compile_predicate(needle, idx.logs.value, lambda r: r["message"].lower())

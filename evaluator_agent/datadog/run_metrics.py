@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evaluator_agent.core.vocab import INFRA_ERROR_KINDS
 from evaluator_agent.datadog.config import Settings, tag_value
 from evaluator_agent.datadog.metrics import Point
 
-if TYPE_CHECKING:
-    from evaluator_agent.datadog.observer import InvestigationTrace, RunTrace
 
-
-def run_points(trace: RunTrace) -> list[Point]:
+def run_points(trace: Any) -> list[Point]:
     """The metric points of a finished run (its summary, duration, status, label difficulty)."""
     result = trace.result or {}
     summ = result.get("summary") or {}
@@ -55,7 +52,7 @@ def run_points(trace: RunTrace) -> list[Point]:
     return pts
 
 
-def difficulty_points(trace: RunTrace, base: tuple[str, ...], now: int) -> list[Point]:
+def difficulty_points(trace: Any, base: tuple[str, ...], now: int) -> list[Point]:
     """Label difficulty from the stored IRT fit (table label_difficulty), aggregated so that
     no label id becomes a tag: mean/max per tier, and a histogram by half-logit bucket."""
     store = trace.store
@@ -87,7 +84,7 @@ def difficulty_points(trace: RunTrace, base: tuple[str, ...], now: int) -> list[
     return pts
 
 
-def investigation_points(t: InvestigationTrace, settings: Settings) -> list[Point]:
+def investigation_points(t: Any, settings: Settings) -> list[Point]:
     """The metric points of a finished investigation; ``settings`` tags one outside a run."""
     r = t.res
     base = t.run.tags if t.run else tuple(settings.base_tags())

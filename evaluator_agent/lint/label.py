@@ -8,15 +8,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evaluator_agent.core.labels import Label
 from evaluator_agent.core.vocab import MECHANISM_INFO
 from evaluator_agent.lint.words import entity_re, mechanism_re, norm, truth_word
 from evaluator_agent.lint.worlds import TAG_VALUES, World, iter_keys
-
-if TYPE_CHECKING:
-    from evaluator_agent.lint.checks import Linter
 
 FIRED_AT_TOLERANCE_S = 300  # fired_at vs the paging monitor's transition to Alert
 
@@ -37,7 +34,7 @@ def _iso(ts: float) -> str:
 class LabelCheck:
     """All checks of one schema-valid label."""
 
-    def __init__(self, linter: Linter, label: Label, fname: str):
+    def __init__(self, linter: Any, label: Label, fname: str):
         self.L = linter
         self.label = label
         self.fname = fname

@@ -16,10 +16,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from evaluator_agent.results.store import Store
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +25,7 @@ class Checkpoint:
     """The checkpoint of one store: when to copy, the copy itself (in a thread), the import of
     what another instance wrote."""
 
-    def __init__(self, store: Store, path: str, interval_s: float = 15.0):
+    def __init__(self, store: Any, path: str, interval_s: float = 15.0):
         self.store = store
         self.path = path
         self.interval_s = interval_s

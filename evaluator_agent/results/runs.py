@@ -4,15 +4,12 @@ and how its labels' outcomes changed against the target's previous run."""
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evaluator_agent.core.labels import LabelError, load_labelset
 from evaluator_agent.core.records import RunStatus
 from evaluator_agent.results.compare import majority_pass
 from evaluator_agent.results.stats import label_meta_of, per_label, run_statistics
-
-if TYPE_CHECKING:
-    from evaluator_agent.results.store import Store
 
 
 def frozen_label_meta(labels: list[Any], private: bool) -> dict[str, dict[str, Any]]:
@@ -62,7 +59,7 @@ def label_outcomes(rows: list[dict[str, Any]]) -> dict[str, bool]:
     return {lid: majority_pass(v["rate"]) for lid, v in per_label(rows).items()}
 
 
-def changes_vs_previous(store: Store, run_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def changes_vs_previous(store: Any, run_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Labels newly failing and newly passing against the same target's previous run."""
     prev = store.previous_run(run_id)
     if prev is None:

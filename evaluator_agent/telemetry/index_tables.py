@@ -24,10 +24,7 @@ from evaluator_agent.telemetry.index_columns import (
     TextColumn,
     consume,
 )
-from evaluator_agent.telemetry.index_plan import search_table
-from evaluator_agent.telemetry.index_rows import SearchResult
 from evaluator_agent.telemetry.query_values import norm_value, num_value
-from evaluator_agent.telemetry.search_query import Node
 
 __all__ = ["FieldSpec", "RecordTable", "TableSpec"]
 
@@ -288,10 +285,6 @@ class RecordTable:
     def window(self, t0: float, t1: float) -> tuple[int, int]:
         """Row range of records with ``t0 <= time <= t1``."""
         return bisect.bisect_left(self.ts, t0), bisect.bisect_right(self.ts, t1)
-
-    def search(self, node: Node, t0: float, t1: float) -> SearchResult:
-        """The records of the window ``[t0, t1]`` that match a query (see ``index_plan``)."""
-        return search_table(self, node, t0, t1)
 
     def facet_values(self, facet: str) -> tuple[Callable[[int], str | None], KeywordColumn | None]:
         """A function row -> facet value, and the keyword column when the facet has one."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from evaluator_agent.telemetry.index_plan import search_table
 from evaluator_agent.telemetry.search_parser import parse_search_query
 from evaluator_agent.telemetry.times import parse_time
 
@@ -184,7 +185,7 @@ class ToolBase:
         limit = self._limit(args, cap)
         fp = self._fingerprint(tool, q.strip(), t0, t1, desc)
         after = self._decode_cursor(args, fp)
-        res = table.search(node, t0, t1)
+        res = search_table(table, node, t0, t1)
         rows = res.rows.page(desc, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]

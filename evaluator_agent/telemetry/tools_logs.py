@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evaluator_agent.telemetry.index_columns import KeywordColumn
+from evaluator_agent.telemetry.index_plan import search_table
 from evaluator_agent.telemetry.index_rows import RowSet
 from evaluator_agent.telemetry.search_parser import parse_search_query
 from evaluator_agent.telemetry.tools_base import (
@@ -55,7 +56,7 @@ class LogTools(ToolBase):
             raise ToolError("group_by facets must be non-empty names such as 'service' or '@http.status_code'")
         if len(set(facets)) < len(facets):
             raise ToolError("group_by lists the same facet twice")
-        res = table.search(node, t0, t1)
+        res = search_table(table, node, t0, t1)
         rows = res.rows
         total = rows.count()
         warnings = list(res.warnings)
