@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from evaluator_agent.core.clock import iso_s as iso  # noqa: F401 - how the agents write times
+
 DATA_START = b"<a2a_datapart_json>"
 DATA_END = b"</a2a_datapart_json>"
 
@@ -181,11 +183,6 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def iso(ts: float | datetime) -> str:
-    dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, tz=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int(value: Any, default: int) -> int:

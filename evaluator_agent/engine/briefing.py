@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from evaluator_agent.core.clock import utc
 from evaluator_agent.core.labels import Label
 from evaluator_agent.core.protocol import Briefing, Budget, Problem, reply_schemas
-
-
-def _iso(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 def build_briefing(label: Label, header: dict[str, Any], budget: Budget, investigation_id: str) -> Briefing:
@@ -31,7 +27,7 @@ def build_briefing(label: Label, header: dict[str, Any], budget: Budget, investi
     return Briefing(
         investigation_id=investigation_id,
         problem=Problem(title=trig.title, fired_at=trig.fired_at, monitor=monitor, prompt=label.task.prompt),
-        now=_iso(header["end"]),
+        now=utc(header["end"]),
         tools=TOOL_SPECS,
         budget=budget,
         reply_format=reply_schemas(),

@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from evaluator_agent.core.clock import iso_s
 from evaluator_agent.core.labels import Label
 from evaluator_agent.core.vocab import MECHANISM_INFO
 from evaluator_agent.lint.words import entity_re, mechanism_re, norm, truth_word
@@ -26,8 +27,6 @@ def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 
@@ -120,7 +119,7 @@ class LabelCheck:
     def _noise_free(self, w: World, nf: World) -> None:
         diffs = []
         if (w.start, w.end) != (nf.start, nf.end):
-            diffs.append(f"time range {_iso(nf.start)}..{_iso(nf.end)} vs {_iso(w.start)}..{_iso(w.end)}")
+            diffs.append(f"time range {iso_s(nf.start)}..{iso_s(nf.end)} vs {iso_s(w.start)}..{iso_s(w.end)}")
         if w.services != nf.services:
             diffs.append(f"services differ ({len(w.services ^ nf.services)} names)")
         mid = self.label.task.trigger.monitor_id
@@ -169,7 +168,7 @@ class LabelCheck:
     def _trigger_and_time(self, w: World) -> None:
         lb, gt = self.label, self.gt
         trig = lb.task.trigger
-        rng = f"world range {_iso(w.start)}..{_iso(w.end)}"
+        rng = f"world range {iso_s(w.start)}..{iso_s(w.end)}"
         if trig.monitor_id is not None:
             m = w.monitors.get(trig.monitor_id)
             if m is None:
@@ -186,27 +185,27 @@ class LabelCheck:
                 if alerts and min(abs(t - fired_at) for t in alerts) > FIRED_AT_TOLERANCE_S:
                     near = min(alerts, key=lambda t: abs(t - fired_at))
                     self.add("trigger.fired_at",
-                             f"fired_at {_iso(fired_at)} but the paging monitor went to Alert at {_iso(near)} "
+                             f"fired_at {iso_s(fired_at)} but the paging monitor went to Alert at {iso_s(near)} "
                              f"({abs(near - fired_at):.0f}s apart)")
         fired = _ts(trig.fired_at)
         if not (w.start <= fired <= w.end):
-            self.add("trigger.fired_at", f"fired_at {_iso(fired)} is outside the {rng}")
+            self.add("trigger.fired_at", f"fired_at {iso_s(fired)} is outside the {rng}")
         if gt.onset is not None and not (w.start <= _ts(gt.onset) <= w.end):
-            self.add("time.onset", f"onset {_iso(_ts(gt.onset))} is outside the {rng}")
+            self.add("time.onset", f"onset {iso_s(_ts(gt.onset))} is outside the {rng}")
         tc = gt.triggering_change
         if tc is not None and tc.at is not None and not (w.start <= _ts(tc.at) <= w.end):
-            self.add("time.triggering_change", f"triggering change at {_iso(_ts(tc.at))} is outside the {rng}")
+            self.add("time.triggering_change", f"triggering change at {iso_s(_ts(tc.at))} is outside the {rng}")
         for check, name, win in (
             ("time.incident_window", "incident", lb.world.incident_window),
             ("time.baseline_window", "baseline", lb.world.baseline_window),
         ):
             a, b = _ts(win.start), _ts(win.end)
             if a < w.start or b > w.end:
-                self.add(check, f"{name} window {_iso(a)}..{_iso(b)} is outside the {rng}")
+                self.add(check, f"{name} window {iso_s(a)}..{iso_s(b)} is outside the {rng}")
         if gt.onset is not None:
             a, b = _ts(lb.world.incident_window.start), _ts(lb.world.incident_window.end)
             if not (a <= _ts(gt.onset) <= b):
-                self.add("time.onset", f"onset {_iso(_ts(gt.onset))} is outside the incident window {_iso(a)}..{_iso(b)}")
+                self.add("time.onset", f"onset {iso_s(_ts(gt.onset))} is outside the incident window {iso_s(a)}..{iso_s(b)}")
 
     # ---------------------------------------------------------------- leaks
 

@@ -11,9 +11,9 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from evaluator_agent.core.clock import iso_ms as iso  # noqa: F401 - the tools' timestamp format
 from evaluator_agent.telemetry.index_plan import search_table
 from evaluator_agent.telemetry.search_parser import parse_search_query
 from evaluator_agent.telemetry.times import parse_time
@@ -48,11 +48,6 @@ NICE_INTERVALS = (1, 5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800,
 
 class ToolError(Exception):
     """A call the target got wrong; the message is shown to it."""
-
-
-def iso(ts: float) -> str:
-    """``2026-03-02T14:05:00.123Z``."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def clip(s: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from evaluator_agent.telemetry.search_parser import parse_search_query
 from evaluator_agent.telemetry.search_query import compile_predicate
 from evaluator_agent.telemetry.tools_base import MAX_LIMIT, ToolBase, clip, iso
+from evaluator_agent.telemetry.world import monitor_state_at
 
 __all__ = ["EventTools"]
 
@@ -43,19 +44,8 @@ class EventTools(ToolBase):
     def _monitor_states(self) -> dict[Any, tuple[str, list[dict[str, Any]]]]:
         """State as of ``now`` and past transitions of every monitor (computed once)."""
         if self._monitor_cache is None:
-            self._monitor_cache = {m["id"]: self._monitor_now(m) for m in self.index.monitors}
+            self._monitor_cache = {m["id"]: monitor_state_at(m, self.now) for m in self.index.monitors}
         return self._monitor_cache
-
-    def _monitor_now(self, m: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-        trans = sorted(m.get("transitions") or [], key=lambda t: t["ts"])
-        past = [t for t in trans if t["ts"] <= self.now]
-        if past:
-            state = past[-1]["to"]
-        elif trans:
-            state = trans[0]["from"]
-        else:
-            state = m.get("state", "OK")
-        return state, past
 
     def _get_monitors(self, args: dict[str, Any]) -> dict[str, Any]:
         q = args.get("query") or ""

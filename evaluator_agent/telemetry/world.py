@@ -42,6 +42,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 WORLD_SCHEMA_VERSION = 1
@@ -173,8 +174,25 @@ class WorldSnapshot(_W):
     monitors: list[Monitor] = Field(default_factory=list)
 
 
+def monitor_state_at(m: dict[str, Any], ts: float) -> tuple[str, list[dict[str, Any]]]:
+    """A monitor's state at ``ts`` and its transitions up to then, oldest first: the last
+    transition's ``to``; before the first, its ``from``; without transitions, ``state``."""
+    trans = sorted(m.get("transitions") or [], key=lambda t: t["ts"])
+    past = [t for t in trans if t["ts"] <= ts]
+    if past:
+        return past[-1]["to"], past
+    if trans:
+        return trans[0]["from"], past
+    return m.get("state", "OK"), past
+
+
 class SnapshotError(ValueError):
-    """A snapshot that is missing, corrupt, or does not match its hash."""
+    """A snapshot that is missing, corrupt, or does not match its hash. ``code`` says which:
+    ``missing``, ``gzip``, ``hash``, ``json`` or ``schema``."""
+
+    def __init__(self, message: str, code: str = "schema"):
+        super().__init__(message)
+        self.code = code
 
 
 def canonical_bytes(world: WorldSnapshot | dict[str, Any]) -> bytes:
@@ -205,26 +223,31 @@ def write_snapshot(world: WorldSnapshot | dict[str, Any], directory: Path) -> st
 def read_snapshot_bytes(digest: str, directory: Path, verify: bool = True) -> bytes:
     path = directory / f"{digest}.json.gz"
     if not path.is_file():
-        raise SnapshotError(f"snapshot {digest[:12]}… not found in {directory}")
+        raise SnapshotError(f"snapshot {digest[:12]}… not found: {path}", "missing")
     try:
         raw = gzip.decompress(path.read_bytes())
     except (OSError, EOFError) as e:
-        raise SnapshotError(f"snapshot {digest[:12]}… is not valid gzip: {e}") from e
+        raise SnapshotError(f"snapshot {digest[:12]}… is not valid gzip: {e}", "gzip") from e
     if verify and content_hash(raw) != digest:
-        raise SnapshotError(f"snapshot {digest[:12]}… does not match its content hash")
+        raise SnapshotError(f"snapshot {digest[:12]}… does not match its content hash", "hash")
     return raw
+
+
+def parse_snapshot(raw: bytes, digest: str) -> dict[str, Any]:
+    """The dict of a snapshot's JSON bytes, of this schema version (no per-record validation)."""
+    try:
+        data = pydantic_core.from_json(raw)  # ~2x faster than json.loads on big snapshots
+    except ValueError as e:
+        raise SnapshotError(f"snapshot {digest[:12]}… is not valid JSON: {e}", "json") from e
+    if not isinstance(data, dict) or data.get("schema_version") != WORLD_SCHEMA_VERSION:
+        got = data.get("schema_version") if isinstance(data, dict) else type(data).__name__
+        raise SnapshotError(f"snapshot {digest[:12]}… has unsupported schema_version {got!r}", "schema")
+    return data
 
 
 def load_snapshot_dict(digest: str, directory: Path, verify: bool = True) -> dict[str, Any]:
     """Raw dict form (fast path used by the tool index; no per-record validation)."""
-    raw = read_snapshot_bytes(digest, directory, verify)
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise SnapshotError(f"snapshot {digest[:12]}… is not valid JSON: {e}") from e
-    if not isinstance(data, dict) or data.get("schema_version") != WORLD_SCHEMA_VERSION:
-        raise SnapshotError(f"snapshot {digest[:12]}… has an unsupported schema_version")
-    return data
+    return parse_snapshot(read_snapshot_bytes(digest, directory, verify), digest)
 
 
 def load_snapshot(digest: str, directory: Path, verify: bool = True) -> WorldSnapshot:

@@ -17,9 +17,9 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from evaluator_agent.core.clock import iso_s as iso  # noqa: F401 - generated telemetry's format
 from evaluator_agent.worldgen.topology import Topo
 
 MIN = 60
@@ -28,10 +28,6 @@ ARTIFACTS = ("features", "rules", "fields", "columns", "entries")
 LogMaker = Callable[
     [random.Random, float], tuple[str, str, dict[str, Any]]
 ]  # -> (status, message, attrs)
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sig(x: float, n: int = 3) -> float | int:
