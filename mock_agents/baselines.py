@@ -14,7 +14,6 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from .conversation import Conversation, iso, parse_time
 from .policy import (
     Policy,
     allowed_mechanism,
@@ -33,6 +32,7 @@ from .signals import (
     service_names,
     total,
 )
+from .transcript import Transcript, iso, parse_time
 
 DEFAULT_MECHANISMS = (
     "oom_killed", "crashloop_bad_config", "cpu_throttling", "node_pressure_eviction", "consumer_lag",
@@ -43,12 +43,12 @@ DEFAULT_MECHANISMS = (
 )  # fmt: skip
 
 
-def seeded_rng(conv: Conversation, salt: str) -> random.Random:
+def seeded_rng(conv: Transcript, salt: str) -> random.Random:
     digest = hashlib.sha256(f"{salt}\0{conv.seed_text}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def windows(conv: Conversation, lookback: timedelta = timedelta(hours=1)) -> tuple[str, str, str]:
+def windows(conv: Transcript, lookback: timedelta = timedelta(hours=1)) -> tuple[str, str, str]:
     """(baseline start, incident start, end) as ISO: the incident window is the hour before
     the page up to now, the baseline window the same length just before it."""
     start = conv.fired_at - lookback
@@ -68,10 +68,10 @@ class RandomGuess(Policy):
     def _list(self) -> dict[str, Any]:
         return call("list_services", {"limit": 500}, "services")
 
-    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+    def wanted(self, conv: Transcript) -> list[dict[str, Any]]:
         return [self._list()]
 
-    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+    def diagnose(self, conv: Transcript) -> dict[str, Any]:
         names = service_names(conv.content(self._list()["id"]))
         if not names:
             names = [monitor_service(conv.monitor) or "unknown"]
@@ -128,10 +128,10 @@ class AlertBlamer(Policy):
     def _monitors(self) -> dict[str, Any]:
         return call("get_monitors", {"query": "status:alert"}, "monitors")
 
-    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+    def wanted(self, conv: Transcript) -> list[dict[str, Any]]:
         return [self._monitors()]
 
-    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+    def diagnose(self, conv: Transcript) -> dict[str, Any]:
         mon_call = self._monitors()
         monitors = as_list(as_dict(conv.content(mon_call["id"])).get("monitors"))
         monitor = paging_monitor(conv, monitors)
@@ -165,7 +165,7 @@ class GreedyAnomaly(Policy):
     name = "greedy_anomaly"
     description = "Blames the service whose error rate grew the most around the page (misled by noisy neighbours)."
 
-    def _calls(self, conv: Conversation) -> tuple[dict[str, Any], ...]:
+    def _calls(self, conv: Transcript) -> tuple[dict[str, Any], ...]:
         b0, i0, end = windows(conv)
         agg = {"query": "status:error", "group_by": ["service"], "limit": 500}
         return (
@@ -188,7 +188,7 @@ class GreedyAnomaly(Policy):
             ),
         )
 
-    def below(self, conv: Conversation) -> set[str] | None:
+    def below(self, conv: Transcript) -> set[str] | None:
         """The paged service and everything it depends on (None when unknown)."""
         paged = monitor_service(conv.monitor)
         content = as_dict(conv.content(self._calls(conv)[4]["id"]))
@@ -196,7 +196,7 @@ class GreedyAnomaly(Policy):
         names.discard("None")
         return ({paged} | names) if paged and (names or content) else None
 
-    def _logs(self, conv: Conversation, service: str) -> dict[str, Any]:
+    def _logs(self, conv: Transcript, service: str) -> dict[str, Any]:
         _, i0, end = windows(conv)
         return call(
             "search_logs",
@@ -204,7 +204,7 @@ class GreedyAnomaly(Policy):
             f"logs.{service}",
         )
 
-    def _reads(self, conv: Conversation, service: str) -> tuple[dict[str, Any], ...]:
+    def _reads(self, conv: Transcript, service: str) -> tuple[dict[str, Any], ...]:
         """What it reads about the service it blames: error logs, warnings, its events."""
         _, i0, end = windows(conv)
         return (
@@ -221,7 +221,7 @@ class GreedyAnomaly(Policy):
             ),
         )
 
-    def _series(self, conv: Conversation, c: dict[str, Any]) -> dict[str, list[Any]]:
+    def _series(self, conv: Transcript, c: dict[str, Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
         for s in as_list(as_dict(conv.content(c["id"])).get("series")):
             svc = as_dict(as_dict(s).get("tags")).get("service") or scope_service(as_dict(s).get("scope"))
@@ -229,7 +229,7 @@ class GreedyAnomaly(Policy):
                 out[str(svc)] = as_list(as_dict(s).get("pointlist"))
         return out
 
-    def increases(self, conv: Conversation) -> tuple[dict[str, float], str | None]:
+    def increases(self, conv: Transcript) -> tuple[dict[str, float], str | None]:
         """Growth of each service's error rate (or error-log count), and the call that showed it."""
         inc_call, base_call, err_call, hit_call, _ = self._calls(conv)
         below = self.below(conv)
@@ -262,13 +262,13 @@ class GreedyAnomaly(Policy):
         }
         return growth, inc_call["id"] if growth else None
 
-    def top(self, conv: Conversation) -> str | None:
+    def top(self, conv: Transcript) -> str | None:
         growth, _ = self.increases(conv)
         if not growth:
             return None
         return max(sorted(growth), key=lambda s: growth[s])
 
-    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+    def wanted(self, conv: Transcript) -> list[dict[str, Any]]:
         calls = list(self._calls(conv))
         if all(conv.issued(c["id"]) for c in calls):
             top = self.top(conv)
@@ -276,7 +276,7 @@ class GreedyAnomaly(Policy):
                 calls.extend(self._reads(conv, top))
         return calls
 
-    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+    def diagnose(self, conv: Transcript) -> dict[str, Any]:
         growth, source = self.increases(conv)
         top = self.top(conv) or monitor_service(conv.monitor) or "unknown"
         logs_call, warn_call, events_call = self._reads(conv, top)

@@ -11,22 +11,22 @@ from typing import Any
 
 from evaluator_agent.engine.local import LocalTarget, Message, ReplyFn, Roster
 
-from .conversation import Conversation
 from .policies import get_policy, pool_names
 from .policy import safe_reply
 from .shortcuts import COMBINATION, SHORTCUT_NAMES
+from .transcript import Transcript
 
 REFERENCE_POLICIES: tuple[str, ...] = ("random_guess", "alert_blamer", "greedy_anomaly", "methodical")
 
 
 def policy_reply(name: str) -> ReplyFn:
-    """The reply function of a mock policy, read through :meth:`Conversation.from_messages`.
+    """The reply function of a mock policy, read through :meth:`Transcript.from_messages`.
     Like the ADK model, a policy whose own logic trips answers with an empty diagnosis
     (:func:`~mock_agents.policy.safe_reply`) instead of failing the turn."""
     policy = get_policy(name)
 
     def reply(messages: list[Message]) -> dict[str, Any]:
-        return safe_reply(policy, Conversation.from_messages(messages))
+        return safe_reply(policy, Transcript.from_messages(messages))
 
     return reply
 

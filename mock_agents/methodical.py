@@ -36,7 +36,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conversation import Conversation, iso
 from .methodical_diagnosis import (
     BENIGN_KINDS,
     Facts,
@@ -57,6 +56,7 @@ from .methodical_evidence import (
 )
 from .methodical_walk import LEAF_KINDS, MethodicalWalk, Step
 from .policy import allowed_mechanism, cite, fault_diagnosis, no_fault_diagnosis, root_cause
+from .transcript import Transcript, iso
 
 #: a hypothesis this well supported is a fault whatever else is going on
 STRONG = 4.0
@@ -99,7 +99,7 @@ class Methodical(MethodicalWalk):
     # ------------------------------------------------------------------ the evidence of one entity
 
     def entity_calls(
-        self, conv: Conversation, service: str, logs: bool = True
+        self, conv: Transcript, service: str, logs: bool = True
     ) -> list[dict[str, Any]]:
         """What to read about one entity: its events, its logs now and before, its metrics."""
         kind = self.kind(conv, service)
@@ -116,7 +116,7 @@ class Methodical(MethodicalWalk):
                 ]
         return calls
 
-    def facts(self, conv: Conversation, service: str, logs: bool = True) -> Facts:
+    def facts(self, conv: Transcript, service: str, logs: bool = True) -> Facts:
         kind = self.kind(conv, service)
         f = Facts(service, kind, events=self.events_of(conv, service))
         if logs:
@@ -136,7 +136,7 @@ class Methodical(MethodicalWalk):
             f.onset = a.onset
         return f
 
-    def related(self, conv: Conversation, service: str, caller: str | None) -> list[str]:
+    def related(self, conv: Transcript, service: str, caller: str | None) -> list[str]:
         """Entities whose state tells the mechanism apart: an application's databases; the
         caches beside a database (those its caller uses)."""
         kind = self.kind(conv, service)
@@ -162,7 +162,7 @@ class Methodical(MethodicalWalk):
         return []
 
     def terminal_calls(
-        self, conv: Conversation, path: list[str], steps: list[Step]
+        self, conv: Transcript, path: list[str], steps: list[Step]
     ) -> list[dict[str, Any]]:
         t = path[-1]
         caller = steps[-1].service if steps else None
@@ -184,7 +184,7 @@ class Methodical(MethodicalWalk):
             calls += self.benign_calls(conv, path[0])
         return calls
 
-    def benign_calls(self, conv: Conversation, symptom: str) -> list[dict[str, Any]]:
+    def benign_calls(self, conv: Transcript, symptom: str) -> list[dict[str, Any]]:
         """For a page that stays on its own service: its datastores' state and callers
         (a batch job making its database busy)."""
         calls = []
@@ -196,7 +196,7 @@ class Methodical(MethodicalWalk):
 
     # ------------------------------------------------------------------ the plan
 
-    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+    def wanted(self, conv: Transcript) -> list[dict[str, Any]]:
         if self.max_replies is not None and conv.n_replies >= self.max_replies:
             return []
         calls = list(self._orient(conv).values())
@@ -217,7 +217,7 @@ class Methodical(MethodicalWalk):
 
     # ------------------------------------------------------------------ the verdict
 
-    def examine(self, conv: Conversation) -> Examination:
+    def examine(self, conv: Transcript) -> Examination:
         """Everything the verdict rests on (memoised per turn)."""
         if "examined" in conv.memo:
             return conv.memo["examined"]
@@ -249,7 +249,7 @@ class Methodical(MethodicalWalk):
         conv.memo["examined"] = ex
         return ex
 
-    def caller_retries(self, conv: Conversation, caller: str, service: str) -> bool:
+    def caller_retries(self, conv: Transcript, caller: str, service: str) -> bool:
         """The caller started retrying its calls to ``service`` (warnings, not errors)."""
         recent = self.window(conv, caller, "recent", errors=False)
         base = self.window(conv, caller, "base", errors=False)
@@ -269,11 +269,11 @@ class Methodical(MethodicalWalk):
         _, before = rate(base)
         return n_now >= 2 and now >= 3 * before + 0.1
 
-    def rank(self, conv: Conversation, f: Facts, frame: Frame) -> list[Hypothesis]:
+    def rank(self, conv: Transcript, f: Facts, frame: Frame) -> list[Hypothesis]:
         """Hypotheses about the entity where attribution stopped, best supported first."""
         return hypotheses(f, frame)
 
-    def benign(self, conv: Conversation, f: Facts, frame: Frame) -> list[str]:
+    def benign(self, conv: Transcript, f: Facts, frame: Frame) -> list[str]:
         """Benign causes of a page on ``f`` when nothing failed below it: an event on it or
         naming it or its datastores and topics (campaign, load test, chaos, backfill), a
         load generator or crawler in its logs, a batch job that made its database busy."""
@@ -313,7 +313,7 @@ class Methodical(MethodicalWalk):
                 out.append(f"{runs[-1].get('title')} making {d} busy")
         return out
 
-    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+    def diagnose(self, conv: Transcript) -> dict[str, Any]:
         ex = self.examine(conv)
         if not ex.path:
             return self._no_fault(conv, [], "no paged service could be identified")
@@ -328,7 +328,7 @@ class Methodical(MethodicalWalk):
 
     # ------------------------------------------------------------------ writing it up
 
-    def _no_fault(self, conv: Conversation, benign: list[str], why: str) -> dict[str, Any]:
+    def _no_fault(self, conv: Transcript, benign: list[str], why: str) -> dict[str, Any]:
         orient = self._orient(conv)
         evidence = [cite(orient["errlogs"]["id"], f"{why}; nothing failed")]
         if benign:
@@ -336,7 +336,7 @@ class Methodical(MethodicalWalk):
         cause = f" The page is explained by {benign[0]}." if benign else ""
         return no_fault_diagnosis(evidence, f"No fault: {why}.{cause}")
 
-    def _fault(self, conv: Conversation, ex: Examination) -> dict[str, Any]:
+    def _fault(self, conv: Transcript, ex: Examination) -> dict[str, Any]:
         f, frame = ex.facts, ex.frame
         if f is None or not ex.hypotheses:
             return self._no_fault(conv, [], "nothing could be examined")
@@ -459,7 +459,7 @@ class MethodicalKeywords(Methodical):
     name = "methodical_keywords"
     description = "The methodical walk with a signature count for the mechanism."
 
-    def rank(self, conv: Conversation, f: Facts, frame: Frame) -> list[Hypothesis]:
+    def rank(self, conv: Transcript, f: Facts, frame: Frame) -> list[Hypothesis]:
         votes: Counter[str] = Counter()
         lines = list(f.recent.lines) if f.recent else []
         recent = self.window(conv, f.caller, "recent", errors=True) if f.caller else None

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from .conversation import parse_time
 from .signals import as_dict, as_list, tag_value
+from .transcript import parse_time
 
 # --------------------------------------------------------------------------- log lines by kind
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from .conversation import Conversation, iso
 from .methodical_diagnosis import Frame
 from .methodical_evidence import LogWindow, Peer, event_service, event_ts
 from .policy import Policy, paging_monitor
 from .signals import as_dict, as_list, call, detect_anomaly, monitor_service
+from .transcript import Transcript, iso
 
 LOOKBACK = timedelta(hours=3)
 
@@ -32,12 +32,12 @@ class MethodicalReads(Policy):
 
     # ------------------------------------------------------------------ time
 
-    def frame(self, conv: Conversation) -> Frame:
+    def frame(self, conv: Transcript) -> Frame:
         fired = conv.fired_at.timestamp()
         end = max(conv.now.timestamp(), fired)
         return Frame(fired=fired, end=end, start=fired - LOOKBACK.total_seconds())
 
-    def _span(self, conv: Conversation, which: str) -> tuple[float, float]:
+    def _span(self, conv: Transcript, which: str) -> tuple[float, float]:
         f = self.frame(conv)
         if which == "recent":
             return f.recent
@@ -47,7 +47,7 @@ class MethodicalReads(Policy):
 
     # ------------------------------------------------------------------ calls (ids from arguments)
 
-    def _orient(self, conv: Conversation) -> dict[str, dict[str, Any]]:
+    def _orient(self, conv: Transcript) -> dict[str, dict[str, Any]]:
         t0, t1 = self._span(conv, "all")
         return {
             "monitors": call("get_monitors", {"query": "status:alert"}, "monitors"),
@@ -71,13 +71,13 @@ class MethodicalReads(Policy):
         args = {"service": service, "direction": "both", "depth": 1}
         return call("get_service_dependencies", args, f"deps.{service}")
 
-    def _logs(self, conv: Conversation, service: str, which: str, errors: bool) -> dict[str, Any]:
+    def _logs(self, conv: Transcript, service: str, which: str, errors: bool) -> dict[str, Any]:
         t0, t1 = self._span(conv, which)
         q = f"service:{service} status:error" if errors else f"service:{service}"
         args = {"query": q, "from": iso(t0), "to": iso(t1), "limit": 200}
         return call("search_logs", args, f"{'err' if errors else 'logs'}.{which}.{service}")
 
-    def _events_of(self, conv: Conversation, service: str) -> dict[str, Any]:
+    def _events_of(self, conv: Transcript, service: str) -> dict[str, Any]:
         t0, t1 = self._span(conv, "all")
         args = {"query": f"service:{service}", "from": iso(t0), "to": iso(t1), "limit": 200}
         return call("get_events", args, f"events.{service}")
@@ -87,7 +87,7 @@ class MethodicalReads(Policy):
             "list_metrics", {"query": f"service:{service}", "limit": 200}, f"metrics.{service}"
         )
 
-    def _query(self, conv: Conversation, key: str, q: str, owner: str) -> dict[str, Any]:
+    def _query(self, conv: Transcript, key: str, q: str, owner: str) -> dict[str, Any]:
         t0, t1 = self._span(conv, "all")
         return call(
             "query_metrics", {"query": q, "from": iso(t0), "to": iso(t1)}, f"q.{owner}.{key}"
@@ -95,7 +95,7 @@ class MethodicalReads(Policy):
 
     # ------------------------------------------------------------------ what is known
 
-    def symptom(self, conv: Conversation) -> str | None:
+    def symptom(self, conv: Transcript) -> str | None:
         svc = monitor_service(conv.monitor)
         if svc:
             return svc
@@ -112,7 +112,7 @@ class MethodicalReads(Policy):
                 best = (s, a.peak)
         return best[0] if best else None
 
-    def catalog(self, conv: Conversation) -> dict[str, Peer]:
+    def catalog(self, conv: Transcript) -> dict[str, Peer]:
         if "catalog" not in conv.memo:
             content = as_dict(conv.content(self._orient(conv)["services"]["id"]))
             out = {}
@@ -125,11 +125,11 @@ class MethodicalReads(Policy):
             conv.memo["catalog"] = out
         return conv.memo["catalog"]
 
-    def kind(self, conv: Conversation, service: str) -> str:
+    def kind(self, conv: Transcript, service: str) -> str:
         p = self.catalog(conv).get(service)
         return p.kind if p else "service"
 
-    def neighbours(self, conv: Conversation, service: str, direction: str) -> list[str] | None:
+    def neighbours(self, conv: Transcript, service: str, direction: str) -> list[str] | None:
         """Direct dependencies (``downstream``) or callers (``upstream``); None until known."""
         c = self._deps(service)
         if c["id"] not in conv.results:
@@ -144,7 +144,7 @@ class MethodicalReads(Policy):
         )
 
     def window(
-        self, conv: Conversation, service: str, which: str, errors: bool
+        self, conv: Transcript, service: str, which: str, errors: bool
     ) -> LogWindow | None:
         c = self._logs(conv, service, which, errors)
         if c["id"] not in conv.results:
@@ -152,7 +152,7 @@ class MethodicalReads(Policy):
         t0, t1 = self._span(conv, which)
         return LogWindow.of(conv.content(c["id"]), t0, t1)
 
-    def _errlog_series(self, conv: Conversation) -> dict[str, Any]:
+    def _errlog_series(self, conv: Transcript) -> dict[str, Any]:
         if "errlog_series" not in conv.memo:
             content = as_dict(conv.content(self._orient(conv)["errlogs"]["id"]))
             conv.memo["errlog_series"] = {
@@ -162,7 +162,7 @@ class MethodicalReads(Policy):
             }
         return conv.memo["errlog_series"]
 
-    def _errlog_anomalies(self, conv: Conversation) -> dict[str, Any]:
+    def _errlog_anomalies(self, conv: Transcript) -> dict[str, Any]:
         """Services whose error logs rose above their own baseline and were still up at the page."""
         if "errlog_anomalies" not in conv.memo:
             f = self.frame(conv)
@@ -174,11 +174,11 @@ class MethodicalReads(Policy):
             conv.memo["errlog_anomalies"] = out
         return conv.memo["errlog_anomalies"]
 
-    def events(self, conv: Conversation) -> list[dict[str, Any]]:
+    def events(self, conv: Transcript) -> list[dict[str, Any]]:
         content = as_dict(conv.content(self._orient(conv)["events"]["id"]))
         return [e for e in map(as_dict, as_list(content.get("events"))) if e]
 
-    def events_of(self, conv: Conversation, service: str) -> list[dict[str, Any]]:
+    def events_of(self, conv: Transcript, service: str) -> list[dict[str, Any]]:
         """Events tagged with the service, from its own query and the global stream."""
         seen: dict[str, dict[str, Any]] = {}
         own = as_dict(conv.content(self._events_of(conv, service)["id"]))
@@ -187,7 +187,7 @@ class MethodicalReads(Policy):
                 seen.setdefault(str(e.get("id") or (e.get("title"), event_ts(e))), e)
         return sorted(seen.values(), key=event_ts)
 
-    def metric_plan(self, conv: Conversation, service: str, kind: str) -> dict[str, str]:
+    def metric_plan(self, conv: Transcript, service: str, kind: str) -> dict[str, str]:
         """Metric queries worth reading for one entity, given the metrics it has."""
         if not self.use_metrics:
             return {}

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .conversation import Conversation
 from .methodical_diagnosis import Facts
 from .methodical_evidence import Attribution, Peer, attribute, series_points
 from .methodical_reads import MethodicalReads
+from .transcript import Transcript
 
 MAX_HOPS = 7
 LEAF_KINDS = {"database", "cache", "external", "queue"}
@@ -45,7 +45,7 @@ class MethodicalWalk(MethodicalReads):
     #: a knob the weaker variants turn: the longest walk
     max_hops = MAX_HOPS
 
-    def attribution(self, conv: Conversation, service: str) -> Attribution | None:
+    def attribution(self, conv: Transcript, service: str) -> Attribution | None:
         memo = conv.memo.setdefault("attribution", {})
         if service in memo:
             return memo[service]
@@ -60,7 +60,7 @@ class MethodicalWalk(MethodicalReads):
         memo[service] = out
         return out
 
-    def walk(self, conv: Conversation) -> tuple[list[str], list[Step], bool]:
+    def walk(self, conv: Transcript) -> tuple[list[str], list[Step], bool]:
         """(services from the symptom to where attribution stops, the hops, finished?).
 
         Errors first: go where the current service's errors point. When they point nowhere
@@ -109,7 +109,7 @@ class MethodicalWalk(MethodicalReads):
         return path, steps, done
 
     def latency(
-        self, conv: Conversation, service: str
+        self, conv: Transcript, service: str
     ) -> tuple[tuple[float, float] | None, list[dict[str, Any]]]:
         """((latency now, its baseline) in seconds, calls still needed to know it)."""
         lm = self._list_metrics(service)
@@ -129,7 +129,7 @@ class MethodicalWalk(MethodicalReads):
         return ((now, before) if now is not None and before is not None else None), []
 
     def slower_dependency(
-        self, conv: Conversation, service: str
+        self, conv: Transcript, service: str
     ) -> tuple[tuple[str, float] | None, list[dict[str, Any]]]:
         """If ``service`` got slower: the direct dependency whose own added latency accounts
         for much of it (and the calls still needed to tell). Added seconds, not ratios: a

@@ -1,7 +1,7 @@
 """The ADK side of a policy: a ``BaseLlm`` whose generation is a deterministic policy.
 
 No network and no state: each call reads the whole conversation from ``llm_request.contents``
-(see :mod:`mock_agents.conversation`) and answers with one text part holding one JSON object.
+(see :mod:`mock_agents.transcript`) and answers with one text part holding one JSON object.
 """
 
 from __future__ import annotations

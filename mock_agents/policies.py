@@ -18,10 +18,10 @@ from functools import lru_cache
 from typing import Any
 
 from .baselines import AlertBlamer, GreedyAnomaly, RandomGuess
-from .conversation import Conversation
 from .methodical import VARIANTS, Methodical
 from .policy import Policy, empty_diagnosis, safe_reply
 from .shortcuts import SHORTCUTS
+from .transcript import Transcript
 
 __all__ = ["POLICY_NAMES", "Policy", "decide", "empty_diagnosis", "get_policy", "pool_names"]
 
@@ -55,4 +55,4 @@ def get_policy(name: str) -> Policy:
 
 def decide(policy: Policy, contents: list[Any]) -> dict[str, Any]:
     """One reply of a policy to the conversation so far; never raises."""
-    return safe_reply(policy, Conversation.from_contents(contents))
+    return safe_reply(policy, Transcript.from_contents(contents))

@@ -1,7 +1,7 @@
 """What every policy builds on: the :class:`Policy` base, the diagnosis it writes, the page.
 
 A policy is stateless. Each turn it rebuilds the investigation from ``llm_request.contents``
-(:mod:`mock_agents.conversation`), works out which tool calls it still wants given what it
+(:mod:`mock_agents.transcript`), works out which tool calls it still wants given what it
 knows, and either asks for them or writes its diagnosis. Tool call ids are derived from the
 call itself, so the answer to any earlier call can be found again in the history.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .conversation import Conversation, parse_time
 from .signals import as_list, monitor_service
+from .transcript import Transcript, parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +28,13 @@ class Policy:
     #: replies kept in hand: at ``remaining <= reserve`` the policy answers with what it has
     reserve = 1
 
-    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+    def wanted(self, conv: Transcript) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+    def diagnose(self, conv: Transcript) -> dict[str, Any]:
         raise NotImplementedError
 
-    def reply(self, conv: Conversation) -> dict[str, Any]:
+    def reply(self, conv: Transcript) -> dict[str, Any]:
         if not conv.briefing:
             return {
                 "diagnosis": empty_diagnosis(
@@ -53,7 +53,7 @@ class Policy:
         return {"diagnosis": self.diagnose(conv)}
 
 
-def safe_reply(policy: Policy, conv: Conversation) -> dict[str, Any]:
+def safe_reply(policy: Policy, conv: Transcript) -> dict[str, Any]:
     """``policy``'s reply to the conversation; a policy whose own logic trips answers with an
     empty diagnosis instead of failing the turn (a mock agent must answer)."""
     try:
@@ -117,7 +117,7 @@ def cite(call_id: str, description: str) -> dict[str, Any]:
     return {"tool_call_id": call_id, "description": description}
 
 
-def allowed_mechanism(conv: Conversation, mechanism: str | None) -> str | None:
+def allowed_mechanism(conv: Transcript, mechanism: str | None) -> str | None:
     allowed = conv.mechanisms
     if mechanism and allowed and mechanism not in allowed:
         return None
@@ -127,7 +127,7 @@ def allowed_mechanism(conv: Conversation, mechanism: str | None) -> str | None:
 # --------------------------------------------------------------------------- the page
 
 
-def paging_monitor(conv: Conversation, monitors: list[Any]) -> dict[str, Any] | None:
+def paging_monitor(conv: Transcript, monitors: list[Any]) -> dict[str, Any] | None:
     """The monitor that paged: the briefing's, else the alerting one that fired closest to the page."""
     if conv.monitor and monitor_service(conv.monitor):
         return conv.monitor

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conversation import Conversation
 from .shortcuts_artifacts import (
     AlwaysNoFault,
     KeywordGrep,
@@ -59,6 +58,7 @@ from .shortcuts_artifacts import (
 )
 from .shortcuts_base import Shortcut, Verdict
 from .shortcuts_rankings import DeepestErrors, FirstAlert, Loudest, MetricJump, TraceShare
+from .transcript import Transcript
 
 
 class Combo(Shortcut):
@@ -76,14 +76,14 @@ class Combo(Shortcut):
     def members(self) -> list[Shortcut]:
         return [SHORTCUTS[n] for n in self.order]
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for m in self.members():
             for c in m.base_calls(conv) + m.calls(conv):
                 out.setdefault(c["id"], c)
         return list(out.values())
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         verdicts = []
         for m in self.members():
             try:

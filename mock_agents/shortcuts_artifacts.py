@@ -13,7 +13,6 @@ import re
 from collections import Counter
 from typing import Any
 
-from .conversation import Conversation, iso
 from .shortcuts_base import INCIDENT, Shortcut, Verdict, record_ts
 from .shortcuts_rules import (
     CHANGE_SOURCES,
@@ -29,16 +28,17 @@ from .shortcuts_rules import (
     title_mechanism,
 )
 from .signals import as_dict, as_list, call, tag_value
+from .transcript import Transcript, iso
 
 
 class AlwaysNoFault(Shortcut):
     name = "always_no_fault"
     description = "Answers 'no fault' without looking (the no-fault prior)."
 
-    def base_calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def base_calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return []
 
-    def verdict(self, conv: Conversation) -> Verdict:
+    def verdict(self, conv: Transcript) -> Verdict:
         return Verdict(None, "no_fault", "answering 'no fault' without looking", no_fault=True)
 
 
@@ -46,7 +46,7 @@ class PagedTitle(Shortcut):
     name = "paged_title"
     description = "Blames the paged service with the mechanism its page title suggests."
 
-    def verdict(self, conv: Conversation) -> Verdict:
+    def verdict(self, conv: Transcript) -> Verdict:
         title = str(conv.problem.get("title") or "")
         mech = title_mechanism(title)
         lag = re.search(r"consumer lag high for ([A-Za-z0-9_.-]+)", title, re.IGNORECASE)
@@ -60,10 +60,10 @@ class LastChange(Shortcut):
     name = "last_change"
     description = "Blames the latest change event before the page on or below the paged service."
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return [self.c_changes(conv), self.c_error_logs(conv)]
 
-    def pick(self, conv: Conversation, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def pick(self, conv: Transcript, events: list[dict[str, Any]]) -> dict[str, Any] | None:
         below = self.below_paged(conv)
         changes = [
             e for e in events
@@ -73,7 +73,7 @@ class LastChange(Shortcut):
         near = [e for e in changes if self.event_service(conv, e) in below] or changes
         return max(near, key=record_ts, default=None)
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         event = self.pick(conv, self.change_events(conv))
         if event is None:
             return None
@@ -90,7 +90,7 @@ class TimestampTell(LastChange):
         "(whole seconds among milliseconds)."
     )
 
-    def pick(self, conv: Conversation, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def pick(self, conv: Transcript, events: list[dict[str, Any]]) -> dict[str, Any] | None:
         def whole(e: dict[str, Any]) -> bool:
             return float(record_ts(e)).is_integer()
 
@@ -110,7 +110,7 @@ class KeywordGrep(Shortcut):
         "or the peer the line names."
     )
 
-    def c_signature(self, conv: Conversation, mechanism: str, phrases: tuple[str, ...]) -> dict[str, Any]:
+    def c_signature(self, conv: Transcript, mechanism: str, phrases: tuple[str, ...]) -> dict[str, Any]:
         q = " OR ".join(f'"{p}"' for p in phrases)
         args = {
             "query": q,
@@ -121,10 +121,10 @@ class KeywordGrep(Shortcut):
         }
         return call("search_logs", args, f"sig.{mechanism}")
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return [self.c_signature(conv, m, p) for m, p, _ in SIGNATURES]
 
-    def hits(self, conv: Conversation) -> list[tuple[str, str, list[dict[str, Any]], str]]:
+    def hits(self, conv: Transcript) -> list[tuple[str, str, list[dict[str, Any]], str]]:
         """(mechanism, who, matching lines oldest first, call id) for every phrase group that hit."""
         out = []
         for m, phrases, who in SIGNATURES:
@@ -134,7 +134,7 @@ class KeywordGrep(Shortcut):
                 out.append((m, who, sorted(lines, key=record_ts), c["id"]))
         return out
 
-    def blame(self, conv: Conversation, mechanism: str, lines: list[dict[str, Any]]) -> str | None:
+    def blame(self, conv: Transcript, mechanism: str, lines: list[dict[str, Any]]) -> str | None:
         """Who the lines of one signature blame. For a "peer" signature, the service the lines
         name that logs no such line itself (the end of the naming chain; for a third-party
         outage, an external one); else the emitter of the most specific phrase that shows up
@@ -165,7 +165,7 @@ class KeywordGrep(Shortcut):
             return max(sorted(n), key=lambda svc: n[svc])
         return str(lines[0].get("service"))
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         hits = self.hits(conv)
         if not hits:
             return None
@@ -185,11 +185,11 @@ class LookupTable(KeywordGrep):
     #: metric-name fragments that only a culprit carries
     CULPRIT_METRICS = ("cfs.throttled", "generated_", "count.terminated")
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return [self.c_changes(conv), self.c_kube_events(conv), self.c_metric_names(),
                 self.c_error_logs(conv)]  # fmt: skip
 
-    def clues(self, conv: Conversation) -> list[tuple[str | None, str | None, str, str]]:
+    def clues(self, conv: Transcript) -> list[tuple[str | None, str | None, str, str]]:
         """(entity, mechanism, why, call id), most telling first."""
         out: list[tuple[str | None, str | None, str, str]] = []
         below = self.below_paged(conv)
@@ -232,7 +232,7 @@ class LookupTable(KeywordGrep):
             out.append((self.blame(conv, mech, lines), mech, f"{mech} phrase in the logs", self.c_error_logs(conv)["id"]))
         return out
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         title = str(conv.problem.get("title") or "")
         if title_mechanism(title) == "no_fault":
             return Verdict(None, "no_fault", f"{title!r} is a traffic page", no_fault=True)
@@ -259,10 +259,10 @@ class RarestArtifact(Shortcut):
     description = "Blames the service carrying a metric name, event source or event reason no other service has."
     common_sources = frozenset({"deploy", "kubernetes", "autoscaling", "cron"})
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return [self.c_metric_names(), self.c_changes(conv), self.c_kube_events(conv), self.c_error_logs(conv)]
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         below = self.below_paged(conv)
         found: list[tuple[int, float, str, str | None, str, str]] = []  # (rank, -ts, service, mech, why, call)
         events = self.change_events(conv)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from .conversation import Conversation, iso, parse_time
 from .policy import (
     Policy,
     allowed_mechanism,
@@ -27,6 +26,7 @@ from .policy import (
 )
 from .shortcuts_rules import CHANGE_EVENTS_QUERY, SIGNATURE_RANK, signature_of, title_mechanism
 from .signals import as_dict, as_list, call, monitor_service, tag_value
+from .transcript import Transcript, iso, parse_time
 
 LOOKBACK = timedelta(hours=3)
 INCIDENT = timedelta(minutes=45)
@@ -69,15 +69,15 @@ class Shortcut(Policy):
 
     # ---- to implement
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return []
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         raise NotImplementedError
 
     # ---- shared calls
 
-    def window(self, conv: Conversation, back: timedelta = LOOKBACK) -> tuple[str, str]:
+    def window(self, conv: Transcript, back: timedelta = LOOKBACK) -> tuple[str, str]:
         return iso(conv.fired_at - back), iso(max(conv.now, conv.fired_at))
 
     def c_services(self) -> dict[str, Any]:
@@ -87,12 +87,12 @@ class Shortcut(Policy):
         args = {"service": service, "direction": direction, "depth": depth}
         return call("get_service_dependencies", args, f"deps.{direction[:2]}{depth}.{service}")
 
-    def c_changes(self, conv: Conversation) -> dict[str, Any]:
+    def c_changes(self, conv: Transcript) -> dict[str, Any]:
         start, end = self.window(conv)
         args = {"query": CHANGE_EVENTS_QUERY, "from": start, "to": end, "limit": 500}
         return call("get_events", args, "changes")
 
-    def c_kube_events(self, conv: Conversation) -> dict[str, Any]:
+    def c_kube_events(self, conv: Transcript) -> dict[str, Any]:
         start, end = self.window(conv)
         args = {"query": "source:kubernetes -reason:Started", "from": start, "to": end, "limit": 500}
         return call("get_events", args, "kube")
@@ -103,7 +103,7 @@ class Shortcut(Policy):
     def c_metric_names(self) -> dict[str, Any]:
         return call("list_metrics", {"limit": 500}, "metric-names")
 
-    def c_error_counts(self, conv: Conversation, back: timedelta, until: timedelta = timedelta(0)) -> dict[str, Any]:
+    def c_error_counts(self, conv: Transcript, back: timedelta, until: timedelta = timedelta(0)) -> dict[str, Any]:
         args = {
             "query": "status:(error OR critical)",
             "from": iso(conv.fired_at - back),
@@ -113,7 +113,7 @@ class Shortcut(Policy):
         }
         return call("aggregate_logs", args, f"errcount.{int(back.total_seconds())}")
 
-    def c_error_logs(self, conv: Conversation, service: str | None = None) -> dict[str, Any]:
+    def c_error_logs(self, conv: Transcript, service: str | None = None) -> dict[str, Any]:
         start, end = iso(conv.fired_at - INCIDENT), iso(max(conv.now, conv.fired_at))
         q = "status:(error OR critical OR warn)" + (f" service:{service}" if service else "")
         args = {"query": q, "from": start, "to": end, "limit": 200}
@@ -121,20 +121,20 @@ class Shortcut(Policy):
 
     # ---- reading answers
 
-    def content(self, conv: Conversation, c: dict[str, Any]) -> dict[str, Any]:
+    def content(self, conv: Transcript, c: dict[str, Any]) -> dict[str, Any]:
         return as_dict(conv.content(c["id"]))
 
-    def answered(self, conv: Conversation, calls: list[dict[str, Any]]) -> bool:
+    def answered(self, conv: Transcript, calls: list[dict[str, Any]]) -> bool:
         return all(c["id"] in conv.results for c in calls)
 
-    def paged(self, conv: Conversation) -> str | None:
+    def paged(self, conv: Transcript) -> str | None:
         return monitor_service(conv.monitor)
 
-    def services(self, conv: Conversation) -> dict[str, dict[str, Any]]:
+    def services(self, conv: Transcript) -> dict[str, dict[str, Any]]:
         items = as_list(self.content(conv, self.c_services()).get("services"))
         return {str(s["name"]): s for s in map(as_dict, items) if s.get("name")}
 
-    def depths(self, conv: Conversation, service: str, direction: str = "downstream") -> dict[str, int]:
+    def depths(self, conv: Transcript, service: str, direction: str = "downstream") -> dict[str, int]:
         """Hop counts from ``service`` along the graph, as far as its answer is known."""
         content = self.content(conv, self.c_deps(service, direction))
         out = {service: 0}
@@ -146,16 +146,16 @@ class Shortcut(Policy):
                     out[str(d["service"])] = 1
         return out
 
-    def below_paged(self, conv: Conversation) -> dict[str, int]:
+    def below_paged(self, conv: Transcript) -> dict[str, int]:
         paged = self.paged(conv)
         return self.depths(conv, paged) if paged else {}
 
-    def change_events(self, conv: Conversation, before_page: bool = True) -> list[dict[str, Any]]:
+    def change_events(self, conv: Transcript, before_page: bool = True) -> list[dict[str, Any]]:
         events = [as_dict(e) for e in as_list(self.content(conv, self.c_changes(conv)).get("events"))]
         fired = conv.fired_at.timestamp()
         return [e for e in events if e and (not before_page or record_ts(e) <= fired)]
 
-    def event_service(self, conv: Conversation, event: dict[str, Any]) -> str | None:
+    def event_service(self, conv: Transcript, event: dict[str, Any]) -> str | None:
         """The service an event is about: its service tag, else a service its text names."""
         svc = tag_value(event.get("tags"), "service")
         if svc:
@@ -163,7 +163,7 @@ class Shortcut(Policy):
         text = f"{event.get('title') or ''} {event.get('text') or ''}"
         return self.named_service(conv, text, exclude=None)
 
-    def named_service(self, conv: Conversation, text: str, exclude: str | None) -> str | None:
+    def named_service(self, conv: Transcript, text: str, exclude: str | None) -> str | None:
         """A service a line of text names: the longest catalog name in it, a ``pg-<x>-NN`` host
         as ``<x>-db``, a vendor's host as the external service whose description it matches."""
         names = self.services(conv)
@@ -191,7 +191,7 @@ class Shortcut(Policy):
                 return name
         return None
 
-    def log_mechanism(self, conv: Conversation, entity: str | None) -> str | None:
+    def log_mechanism(self, conv: Transcript, entity: str | None) -> str | None:
         """The mechanism whose signature phrases the error logs around the page show, preferring
         lines of (or naming) ``entity``; needs :meth:`c_error_logs` among the calls."""
         logs = [as_dict(r) for r in as_list(self.content(conv, self.c_error_logs(conv)).get("logs"))]
@@ -206,7 +206,7 @@ class Shortcut(Policy):
 
     # ---- the chain
 
-    def path_calls(self, conv: Conversation, entity: str | None) -> list[dict[str, Any]]:
+    def path_calls(self, conv: Transcript, entity: str | None) -> list[dict[str, Any]]:
         paged = self.paged(conv)
         if not entity or not paged or entity == paged:
             return []
@@ -220,12 +220,12 @@ class Shortcut(Policy):
         edge_calls = [self.c_deps(x, "downstream", 1) for x in sorted(nodes) if x not in (paged, entity)]
         return [up_call, *edge_calls[:MAX_PATH_EDGE_CALLS]]
 
-    def _path_nodes(self, conv: Conversation, entity: str, down: dict[str, int]) -> set[str]:
+    def _path_nodes(self, conv: Transcript, entity: str, down: dict[str, int]) -> set[str]:
         up = self.depths(conv, entity, "upstream")
         d = down[entity]
         return {x for x in down if x in up and down[x] + up[x] == d}
 
-    def chain(self, conv: Conversation, entity: str | None) -> list[str]:
+    def chain(self, conv: Transcript, entity: str | None) -> list[str]:
         """Services from ``entity`` up to the paged service along a shortest dependency path."""
         paged = self.paged(conv)
         if not entity or not paged or entity == paged:
@@ -269,16 +269,16 @@ class Shortcut(Policy):
 
     # ---- the framework
 
-    def base_calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def base_calls(self, conv: Transcript) -> list[dict[str, Any]]:
         paged = self.paged(conv)
         return [self.c_services()] + ([self.c_deps(paged)] if paged else [])
 
-    def _verdict(self, conv: Conversation) -> Verdict | None:
+    def _verdict(self, conv: Transcript) -> Verdict | None:
         if "verdict" not in conv.memo:
             conv.memo["verdict"] = self.verdict(conv)
         return conv.memo["verdict"]
 
-    def wanted(self, conv: Conversation) -> list[dict[str, Any]]:
+    def wanted(self, conv: Transcript) -> list[dict[str, Any]]:
         first = self.base_calls(conv) + self.calls(conv)
         if not self.answered(conv, first):
             return first
@@ -286,11 +286,11 @@ class Shortcut(Policy):
         extra = self.path_calls(conv, v.entity) if v and not v.no_fault else []
         return first + extra
 
-    def onset_guess(self, conv: Conversation, chain: list[str]) -> str:
+    def onset_guess(self, conv: Transcript, chain: list[str]) -> str:
         hops = max(1, len(chain)) - 1
         return iso(conv.fired_at - timedelta(seconds=240 + 105 * hops))
 
-    def diagnose(self, conv: Conversation) -> dict[str, Any]:
+    def diagnose(self, conv: Transcript) -> dict[str, Any]:
         v = self._verdict(conv) or Verdict(self.paged(conv), None, "nothing stood out")
         if not v.no_fault and not v.entity:
             v = Verdict(self.paged(conv), v.mechanism, v.why, v.evidence, confidence=v.confidence)

@@ -14,10 +14,10 @@ from datetime import timedelta
 from statistics import median
 from typing import Any
 
-from .conversation import Conversation, iso
 from .shortcuts_base import LOOKBACK, RECENT, Shortcut, Verdict, record_ts
 from .shortcuts_rules import metric_mechanism, title_mechanism
 from .signals import as_dict, as_list, call, monitor_service, scope_service, tag_value
+from .transcript import Transcript, iso
 
 
 class MetricJump(Shortcut):
@@ -30,7 +30,7 @@ class MetricJump(Shortcut):
     #: metric names that say nothing about a mechanism: then the logs are asked
     GENERIC = ("errors", "hits", "duration", "requests")
 
-    def names(self, conv: Conversation) -> list[str]:
+    def names(self, conv: Transcript) -> list[str]:
         items = as_list(self.content(conv, self.c_metric_names()).get("metrics"))
         out = []
         for m in map(as_dict, items):
@@ -38,19 +38,19 @@ class MetricJump(Shortcut):
                 out.append(str(m["metric"]))
         return sorted(out)[: self.max_metrics]
 
-    def c_series(self, conv: Conversation, metric: str) -> dict[str, Any]:
+    def c_series(self, conv: Transcript, metric: str) -> dict[str, Any]:
         start, end = self.window(conv)
         q = f"avg:{metric}{{*}} by {{service}}.rollup(avg, 300)"  # 5-minute points are plenty
         args = {"query": q, "from": start, "to": end}
         return call("query_metrics", args, f"m.{metric}")
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         first = [self.c_metric_names(), self.c_error_logs(conv)]
         if not self.answered(conv, first):
             return first
         return first + [self.c_series(conv, n) for n in self.names(conv)]
 
-    def jumps(self, conv: Conversation) -> list[tuple[float, str, str, str]]:
+    def jumps(self, conv: Transcript) -> list[tuple[float, str, str, str]]:
         """(factor, service, metric, call id) at or below the paged service, largest first.
         The factor is the recent level (the quarter hour before the page) over the baseline
         median (before the last hour), or its inverse for a drop."""
@@ -74,7 +74,7 @@ class MetricJump(Shortcut):
                 out.append((factor, str(svc), metric, c["id"]))
         return sorted(out, key=lambda x: (-x[0], x[1], x[2]))
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         jumps = self.jumps(conv)
         if not jumps:
             return None
@@ -89,16 +89,16 @@ class ErrorCounts(Shortcut):
     """Shared by the policies that rank services by their error logs: counts in the quarter
     hour around the page against the baseline rate (before the last hour)."""
 
-    def c_recent(self, conv: Conversation) -> dict[str, Any]:
+    def c_recent(self, conv: Transcript) -> dict[str, Any]:
         return self.c_error_counts(conv, RECENT)
 
-    def c_baseline(self, conv: Conversation) -> dict[str, Any]:
+    def c_baseline(self, conv: Transcript) -> dict[str, Any]:
         return self.c_error_counts(conv, LOOKBACK, until=timedelta(hours=1))
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return [self.c_recent(conv), self.c_baseline(conv), self.c_error_logs(conv)]
 
-    def counts(self, conv: Conversation) -> tuple[Counter[str], Counter[str]]:
+    def counts(self, conv: Transcript) -> tuple[Counter[str], Counter[str]]:
         recent: Counter[str] = Counter()
         base: Counter[str] = Counter()
         for key, c in ((recent, self.c_recent(conv)), (base, self.c_baseline(conv))):
@@ -108,7 +108,7 @@ class ErrorCounts(Shortcut):
                     key[str(svc)] += int(float(b.get("count") or 0))
         return recent, base
 
-    def rising(self, conv: Conversation) -> dict[str, float]:
+    def rising(self, conv: Transcript) -> dict[str, float]:
         """Services whose error rate (per minute) more than doubled, with their recent rate."""
         recent, base = self.counts(conv)
         end = max(conv.now, conv.fired_at)
@@ -126,7 +126,7 @@ class Loudest(ErrorCounts):
     name = "loudest"
     description = "Blames the service with the most error logs around the page."
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         recent, _ = self.counts(conv)
         if not recent:
             return None
@@ -139,7 +139,7 @@ class DeepestErrors(ErrorCounts):
     name = "deepest_errors"
     description = "Blames the service deepest below the paged one whose error rate rose."
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         rising = self.rising(conv)
         below = self.below_paged(conv)
         erroring = [s for s in rising if s in below]
@@ -161,7 +161,7 @@ class TraceShare(Shortcut):
     def c_spans(self, t0: float, t1: float) -> dict[str, Any]:
         return call("search_spans", {"from": iso(t0), "to": iso(t1), "limit": 200}, f"spans.{int(t0)}")
 
-    def slices(self, conv: Conversation) -> list[tuple[float, dict[str, Any]]]:
+    def slices(self, conv: Transcript) -> list[tuple[float, dict[str, Any]]]:
         """(slice start, call): every span of the window, a slice of 20 minutes per call."""
         end = max(conv.now, conv.fired_at).timestamp()
         t, out = end, []
@@ -170,10 +170,10 @@ class TraceShare(Shortcut):
             t -= self.slice_s
         return out
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return [c for _, c in self.slices(conv)] + [self.c_error_logs(conv)]
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         fired = conv.fired_at.timestamp()
         pre: Counter[str] = Counter()
         post: Counter[str] = Counter()
@@ -200,10 +200,10 @@ class FirstAlert(Shortcut):
     name = "first_alert"
     description = "Blames the service of the earliest monitor to leave OK before the page."
 
-    def calls(self, conv: Conversation) -> list[dict[str, Any]]:
+    def calls(self, conv: Transcript) -> list[dict[str, Any]]:
         return [self.c_monitors(), self.c_error_logs(conv)]
 
-    def verdict(self, conv: Conversation) -> Verdict | None:
+    def verdict(self, conv: Transcript) -> Verdict | None:
         fired = conv.fired_at.timestamp()
         first: list[tuple[float, str, dict[str, Any]]] = []
         for m in map(as_dict, as_list(self.content(conv, self.c_monitors()).get("monitors"))):

@@ -27,9 +27,9 @@ from evaluator_agent.engine.local import LocalTarget
 from evaluator_agent.engine.target import Target
 from evaluator_agent.engine.transport import make_http_client
 from evaluator_agent.engine.worlds import WorldCache
-from mock_agents.conversation import Conversation
 from mock_agents.inprocess import policy_target
 from mock_agents.shortcuts import SHORTCUT_NAMES
+from mock_agents.transcript import Transcript
 from tests.conftest import serve_app
 
 
@@ -90,7 +90,7 @@ async def test_local_target_carries_the_a2a_contract() -> None:
     assert briefing["type"] == "briefing" and isinstance(briefing["budget"]["max_turns"], float)
     roles = [r for r, _ in seen[1]]
     assert roles == ["user", "model", "user"]
-    conv = Conversation.from_messages(seen[1])
+    conv = Transcript.from_messages(seen[1])
     assert conv.briefing["investigation_id"] == res.investigation_id
     assert conv.calls["c1"]["name"] == "list_services" and conv.content("c1")["services"]
     assert isinstance(conv.content("c1")["total"], float)

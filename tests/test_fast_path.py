@@ -15,8 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from evaluator_agent.engine.conversation import TargetError
-from evaluator_agent.engine.target import A2AConversation as Conversation
-from evaluator_agent.engine.target import Target, _fast_sender
+from evaluator_agent.engine.target import A2AConversation, Target, _fast_sender
 from evaluator_agent.engine.transport import make_http_client
 from tests.conftest import serve_app
 from tests.targets import build_targets_app, card_for
@@ -78,7 +77,7 @@ async def _both(base: str, http: httpx.AsyncClient, data: dict[str, Any], text: 
     target = await Target.connect(f"{base}/cap/.well-known/agent-card.json", http)
     fast = target.conversation()
     assert fast._fast_send is not None
-    slow = Conversation(target._client, None)
+    slow = A2AConversation(target._client, None)
     out = []
     for conv in (fast, slow):
         conv._task_id = task_id

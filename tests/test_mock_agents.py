@@ -29,8 +29,8 @@ from evaluator_agent.core.protocol import (
     tool_results_text,
 )
 from evaluator_agent.telemetry.catalog import TOOL_SPECS
-from mock_agents.conversation import DATA_END, DATA_START, Conversation, json_in_text
 from mock_agents.policies import POLICY_NAMES, decide, get_policy
+from mock_agents.transcript import DATA_END, DATA_START, Transcript, json_in_text
 
 
 @pytest.fixture
@@ -376,13 +376,13 @@ def run_direct(
 
 def test_conversation_reads_data_parts_and_text_fallback() -> None:
     b = make_briefing()
-    conv = Conversation.from_contents([user_content(b.model_dump(mode="json"), briefing_text(b))])
+    conv = Transcript.from_contents([user_content(b.model_dump(mode="json"), briefing_text(b))])
     assert conv.briefing["investigation_id"] == "inv-1"
     assert conv.max_turns == 30 and conv.max_calls == 8 and conv.remaining == 30
     assert conv.fired_at == FIRED and conv.now == NOW
 
     # text only: the briefing prose has no JSON, its facts are read from the words
-    conv = Conversation.from_contents([user_content(None, briefing_text(b))])
+    conv = Transcript.from_contents([user_content(None, briefing_text(b))])
     assert conv.fired_at == FIRED and conv.now == NOW and conv.max_turns == 30
 
     msg = ToolResultsMessage(
@@ -395,7 +395,7 @@ def test_conversation_reads_data_parts_and_text_fallback() -> None:
         ),
         user_content(None, tool_results_text(msg)),
     ]
-    conv = Conversation.from_contents(contents)
+    conv = Transcript.from_contents(contents)
     assert conv.calls["c1"]["name"] == "list_services"
     assert conv.content("c1") == {"a": 1}
     assert conv.remaining == 29 and conv.n_replies == 1
@@ -876,7 +876,7 @@ def test_methodical_never_raises_on_garbage_results(name: str) -> None:
     for k in range(len(GARBAGE)):
         contents = [user_content(b.model_dump(mode="json"))]
         for turn in range(1, 8):
-            conv = Conversation.from_contents(contents)
+            conv = Transcript.from_contents(contents)
             reply = policy.reply(conv)  # not through decide(): the policy itself must not raise
             parse_reply(reply)
             if "diagnosis" in reply:

@@ -5,7 +5,7 @@ file does not hide the others, loads each referenced snapshot once, and runs the
 below. The result is a :class:`LintReport`; ``report.ok`` is true when no *error* was found
 (warnings are shown but do not fail the set) and ``report.render()`` is the human report.
 
-Check ids (``Problem.check``) and what they mean; see :data:`CHECKS` for the one-liners:
+Check ids (``LintProblem.check``) and what they mean; see :data:`CHECKS` for the one-liners:
 
 labelset.*   the set itself: ``labelset.json`` present and valid, its name equal to the
              folder name, at least one label.
@@ -108,11 +108,11 @@ from evaluator_agent.core.labels import snapshots_dir as default_snapshots_dir
 from evaluator_agent.core.vocab import MECHANISM_INFO, SEGMENTS
 from evaluator_agent.lint.label import LabelCheck
 from evaluator_agent.lint.leaks import Census, WorldTruth
-from evaluator_agent.lint.report import CENSUS_FILE, CHECKS, LintReport, Problem
+from evaluator_agent.lint.report import CENSUS_FILE, CHECKS, LintProblem, LintReport
 from evaluator_agent.lint.words import mech_words, mechanism_re, truth_word
 from evaluator_agent.lint.worlds import Snapshots, iter_keys, short_validation
 
-__all__ = ["CENSUS_FILE", "CHECKS", "LintReport", "Problem", "lint_labelset"]
+__all__ = ["CENSUS_FILE", "CHECKS", "LintReport", "LintProblem", "lint_labelset"]
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _chunks(groups: list[Any], jobs: int) -> list[list[Any]]:
 
 def _lint_chunk(
     folder: Path, snapshots: Path, groups: list[list[tuple[Label, str]]]
-) -> tuple[list[Problem], dict[str, int], Census, set[str]]:
+) -> tuple[list[LintProblem], dict[str, int], Census, set[str]]:
     """Worker entry: lint some worlds' labels; return problems, counters, census part, hashes."""
     linter = Linter(folder, snapshots)
     census = Census()
@@ -163,12 +163,12 @@ class Linter:
         self.folder = folder
         self.snaps = Snapshots(snapshots)
         self.snap_dir = snapshots
-        self.problems: list[Problem] = []
+        self.problems: list[LintProblem] = []
         self.checked = {"labels": 0, "valid_labels": 0, "snapshots": 0, "key_evidence": 0, "tool_calls": 0}
 
     def add(self, label_id: str | None, file: str | Path, check: str, message: str, severity: str = "error") -> None:
         assert check in CHECKS, check
-        self.problems.append(Problem(label_id, str(file), check, message, severity))
+        self.problems.append(LintProblem(label_id, str(file), check, message, severity))
 
     # ---------------------------------------------------------------- set level
 

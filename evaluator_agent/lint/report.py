@@ -1,4 +1,4 @@
-"""What a lint finds and how it is shown: the check ids (``CHECKS``), one ``Problem``, and the
+"""What a lint finds and how it is shown: the check ids (``CHECKS``), one ``LintProblem``, and the
 ``LintReport`` of a label set (``ok``, ``to_dict``, and ``render``, the human report).
 """
 
@@ -56,11 +56,11 @@ CHECKS: dict[str, str] = {
     "lint.internal": "the linter itself failed on a label (a bug in lint; other labels still checked)",
 }
 
-CENSUS_FILE = "(census)"  # Problem.file of set-level leaks found across all worlds
+CENSUS_FILE = "(census)"  # LintProblem.file of set-level leaks found across all worlds
 
 
 @dataclass(frozen=True)
-class Problem:
+class LintProblem:
     label_id: str | None
     file: str
     check: str
@@ -72,16 +72,16 @@ class Problem:
 class LintReport:
     labelset: str
     path: str
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[LintProblem] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
 
     @property
-    def errors(self) -> list[Problem]:
+    def errors(self) -> list[LintProblem]:
         return [p for p in self.problems if p.severity == "error"]
 
     @property
-    def warnings(self) -> list[Problem]:
+    def warnings(self) -> list[LintProblem]:
         return [p for p in self.problems if p.severity != "error"]
 
     @property
@@ -110,7 +110,7 @@ class LintReport:
 
     def render(self) -> str:
         lines = [f"Label set {self.labelset} ({self.path})"]
-        groups: dict[str | None, list[Problem]] = {}
+        groups: dict[str | None, list[LintProblem]] = {}
         census = [p for p in self.problems if p.file == CENSUS_FILE and p.label_id is None]
         for p in self.problems:
             if not (p.file == CENSUS_FILE and p.label_id is None):

@@ -193,7 +193,7 @@ def _int(value: Any, default: int) -> int:
 
 
 @dataclass
-class Conversation:
+class Transcript:
     """What one investigation looks like from the target's side, rebuilt from scratch each turn."""
 
     briefing: dict[str, Any] = field(default_factory=dict)
@@ -205,7 +205,7 @@ class Conversation:
     memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_contents(cls, contents: list[Any]) -> Conversation:
+    def from_contents(cls, contents: list[Any]) -> Transcript:
         """From ADK's ``llm_request.contents`` (the A2A path, see the module docstring)."""
         conv = cls()
         for content in contents or []:
@@ -219,7 +219,7 @@ class Conversation:
         return conv
 
     @classmethod
-    def from_messages(cls, messages: list[tuple[str, dict[str, Any] | None]]) -> Conversation:
+    def from_messages(cls, messages: list[tuple[str, dict[str, Any] | None]]) -> Transcript:
         """From plain message dicts, oldest first: ``("user", <proctor message data>)`` or
         ``("model", <our earlier reply>)``. This is what an in-process target
         (:mod:`evaluator_agent.engine.local`) hands a policy: no ADK, no A2A, the same reading."""
