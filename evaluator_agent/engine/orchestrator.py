@@ -92,9 +92,12 @@ def select_labels(request: EvaluationRequest) -> tuple[LabelSet, list[Any]]:
     return labelset, labels
 
 
-async def prepare(request: EvaluationRequest, http: httpx.AsyncClient) -> Prepared:
-    """Everything that can make a request bad is checked here, before a run exists."""
-    labelset, labels = select_labels(request)
+async def prepare(
+    request: EvaluationRequest, http: httpx.AsyncClient, selection: tuple[LabelSet, list[Any]] | None = None
+) -> Prepared:
+    """Everything that can make a request bad is checked here, before a run exists.
+    ``selection``: the request's labels when the caller has selected them already."""
+    labelset, labels = selection or select_labels(request)
     try:
         target = await Target.connect(request.target, http)
     except TargetError as e:

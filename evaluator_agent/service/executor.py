@@ -192,15 +192,15 @@ class ProctorExecutor(AgentExecutor):
             if self.state.life.draining:
                 raise ShuttingDown()
             req = parse_request(obj)
-            select_labels(req)  # local and cheap; the target is checked in prepare
+            selection = select_labels(req)  # local and cheap: a bad request is told so, busy or not
             with self.state.life.admit():
-                await self._run_evaluation(req, up, fail, owner)
+                await self._run_evaluation(req, selection, up, fail, owner)
         except Refused as e:
             await fail(str(e), e.details())
         except RequestError as e:
             await fail(str(e))
 
-    async def _run_evaluation(self, req: Any, up: Any, fail: Any, owner: str | None) -> None:
+    async def _run_evaluation(self, req: Any, selection: Any, up: Any, fail: Any, owner: str | None) -> None:
         from a2a.helpers import new_data_part, new_text_part
         from a2a.types import TaskState
 
@@ -210,7 +210,7 @@ class ProctorExecutor(AgentExecutor):
         work = st.work.for_principal(owner)  # each client's investigations on a loop of its own
 
         async def prepared() -> Any:  # on the work loop, with its client: the target is used there
-            return await prepare(req, work.resources)
+            return await prepare(req, work.resources, selection)
 
         prep = await work.run(prepared())
         if st.life.draining:  # shutdown began while the target was being resolved
