@@ -90,6 +90,13 @@ class Briefing(_Model):
     budget: Budget
     mechanisms: list[str] = Field(default_factory=lambda: list(MECHANISMS), description="Closed vocabulary for diagnosis mechanisms")
     reply_format: dict[str, Any] = Field(default_factory=dict, description="JSON Schemas of the two possible replies")
+    surfaces: dict[str, Any] | None = Field(
+        None,
+        description="The same tools reached out of band for this investigation only: 'mcp' {url, transport, headers} "
+        "(tools named as Datadog's MCP server's), 'rest' {base_url, headers} (Datadog REST API paths). Calls there "
+        "count as this investigation's tool calls; the credential stops working when it ends.",
+    )
+    in_band_tools: bool = Field(True, description="False when this evaluation offers the tools only out of band")
 
 
 class ToolResult(_Model):
@@ -339,7 +346,8 @@ def briefing_text(b: Briefing) -> str:
         f"{b.problem.prompt}\n"
         f"Current time: {b.now.isoformat()}. Budget: {b.budget.max_turns} replies, {b.budget.timeout_s:.0f}s.\n"
         f"Tools (JSON Schemas of their arguments are in the data part):\n{tools}\n"
-        "Reply with one JSON object only, either\n"
+        + _surfaces_text(b)
+        + "Reply with one JSON object only, either\n"
         '  {"tool_calls": [{"id": "c1", "name": "<tool>", "arguments": {...}}]}\n'
         "or\n"
         '  {"diagnosis": {"no_fault": false, "root_causes": [{"entity": "...", "mechanism": "...", "confidence": 0.8}],'
@@ -347,6 +355,21 @@ def briefing_text(b: Briefing) -> str:
         ' "evidence": [{"tool_call_id": "c1", "description": "..."}], "summary": "..."}}\n'
         f"Mechanisms: {', '.join(b.mechanisms)}."
     )
+
+
+def _surfaces_text(b: Briefing) -> str:
+    if not b.surfaces:
+        return ""
+    lines = ["The same tools, for this investigation only, also answer out of band:"]
+    if "mcp" in b.surfaces:
+        s = b.surfaces["mcp"]
+        lines.append(f"- MCP (Datadog's tool names, Streamable HTTP): {s['url']} with headers {json.dumps(s['headers'])}")
+    if "rest" in b.surfaces:
+        s = b.surfaces["rest"]
+        lines.append(f"- Datadog REST API: base URL {s['base_url']} with headers {json.dumps(s['headers'])}")
+    if not b.in_band_tools:
+        lines.append("In-band tool_calls are not offered in this evaluation: use the surfaces above, then reply with your diagnosis.")
+    return "\n".join(lines) + "\n"
 
 
 def tool_results_text(m: ToolResultsMessage) -> str:

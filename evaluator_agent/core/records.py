@@ -68,6 +68,7 @@ class ToolCallRecord:
     result_size: int
     duration_ms: float
     result_preview: str = ""
+    surface: str = "a2a"  # a2a (in-band), mcp or rest: where the call came in
 
 
 @dataclass
@@ -103,6 +104,7 @@ class InvestigationResult:
     invalid_calls: int = 0
     red_herrings_chased: int = 0
     tokens: dict[str, int] | None = None
+    calls_by_surface: dict[str, int] = field(default_factory=dict)
     turn_records: list[TurnRecord] = field(default_factory=list)
     call_records: list[ToolCallRecord] = field(default_factory=list)
 

@@ -31,6 +31,7 @@ by the investigations of one run through a :class:`RunContact`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -65,6 +66,7 @@ from evaluator_agent.engine.conversation import (
     TargetError,
     TargetUnavailable,
 )
+from evaluator_agent.engine.surfaces import A2A, SurfaceConfig, SurfaceSession
 from evaluator_agent.engine.worlds import WorldCache
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ async def investigate(
     *,
     noise: str = "on",
     contact: RunContact | None = None,
+    surfaces: SurfaceConfig | None = None,
 ) -> InvestigationResult:
     """Run one investigation to its end; returns the scored result.
 
@@ -104,6 +107,9 @@ async def investigate(
     :class:`~evaluator_agent.engine.target.Target`, or an in-process
     :class:`~evaluator_agent.engine.local.LocalTarget` (the shortcut battery and calibration);
     both get the same briefing, limits, tools, scoring and records.
+
+    ``surfaces`` offers the tools out of band too (MCP, the Datadog REST facade; surfaces.py):
+    the briefing then carries a credential for this investigation only, closed when it ends.
     """
     inv_id = f"inv_{uuid.uuid4().hex[:16]}"
     conv = target.conversation()
@@ -111,6 +117,7 @@ async def investigate(
         investigation_id=inv_id, label_id=label.id, attempt=attempt, context_id=conv.context_id, started_at=time.time()
     )
     trace = observability.get().investigation(label, attempt, target.info, res)
+    session: SurfaceSession | None = None
     try:
         digest = label.world.snapshot
         if noise == "off":
@@ -123,12 +130,21 @@ async def investigate(
 
         toolbox = Toolbox(index, now=float(header["end"]))
         budget = limits.effective(label.task.budget)
+        calls = CallLog(res)
+        offered = surfaces.offered if surfaces is not None else frozenset((A2A,))
+        if offered - {A2A}:
+            session = surfaces.registry.open(toolbox, offered=offered, max_calls=budget.max_turns * budget.max_calls_per_turn,
+                                             record=calls.record, now=float(header["end"]))
         briefing = build_briefing(label, header, budget, inv_id)
+        if session is not None:
+            briefing.surfaces = surfaces.briefing(session)
+            briefing.in_band_tools = A2A in offered
         trace.briefing(briefing)
-        viewed: list[tuple[str, dict[str, Any], bool, str]] = []
-        diagnosis = await _converse(conv, briefing, toolbox, budget, res, viewed, contact or RunContact())
+        diagnosis = await _converse(conv, briefing, toolbox, budget, res, calls, contact or RunContact(), session)
+        if session is not None:
+            surfaces.registry.close(session)  # before scoring: no call can land after the diagnosis is judged
         with trace.scoring():
-            _score_or_fail(label, diagnosis, res, viewed)
+            _score_or_fail(label, diagnosis, res, calls.viewed)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # noqa: BLE001 - our own failure must end only this investigation
@@ -136,20 +152,24 @@ async def investigate(
         res.end_reason = "harness_error"
         res.error_kind = "harness"
         res.error = f"{type(e).__name__}: {e}"[:1000]
+    finally:
+        if session is not None and surfaces is not None:
+            surfaces.registry.close(session)
     res.finished_at = time.time()
     trace.finish()
     return res
 
 
 async def _converse(
-    conv: Conversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, viewed: list[Any],
-    contact: RunContact,
+    conv: Conversation, briefing: Briefing, toolbox: Any, budget: Budget, res: InvestigationResult, calls: CallLog,
+    contact: RunContact, session: SurfaceSession | None,
 ) -> Diagnosis | None:
     deadline = time.monotonic() + budget.timeout_s
     data: dict[str, Any] = briefing.model_dump(mode="json")
     text = briefing_text(briefing)
     malformed = 0
     for turn in range(1, budget.max_turns + 1):
+        calls.turn = turn  # out-of-band calls made while the target works on this reply count to it
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             res.end_reason = "timeout"
@@ -202,7 +222,7 @@ async def _converse(
             res.diagnosis = parsed.diagnosis.model_dump(mode="json")
             return parsed.diagnosis
         assert isinstance(parsed, ToolCallsReply)
-        results = _run_tools(parsed, toolbox, budget, turn, res, viewed)
+        results = _run_tools(parsed, toolbox, budget, turn, res, calls, session, briefing.in_band_tools)
         res.turn_records.append(TurnRecord(turn, "tool_calls", reply.size, elapsed, n_calls=len(parsed.tool_calls)))
         left = budget.max_turns - turn
         msg = ToolResultsMessage(
@@ -232,31 +252,57 @@ def _add_usage(res: InvestigationResult, obj: dict[str, Any] | None) -> None:
         res.tokens = acc
 
 
-def _run_tools(
-    reply: ToolCallsReply, toolbox: Any, budget: Budget, turn: int, res: InvestigationResult, viewed: list[Any]
-) -> list[ToolResult]:
-    from evaluator_agent.telemetry.tools import stored_arguments
+class CallLog:
+    """The tool calls of one investigation, whatever their surface: each becomes a
+    :class:`ToolCallRecord`, a Datadog span, and evidence the scorer sees (``viewed``)."""
 
+    def __init__(self, res: InvestigationResult):
+        self.res = res
+        self.viewed: list[tuple[str, dict[str, Any], bool, str]] = []
+        self.turn = 0
+        self._n = 0
+
+    def record(self, surface: str, tool: str, arguments: Any, outcome: Any, dt_ms: float, call_id: str | None = None) -> None:
+        from evaluator_agent.telemetry.tools import stored_arguments
+
+        res = self.res
+        self._n += 1
+        body = json.dumps(outcome.content, default=str, separators=(",", ":")) if outcome.ok else (outcome.error or "")
+        res.tool_calls += 1
+        res.calls_by_surface[surface] = res.calls_by_surface.get(surface, 0) + 1
+        if not outcome.ok:
+            res.invalid_calls += 1
+        kept = stored_arguments(arguments if isinstance(arguments, dict) else {})  # oversized: size, hash, prefix
+        record = ToolCallRecord(self.turn, call_id or f"{surface}_{self._n}", tool, kept, outcome.ok, outcome.error,
+                                len(body), round(dt_ms, 3), body[:RESULT_PREVIEW_CHARS], surface)
+        res.call_records.append(record)
+        observability.get().tool_call(record)
+        self.viewed.append((tool, kept, outcome.ok, body))
+
+
+def _run_tools(
+    reply: ToolCallsReply, toolbox: Any, budget: Budget, turn: int, res: InvestigationResult, calls: CallLog,
+    session: SurfaceSession | None, in_band: bool,
+) -> list[ToolResult]:
     out: list[ToolResult] = []
     for i, call in enumerate(reply.tool_calls):
         call_id = call.id or f"call_{turn}_{i + 1}"
-        if i >= budget.max_calls_per_turn:
-            out.append(ToolResult(id=call_id, ok=False, error=f"more than {budget.max_calls_per_turn} calls in one reply; call skipped"))
+        refused = None
+        if not in_band:
+            refused = "in-band tool calls are not offered in this evaluation; use the surfaces in the briefing"
+        elif i >= budget.max_calls_per_turn:
+            refused = f"more than {budget.max_calls_per_turn} calls in one reply; call skipped"
+        elif session is not None and not session.count():
+            refused = f"the investigation's budget of {session.max_calls} tool calls is used up"
+        if refused is not None:
+            out.append(ToolResult(id=call_id, ok=False, error=refused))
             res.invalid_calls += 1
             continue
         t0 = time.perf_counter()
         outcome = toolbox.call(call.name, call.arguments)
         dt = (time.perf_counter() - t0) * 1000
-        body = json.dumps(outcome.content, default=str, separators=(",", ":")) if outcome.ok else (outcome.error or "")
-        res.tool_calls += 1
-        if not outcome.ok:
-            res.invalid_calls += 1
-        kept = stored_arguments(call.arguments)  # an oversized call is refused, kept as size, hash, prefix
-        res.call_records.append(
-            ToolCallRecord(turn, call_id, call.name, kept, outcome.ok, outcome.error, len(body), round(dt, 3), body[:RESULT_PREVIEW_CHARS])
-        )
-        observability.get().tool_call(res.call_records[-1])
-        viewed.append((call.name, kept, outcome.ok, body))
+        with session.recording() if session is not None else contextlib.nullcontext():
+            calls.record(A2A, call.name, call.arguments, outcome, dt, call_id)
         if outcome.ok:
             out.append(ToolResult(id=call_id, ok=True, content=outcome.content))
         else:

@@ -30,6 +30,7 @@ from evaluator_agent.engine.conversation import TargetError
 from evaluator_agent.engine.fairshare import FairLimiter
 from evaluator_agent.engine.investigation import RunContact, investigate
 from evaluator_agent.engine.request import EvaluationRequest
+from evaluator_agent.engine.surfaces import A2A, SurfaceConfig
 from evaluator_agent.engine.target import Target
 from evaluator_agent.engine.transport import make_http_client
 from evaluator_agent.engine.workloop import WorkLoop
@@ -105,6 +106,18 @@ async def prepare(
     return Prepared(request, labelset, labels, target, request.run_id or new_run_id())
 
 
+def offered_surfaces(req: EvaluationRequest, surfaces: SurfaceConfig | None) -> SurfaceConfig | None:
+    """The surfaces a run offers: the process's, restricted by the request; RequestError when the
+    request asks for one this process does not serve."""
+    asked = set(req.surfaces) if req.surfaces is not None else None
+    served = set(surfaces.offered) if surfaces is not None else {A2A}
+    if asked is not None and not asked <= served:
+        missing = ", ".join(sorted(asked - served))
+        raise RequestError(f"this proctor does not serve the {missing} surface here (it serves {', '.join(sorted(served))}); "
+                           "proctor serve offers mcp and rest, proctor run offers them with --surfaces")
+    return surfaces.restricted(asked) if surfaces is not None else None
+
+
 def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex[:12]
 
@@ -152,6 +165,7 @@ async def execute(
     limiter: FairLimiter | None = None,
     owner: str | None = None,
     work_loop: WorkLoop | None = None,
+    surfaces: SurfaceConfig | None = None,
 ) -> dict[str, Any]:
     """Run every investigation of a prepared request (or of one ``shard`` I/N of it); returns the result dict.
 
@@ -165,8 +179,10 @@ async def execute(
     each evaluation getting a fair share of its slots. ``owner`` is the caller's principal: a run
     id belongs to it (:class:`~evaluator_agent.results.store.RunConflict` for anyone else). With ``work_loop``
     the investigations run on that loop (the server's: its own loop stays free for clients); the
-    target must then have been prepared there, and ``worlds`` is used there only."""
+    target must then have been prepared there, and ``worlds`` is used there only. ``surfaces``: where
+    this process serves the tools out of band (MCP, REST); the request may restrict them."""
     req = prep.request
+    offered = offered_surfaces(req, surfaces)
     run_id = prep.run_id
     worlds = worlds or WorldCache()
     limits = req.budget
@@ -203,7 +219,7 @@ async def execute(
     contact = RunContact()
 
     def attempt_once(label: Any, attempt: int) -> Awaitable[InvestigationResult]:
-        inv = investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact)
+        inv = investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact, surfaces=offered)
         return work_loop.run(inv) if work_loop is not None else inv
 
     async def one(label: Any, attempt: int) -> None:

@@ -30,6 +30,8 @@ class EvaluationRequest(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     noise: Literal["on", "off"] = "on"
     run_id: str | None = Field(None, max_length=100)
+    # where the target may call the tools: a2a (in-band), mcp, rest; None: every surface the proctor serves
+    surfaces: list[Literal["a2a", "mcp", "rest"]] | None = Field(None, min_length=1, max_length=3)
 
     @field_validator("target")
     @classmethod

@@ -252,6 +252,19 @@ def token_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def calls_by_surface(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Tool calls of all investigations by the surface they came in on (a2a, mcp, rest)."""
+    out: dict[str, int] = {}
+    for r in rows:
+        by = r.get("calls_by_surface")
+        if isinstance(by, Mapping) and by:
+            for k, v in by.items():
+                out[k] = out.get(k, 0) + int(v)
+        elif r.get("tool_calls"):  # rows older than surfaces: every call was in-band
+            out["a2a"] = out.get("a2a", 0) + int(r["tool_calls"])
+    return dict(sorted(out.items()))
+
+
 def trajectory_stats(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Aggregates of the investigation trajectories: mean/median/p95/max/total of turns,
     tool calls, invalid calls, red herrings chased and duration; token and cost totals
@@ -305,6 +318,7 @@ def run_statistics(
         counts under each; the accuracies are means over labels, without an interval).
       * ``flaky_labels``: labels whose scored attempts both passed and failed.
       * ``trajectory``: see :func:`trajectory_stats` (over scored investigations).
+      * ``tool_calls_by_surface``: see :func:`calls_by_surface` (over all investigations).
       * ``infra_error_rate`` (errors / n), ``degraded`` (that rate above
         ``degraded_threshold``, from ``degraded_above`` or :func:`degraded_threshold`).
     """
@@ -402,6 +416,7 @@ def run_statistics(
         "breakdown": breakdown,
         "flaky_labels": flaky,
         "trajectory": trajectory_stats(scored),
+        "tool_calls_by_surface": calls_by_surface(rows),
         "method": {
             "unit": "label (attempts averaged first)",
             "cluster": "scenario family (label when none)",

@@ -123,6 +123,7 @@ class Store:
                 {
                     "investigation_id": str, "seq": int, "turn": int, "call_id": str, "name": str, "arguments": str,
                     "ok": int, "error": str, "result_size": int, "duration_ms": float, "result_preview": str,
+                    "surface": str,
                 },
                 pk=("investigation_id", "seq"), if_not_exists=True,
             )
@@ -190,6 +191,7 @@ class Store:
             "score_details": _j(r.score_details), "diagnosis": _j(r.diagnosis) if r.diagnosis is not None else None,
             "turns": r.turns, "tool_calls": r.tool_calls, "invalid_calls": r.invalid_calls,
             "red_herrings_chased": r.red_herrings_chased, "tokens": _j(r.tokens) if r.tokens else None,
+            "calls_by_surface": _j(r.calls_by_surface) if r.calls_by_surface else None,
         }
         with self._lock, self.db.atomic():
             self.db.execute("DELETE FROM turns WHERE investigation_id = ?", [key])
@@ -205,7 +207,8 @@ class Store:
                 self.db["tool_calls"].insert_all(
                     ({"investigation_id": key, "seq": i, "turn": c.turn, "call_id": c.call_id, "name": c.name,
                       "arguments": _j(c.arguments), "ok": int(c.ok), "error": c.error, "result_size": c.result_size,
-                      "duration_ms": c.duration_ms, "result_preview": c.result_preview} for i, c in enumerate(r.call_records)),
+                      "duration_ms": c.duration_ms, "result_preview": c.result_preview, "surface": c.surface}
+                     for i, c in enumerate(r.call_records)),
                     pk=("investigation_id", "seq"), replace=True,
                 )
         self._wrote()
@@ -300,8 +303,8 @@ class Store:
             rows = list(self.db["investigations"].rows_where("run_id = ?", [run_id], order_by="label_id, attempt"))
         for r in rows:
             r["passed"] = bool(r["passed"])
-            for k in ("subscores", "score_details", "diagnosis", "tokens"):
-                r[k] = json.loads(r[k]) if r.get(k) else ({} if k != "diagnosis" and k != "tokens" else None)
+            for k in ("subscores", "score_details", "diagnosis", "tokens", "calls_by_surface"):
+                r[k] = json.loads(r[k]) if r.get(k) else ({} if k not in ("diagnosis", "tokens") else None)
         return rows
 
     def tool_calls(self, investigation_key: str) -> list[dict[str, Any]]:

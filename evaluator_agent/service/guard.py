@@ -172,6 +172,7 @@ class Guard:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_depth: int = MAX_JSON_DEPTH,
         open_paths: Iterable[str] = (),
+        open_prefixes: Iterable[str] = (),
         jsonrpc_paths: Iterable[str] = ("/",),
         realm: str = "incident-proctor",
         linger_bytes: int = DEFAULT_LINGER_BYTES,
@@ -193,8 +194,13 @@ class Guard:
         self.linger_s = linger_s
         self.max_depth = max_depth
         self.open_paths = frozenset(open_paths)
+        # mounted apps with a credential of their own (the MCP and REST surfaces): PREFIX and PREFIX/...
+        self.open_prefixes = tuple(p.rstrip("/") for p in open_prefixes)
         self.jsonrpc_paths = frozenset(jsonrpc_paths)
         self.realm = realm
+
+    def _open_prefix(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,7 +214,7 @@ class Guard:
         # reads a clean answer; not when the client waits for "100 Continue" (it sends nothing).
         may_drain = has_body and not expect_continue
 
-        if self.keys and path not in self.open_paths:
+        if self.keys and path not in self.open_paths and not self._open_prefix(path):
             problem = self._auth_problem(scope)
             if problem is not None:
                 fits = length is None or length <= self.max_body_bytes
