@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sqlite3
 import sys
@@ -53,6 +54,8 @@ def _request_from_args(a: argparse.Namespace) -> dict[str, Any]:
         req["labels"] = [x for s in a.labels for x in s.split(",") if x]
     if a.run_id:
         req["run_id"] = a.run_id
+    if getattr(a, "surfaces", None):
+        req["surfaces"] = [x.strip() for x in a.surfaces.split(",") if x.strip()]
     return req
 
 
@@ -113,17 +116,29 @@ def cmd_run(a: argparse.Namespace) -> int:
         store.close()
         return EXIT_USAGE
 
+    if a.surfaces_listen.rpartition(":")[2] and not a.surfaces_listen.rpartition(":")[2].isdigit():
+        print(f"proctor run: --surfaces-listen {a.surfaces_listen!r}: expected HOST:PORT", file=sys.stderr)
+        store.close()
+        return EXIT_USAGE
     life = Lifecycle()
 
     async def main() -> dict[str, Any]:
         http = make_http_client()
         try:
-            with life.admit():
-                prep = await prepare(req, http)
-                bar = Progress(len(prep.work(shard)), quiet=a.quiet)
-                life.on_sigterm(_env_float("PROCTOR_DRAIN_S", 8.0), say=lambda text: print(f"proctor run: {text}", file=sys.stderr, flush=True))
-                return await life.execute(prep, store, shard=shard, disclosure_policy=policy,
-                                          on_progress=lambda d, t, p, _r: bar.update(d, p))
+            async with contextlib.AsyncExitStack() as stack:
+                surfaces = None
+                if set(req.surfaces or ()) - {"a2a"}:  # a CLI run has no server: serve MCP and REST for it
+                    from evaluator_agent.service.surfaces_app import serve_surfaces
+
+                    host, _, port = a.surfaces_listen.rpartition(":")
+                    surfaces = await stack.enter_async_context(serve_surfaces(host or "127.0.0.1", int(port or 0), a.surfaces_url))
+                    print(f"proctor run: surfaces at {surfaces.mcp_url} (MCP) and {surfaces.rest_url} (REST)", file=sys.stderr)
+                with life.admit():
+                    prep = await prepare(req, http)
+                    bar = Progress(len(prep.work(shard)), quiet=a.quiet)
+                    life.on_sigterm(_env_float("PROCTOR_DRAIN_S", 8.0), say=lambda text: print(f"proctor run: {text}", file=sys.stderr, flush=True))
+                    return await life.execute(prep, store, shard=shard, disclosure_policy=policy, surfaces=surfaces,
+                                              on_progress=lambda d, t, p, _r: bar.update(d, p))
         finally:
             await http.aclose()
 

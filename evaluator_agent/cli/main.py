@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=300.0, help="wall time per investigation, seconds")
     r.add_argument("--turn-timeout", type=float, default=60.0, help="time per target reply, seconds")
     r.add_argument("--noise", choices=["on", "off"], default="on", help="off: noise-free worlds, for ablations")
+    r.add_argument("--surfaces", default=None, metavar="S[,S]",
+                   help="where the target may call the tools: a2a (in-band), mcp, rest (default a2a); with mcp or rest "
+                        "the MCP server and the Datadog REST facade are served on --surfaces-listen for the run")
+    r.add_argument("--surfaces-listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="where to serve them (default a free loopback port)")
+    r.add_argument("--surfaces-url", default=None, metavar="URL",
+                   help="the base URL briefings name for them (default http://HOST:PORT as bound)")
     r.add_argument("--run-id", default=os.environ.get("CLOUD_RUN_EXECUTION") or None,
                    help="name the run; running the same request again adds nothing already recorded (default $CLOUD_RUN_EXECUTION)")
     r.add_argument("--shard", default=None, metavar="I/N",

@@ -21,6 +21,7 @@ from evaluator_agent.engine.fairshare import FairLimiter
 from evaluator_agent.engine.lifecycle import Lifecycle, Refused, RunInterrupted, ShuttingDown
 from evaluator_agent.engine.orchestrator import prepare, select_labels
 from evaluator_agent.engine.request import parse_request
+from evaluator_agent.engine.surfaces import SurfaceConfig
 from evaluator_agent.engine.workloop import WorkLoops
 from evaluator_agent.engine.worlds import WorldCache
 from evaluator_agent.results import disclosure
@@ -40,6 +41,7 @@ class ServerState:
     worlds: WorldCache  # shared by those loops
     investigations: FairLimiter  # investigations in flight across all evaluations
     disclosure: str  # the policy results are shown under
+    surfaces: SurfaceConfig | None = None  # where MCP and the REST facade are served (surfaces.py)
 
 
 def _principal(context: Any) -> str | None:
@@ -236,7 +238,7 @@ class ProctorExecutor(AgentExecutor):
         try:
             result = await st.life.execute(prep, self.store, worlds=st.worlds, on_progress=progress,
                                            disclosure_policy=st.disclosure, limiter=st.investigations,
-                                           owner=owner, work_loop=work)
+                                           owner=owner, work_loop=work, surfaces=st.surfaces)
         except RunInterrupted as e:
             await fail(f"interrupted by shutdown after {e.done}/{e.total} investigations; "
                        f"send the same request with run_id={run_id} to finish it",

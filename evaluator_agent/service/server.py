@@ -98,10 +98,12 @@ def create_app(
         create_rest_routes,
     )
 
+    from evaluator_agent.engine.surfaces import SurfaceRegistry
     from evaluator_agent.engine.transport import AGENT_CARD_PATH, make_http_client
     from evaluator_agent.engine.workloop import WorkLoops
     from evaluator_agent.engine.worlds import WorldCache
     from evaluator_agent.service.executor import ProctorExecutor, ServerState
+    from evaluator_agent.service.surfaces_app import MCP_PATH, REST_PATH, Surfaces
     from evaluator_agent.service.taskstore import DEFAULT_MAX_FINISHED, BoundedTaskStore
 
     keys = parse_api_keys(os.environ.get("PROCTOR_API_KEYS") if api_keys is None else api_keys)
@@ -118,6 +120,7 @@ def create_app(
     public_url = public_url or os.environ.get("PROCTOR_PUBLIC_URL") or "http://127.0.0.1:8080"
     card = build_card(public_url, bearer=bool(keys))
     store = Store(db_path, checkpoint=checkpoint)
+    surfaces = Surfaces(SurfaceRegistry())  # the same tools over MCP and a Datadog REST facade
     state = ServerState(
         store=store,
         life=Lifecycle(max_evaluations),
@@ -126,6 +129,7 @@ def create_app(
         worlds=WorldCache(),
         investigations=FairLimiter(max_investigations),
         disclosure=policy,
+        surfaces=surfaces.config(public_url),
     )
     executor = ProctorExecutor(state)
     # finished tasks beyond the most recent ones are evicted (their results stay in SQLite)
@@ -139,7 +143,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette):
-        yield
+        async with surfaces.lifespan():
+            yield
         await observability.aclose()
         await state.work.aclose()
         store.close()
@@ -155,10 +160,12 @@ def create_app(
         *card_routes,
         *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
         *create_rest_routes(handler, path_prefix=REST_PREFIX, enable_v0_3_compat=True),
+        *surfaces.routes,
     ]
     guard = Middleware(
         Guard, api_keys=keys, max_body_bytes=max_body_bytes, jsonrpc_paths={"/"},
         open_paths={"/health", *(r.path for r in card_routes)},
+        open_prefixes=(MCP_PATH, REST_PATH),  # each call carries its investigation's own credential
     )
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.store = store
