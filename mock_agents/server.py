@@ -230,8 +230,9 @@ def bounded_task_store(max_tasks: int | None = None) -> Any:
     return _bounded_task_store_cls()(max_tasks)
 
 
-def _pinning_executor(runner: Any, sessions: Any) -> Any:
-    """ADK's A2A executor, pinning the conversation's session while a turn runs."""
+def _pinning_executor(runner: Any, sessions: Any, config: Any = None) -> Any:
+    """ADK's A2A executor (with ``config``, default ADK's), pinning the conversation's session
+    while a turn runs."""
     from google.adk.a2a.executor.a2a_agent_executor import A2aAgentExecutor
 
     class PinningExecutor(A2aAgentExecutor):
@@ -239,7 +240,7 @@ def _pinning_executor(runner: Any, sessions: Any) -> Any:
             with sessions.in_use(runner.app_name, context.context_id):
                 await super().execute(context, event_queue)
 
-    return PinningExecutor(runner=runner)
+    return PinningExecutor(runner=runner, config=config)
 
 
 def _resolve(agents: list[str] | None) -> list[str]:
@@ -268,7 +269,7 @@ async def _agent_routes(
     from google.adk.a2a.utils.agent_card_builder import AgentCardBuilder
     from google.adk.runners import Runner
 
-    from .agents import build_agent
+    from .agents import build_agent, executor_config
 
     agent = build_agent(name)
     card = await AgentCardBuilder(
@@ -278,7 +279,7 @@ async def _agent_routes(
     tasks = bounded_task_store(max_tasks)
     runner = Runner(app_name=name, agent=agent, session_service=sessions)
     handler = DefaultRequestHandler(
-        agent_executor=_pinning_executor(runner, sessions),
+        agent_executor=_pinning_executor(runner, sessions, executor_config(name)),
         task_store=tasks,
         agent_card=card,
     )
@@ -389,7 +390,7 @@ def build_app(*args: Any, **kwargs: Any) -> Starlette:
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket; port 0 picks a free one (read it back with ``getsockname()``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto TCP: asyncio then sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)

@@ -60,7 +60,8 @@ async def serve_surfaces(host: str = "127.0.0.1", port: int = 0, public_url: str
             yield
 
     app = Starlette(routes=surfaces.routes, lifespan=lifespan)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto TCP: asyncio sets TCP_NODELAY
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))  # bound here, so the port is known before uvicorn listens
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
