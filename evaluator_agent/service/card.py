@@ -51,7 +51,9 @@ def build_card(public_url: str, *, bearer: bool = False) -> Any:
             AgentSkill(
                 id="evaluate_agent", name="Evaluate an SRE agent",
                 description="Run the agent behind an agent card URL through a label set of replayed incidents; "
-                "streams progress and returns a scored result artifact.",
+                "streams progress and returns a scored result artifact. Each investigation's tools are served in-band, over MCP "
+                "with Datadog's MCP tool names (<url>/mcp) and as a Datadog REST API facade (<url>/datadog), so agents "
+                "built for Datadog are evaluated unchanged; the request's 'surfaces' restricts them.",
                 tags=["evaluation", "sre", "incident", "benchmark"],
                 examples=[example, json.dumps({"participants": {"target": "<agent card URL>"}, "config": {"labelset": "smoke"}})],
                 input_modes=["application/json", "text/plain"], output_modes=["application/json", "text/plain"],
