@@ -167,3 +167,34 @@ def test_the_store_and_the_summary_keep_the_surface(surfaces: SurfaceConfig, tmp
     assert sorted(c["surface"] for c in store.tool_calls(rows[0]["id"])) == ["a2a", "rest"]
     assert summarize(rows)["tool_calls_by_surface"] == {"a2a": 1, "rest": 1}
     store.close()
+
+
+def test_a_stable_key_serves_each_investigation_of_its_run_in_turn(surfaces: SurfaceConfig, tmp_path: Any) -> None:
+    from evaluator_agent.engine.orchestrator import Prepared, execute
+
+    key = "stable_" + "k" * 40
+    labelset = load_labelset("smoke")
+    labels = labelset.labels[:2]
+    statuses: list[int] = []
+
+    def with_key(messages: list[Any]) -> dict[str, Any]:
+        assert credentials(messages)[1]["DD-API-KEY"] == key  # the key the agent was started with
+        statuses.append(httpx.get(surfaces.rest_url + MONITORS, headers={"DD-API-KEY": key}, timeout=10).status_code)
+        return NO_FAULT
+
+    req = parse_request({"target": "http://127.0.0.1:1/x", "labels": [lb.id for lb in labels], "concurrency": 8,
+                         "surfaces": ["a2a", "rest"], "surface_key": key})
+    target = ScriptedTarget([with_key])
+    prep = Prepared(req, labelset, labels, target, "run_stable")
+    store = Store(tmp_path / "k.db")
+    with pytest.raises(RequestError, match="in use"):  # another run holding the key refuses this one
+        surfaces.registry.claim(key)
+        try:
+            asyncio.run(execute(prep, store, surfaces=surfaces))
+        finally:
+            surfaces.registry.release(key)
+    result = asyncio.run(execute(prep, store, surfaces=surfaces))
+    assert result["status"] == "completed" and statuses == [200, 200]
+    assert httpx.get(surfaces.rest_url + MONITORS, headers={"DD-API-KEY": key}, timeout=10).status_code == 403
+    assert all(r["calls_by_surface"] == {"rest": 1} for r in store.investigations("run_stable"))
+    store.close()

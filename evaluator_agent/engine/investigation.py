@@ -134,7 +134,7 @@ async def investigate(
         offered = surfaces.offered if surfaces is not None else frozenset((A2A,))
         if offered - {A2A}:
             session = surfaces.registry.open(toolbox, offered=offered, max_calls=budget.max_turns * budget.max_calls_per_turn,
-                                             record=calls.record, now=float(header["end"]))
+                                             record=calls.record, now=float(header["end"]), key=surfaces.key)
         briefing = build_briefing(label, header, budget, inv_id)
         if session is not None:
             briefing.surfaces = surfaces.briefing(session)

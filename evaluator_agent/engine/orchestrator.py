@@ -30,7 +30,7 @@ from evaluator_agent.engine.conversation import TargetError
 from evaluator_agent.engine.fairshare import FairLimiter
 from evaluator_agent.engine.investigation import RunContact, investigate
 from evaluator_agent.engine.request import EvaluationRequest
-from evaluator_agent.engine.surfaces import A2A, SurfaceConfig
+from evaluator_agent.engine.surfaces import A2A, SurfaceConfig, SurfaceError
 from evaluator_agent.engine.target import Target
 from evaluator_agent.engine.transport import make_http_client
 from evaluator_agent.engine.workloop import WorkLoop
@@ -111,11 +111,15 @@ def offered_surfaces(req: EvaluationRequest, surfaces: SurfaceConfig | None) -> 
     request asks for one this process does not serve."""
     asked = set(req.surfaces) if req.surfaces is not None else None
     served = set(surfaces.offered) if surfaces is not None else {A2A}
+    if req.surface_key and (surfaces is None or not (served - {A2A})):
+        raise RequestError("surface_key asks for stable MCP/REST surfaces, which this proctor does not serve here")
     if asked is not None and not asked <= served:
         missing = ", ".join(sorted(asked - served))
         raise RequestError(f"this proctor does not serve the {missing} surface here (it serves {', '.join(sorted(served))}); "
                            "proctor serve offers mcp and rest, proctor run offers them with --surfaces")
-    return surfaces.restricted(asked) if surfaces is not None else None
+    if surfaces is None:
+        return None
+    return surfaces.restricted(asked).stable(req.surface_key)
 
 
 def new_run_id() -> str:
@@ -183,6 +187,24 @@ async def execute(
     this process serves the tools out of band (MCP, REST); the request may restrict them."""
     req = prep.request
     offered = offered_surfaces(req, surfaces)
+    if offered is not None and offered.key is not None:
+        try:
+            offered.registry.claim(offered.key)
+        except SurfaceError as e:
+            raise RequestError(str(e)) from None
+        try:
+            return await _execute(prep, store, offered, worlds, on_progress, shard, stop, disclosure_policy, limiter, owner, work_loop)
+        finally:
+            offered.registry.release(offered.key)
+    return await _execute(prep, store, offered, worlds, on_progress, shard, stop, disclosure_policy, limiter, owner, work_loop)
+
+
+async def _execute(
+    prep: Prepared, store: Store, offered: SurfaceConfig | None, worlds: WorldCache | None, on_progress: ProgressFn | None,
+    shard: tuple[int, int] | None, stop: asyncio.Event | None, disclosure_policy: str, limiter: FairLimiter | None,
+    owner: str | None, work_loop: WorkLoop | None,
+) -> dict[str, Any]:
+    req = prep.request
     run_id = prep.run_id
     worlds = worlds or WorldCache()
     limits = req.budget
@@ -210,7 +232,8 @@ async def execute(
     work = [(lb, a) for lb, a in every if (lb.id, a) not in recorded]
     prior = [r for r in await asyncio.to_thread(store.investigations, run_id) if (r["label_id"], r["attempt"]) in recorded]
     total, done, passed = len(every), len(every) - len(work), sum(1 for r in prior if r["passed"])
-    sem = asyncio.Semaphore(req.concurrency)
+    # a stable surface key points at one world at a time: its investigations run one by one
+    sem = asyncio.Semaphore(1 if req.surface_key else req.concurrency)
     lock = asyncio.Lock()
     private = prep.labelset.info.private
     obs_policy = disclosure.effective(disclosure_policy, private)

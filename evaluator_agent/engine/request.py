@@ -32,6 +32,9 @@ class EvaluationRequest(BaseModel):
     run_id: str | None = Field(None, max_length=100)
     # where the target may call the tools: a2a (in-band), mcp, rest; None: every surface the proctor serves
     surfaces: list[Literal["a2a", "mcp", "rest"]] | None = Field(None, min_length=1, max_length=3)
+    # a stable credential chosen by the requester, for agents whose MCP/REST configuration is fixed at
+    # start-up: every investigation of the run answers under it, one at a time (concurrency 1)
+    surface_key: str | None = Field(None, min_length=32, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
 
     @field_validator("target")
     @classmethod

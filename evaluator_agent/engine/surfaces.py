@@ -113,27 +113,48 @@ class SurfaceSession:
 
 
 class SurfaceRegistry:
-    """The open sessions of a process, by credential."""
+    """The open sessions of a process, by credential; and the stable keys runs have claimed."""
 
     def __init__(self, max_sessions: int = DEFAULT_MAX_SESSIONS):
         self.max_sessions = max_sessions
         self._sessions: dict[str, SurfaceSession] = {}
+        self._claimed: set[str] = set()
         self._lock = threading.Lock()
 
-    def open(self, toolbox: Any, *, offered: Iterable[str], max_calls: int, record: Recorder, now: float) -> SurfaceSession:
+    def claim(self, key: str) -> None:
+        """Reserve a stable key for one run (whose investigations then open their sessions
+        under it, one at a time); SurfaceError when another run holds it."""
+        with self._lock:
+            if key in self._claimed:
+                raise SurfaceError("this surface_key is in use by another evaluation")
+            self._claimed.add(key)
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._claimed.discard(key)
+            session = self._sessions.pop(key, None)
+        if session is not None:
+            session.closed = True
+
+    def open(self, toolbox: Any, *, offered: Iterable[str], max_calls: int, record: Recorder, now: float,
+             key: str | None = None) -> SurfaceSession:
+        """A session under a fresh credential, or under the run's claimed stable ``key``."""
         session = SurfaceSession(
-            token=TOKEN_PREFIX + secrets.token_urlsafe(24), toolbox=toolbox, offered=frozenset(offered),
+            token=key or TOKEN_PREFIX + secrets.token_urlsafe(24), toolbox=toolbox, offered=frozenset(offered),
             max_calls=max_calls, record=record, now=now,
         )
         with self._lock:
             if len(self._sessions) >= self.max_sessions:
                 raise SurfaceError(f"more than {self.max_sessions} investigations hold surface credentials")
+            if key is not None and (key not in self._claimed or key in self._sessions):
+                raise SurfaceError("a stable surface_key serves one investigation at a time, of the run that claimed it")
             self._sessions[session.token] = session
         return session
 
     def resolve(self, token: str | None) -> SurfaceSession | None:
-        """The open session of a credential, or None (unknown, malformed or ended)."""
-        if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+        """The open session of a credential, or None (unknown, malformed or ended). A stable key
+        resolves to the investigation in progress of its run, and to nothing between two."""
+        if not isinstance(token, str) or len(token) > 128:
             return None
         with self._lock:
             return self._sessions.get(token)
@@ -170,6 +191,7 @@ class SurfaceConfig:
     registry: SurfaceRegistry
     base_url: str  # the proctor's public URL; MCP at base/mcp, the REST facade at base/datadog
     offered: frozenset[str] = frozenset(SURFACES)
+    key: str | None = None  # a run's stable credential (agents whose MCP configuration is fixed)
 
     @property
     def mcp_url(self) -> str:
@@ -183,7 +205,11 @@ class SurfaceConfig:
         """The same, offering only ``surfaces`` (None: unchanged)."""
         if surfaces is None:
             return self
-        return SurfaceConfig(self.registry, self.base_url, frozenset(surfaces) & self.offered)
+        return SurfaceConfig(self.registry, self.base_url, frozenset(surfaces) & self.offered, self.key)
+
+    def stable(self, key: str | None) -> SurfaceConfig:
+        """The same, with every investigation's session under the run's claimed ``key``."""
+        return SurfaceConfig(self.registry, self.base_url, self.offered, key)
 
     def briefing(self, session: SurfaceSession) -> dict[str, Any]:
         """What the briefing tells the target: per surface, where and with which headers."""

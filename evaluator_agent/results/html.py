@@ -173,12 +173,12 @@ def _trajectory(calls: list[dict[str, Any]]) -> str:
     if not calls:
         return "<span class=muted>no tool calls</span>"
     rows = "".join(
-        f"<tr><td>{c['turn']}</td><td><code>{esc(c['name'])}</code></td><td><code>{esc(json.dumps(c.get('arguments', {}))[:300])}</code></td>"
+        f"<tr><td>{c['turn']}</td><td>{esc(c.get('surface') or 'a2a')}</td><td><code>{esc(c['name'])}</code></td><td><code>{esc(json.dumps(c.get('arguments', {}))[:300])}</code></td>"
         f"<td>{'ok' if c['ok'] else '<span class=fail>' + esc((c.get('error') or '')[:160]) + '</span>'}</td><td>{c.get('result_size', 0)}</td>"
         f"<td>{c.get('duration_ms', 0):.1f}</td></tr>"
         for c in calls
     )
-    return (f"<details><summary>{len(calls)} tool calls</summary><table><tr><th>turn</th><th>tool</th><th>arguments</th>"
+    return (f"<details><summary>{len(calls)} tool calls</summary><table><tr><th>turn</th><th>surface</th><th>tool</th><th>arguments</th>"
             f"<th>result</th><th>bytes</th><th>ms</th></tr>{rows}</table></details>")
 
 
