@@ -2,19 +2,24 @@
 
 None of them has ADK tools: the telemetry tools live on the proctor's side and are called
 through the investigation protocol (the agent replies with ``tool_calls`` JSON and gets
-``tool_results`` back in the next message).
+``tool_results`` back in the next message). The exception is ``methodical_mcp``
+(:mod:`mock_agents.mcp_agent`): the same policy, calling the tools over the MCP server the
+briefing names, through ADK's ``McpToolset``.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from google.adk.agents import LlmAgent
 
 LLM_AGENT = "llm"
 LLM_MODEL_ENV = "PROCTOR_MOCK_LLM_MODEL"
+#: agents calling the tools over MCP (:mod:`mock_agents.mcp_agent`, imported only when built)
+#: -> the policy each runs
+MCP_AGENTS: dict[str, str] = {"methodical_mcp": "methodical"}
 
 POLICY_INSTRUCTION = "Offline policy model; the instruction is not read."
 
@@ -49,10 +54,11 @@ config, flags) just before it. The noisiest service is often not the cause.
 
 
 def agent_names() -> list[str]:
-    """Agents this process can serve: every policy, plus ``llm`` when a model is configured."""
+    """Agents this process can serve: every policy, the MCP agents, plus ``llm`` when a model
+    is configured."""
     from .policies import POLICY_NAMES
 
-    names = list(POLICY_NAMES)
+    names = [*POLICY_NAMES, *MCP_AGENTS]
     if os.environ.get(LLM_MODEL_ENV):
         names.append(LLM_AGENT)
     return names
@@ -63,6 +69,10 @@ def build_agent(name: str) -> LlmAgent:
 
     if name == LLM_AGENT:
         return _llm_agent()
+    if name in MCP_AGENTS:
+        from .mcp_agent import build_mcp_agent
+
+        return build_mcp_agent(name)
     from .model import policy_model
     from .policies import get_policy
 
@@ -73,6 +83,15 @@ def build_agent(name: str) -> LlmAgent:
         description=f"Mock SRE agent ({name}): {policy.description}",
         instruction=POLICY_INSTRUCTION,
     )
+
+
+def executor_config(name: str) -> Any:
+    """The A2A executor's config for agent ``name``; None (ADK's default) but for the MCP agents."""
+    if name in MCP_AGENTS:
+        from .mcp_agent import a2a_executor_config
+
+        return a2a_executor_config()
+    return None
 
 
 def _llm_agent() -> LlmAgent:

@@ -116,6 +116,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
@@ -170,7 +171,7 @@ def _error(status: int, message: str) -> CallToolResult:
 
 
 def _result(body: dict[str, Any]) -> CallToolResult:
-    text = json.dumps(body, separators=(",", ":"), default=str)
+    text = orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS).decode()  # the hot path: 3-5x json
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=body)
 
 
