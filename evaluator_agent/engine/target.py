@@ -34,6 +34,11 @@ from evaluator_agent.engine.transport import (
 )
 
 MAX_CARD_BYTES = 256_000
+# Messages of the task's history a reply may carry: the proctor reads a reply from the task's
+# artifacts or status message, else from the last agent message of the history. Without a
+# bound, an agent that streams its tool steps as status updates (ADK does) returns its whole
+# history with every reply, and an MCP-heavy turn goes over the reply cap.
+HISTORY_LENGTH = 2
 
 
 class Target:
@@ -175,7 +180,7 @@ def send_message_body(data: dict[str, Any], text: str, context_id: str, task_id:
     if task_id:
         message["taskId"] = task_id
     return {"jsonrpc": "2.0", "id": str(uuid.uuid4()), "method": "SendMessage",
-            "params": {"message": message, "configuration": {}}}
+            "params": {"message": message, "configuration": {"historyLength": HISTORY_LENGTH}}}
 
 
 def _part_payload(part: Any) -> tuple[dict[str, Any] | None, str]:
@@ -229,7 +234,7 @@ class A2AConversation:
 
     async def _send(self, data: dict[str, Any], text: str) -> Reply:
         from a2a.helpers import new_message, new_text_part
-        from a2a.types import Role, SendMessageRequest
+        from a2a.types import Role, SendMessageConfiguration, SendMessageRequest
 
         last = None
         if self._fast_send is not None:
@@ -241,7 +246,8 @@ class A2AConversation:
                 task_id=self._task_id,
                 role=Role.ROLE_USER,
             )
-            async for event in self._client.send_message(SendMessageRequest(message=msg)):
+            request = SendMessageRequest(message=msg, configuration=SendMessageConfiguration(history_length=HISTORY_LENGTH))
+            async for event in self._client.send_message(request):
                 last = event
         if last is None:
             raise TargetProtocolError("target sent no response")
