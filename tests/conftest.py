@@ -6,8 +6,9 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,35 @@ async def serve_app(make_app: Callable[[str], Any]) -> AsyncIterator[str]:
             yield base
     finally:
         sock.close()
+
+
+@contextmanager
+def serving_in_thread(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on a loopback port from a thread with its own event loop; yields its base
+    URL. For servers that synchronous clients (or code running inline on the test's own loop) call."""
+    sock = loopback_socket()
+    ready, stop, failed = threading.Event(), threading.Event(), []
+
+    async def run() -> None:
+        async with serving(app, sock):
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.02)
+
+    def main() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as e:  # noqa: BLE001 - reported to the caller
+            failed.append(e)
+            ready.set()
+
+    thread = threading.Thread(target=main, name="test-server", daemon=True)
+    thread.start()
+    assert ready.wait(30) and not failed, failed
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(30)
+        sock.close()
+

@@ -11,9 +11,7 @@ hand), every call is recorded once with surface ``rest``, and the refusals (403,
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,13 +53,13 @@ from datadog_api_client.v2.model.spans_query_filter import SpansQueryFilter
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from evaluator_agent.cli.demo import loopback_socket, serving
 from evaluator_agent.core.labels import load_labelset, snapshots_dir
 from evaluator_agent.engine.surfaces import SurfaceRegistry, SurfaceSession
 from evaluator_agent.service.rest_facade import MAX_BODY_BYTES, rest_app
 from evaluator_agent.telemetry.index import WorldIndex
 from evaluator_agent.telemetry.tools import Toolbox
 from evaluator_agent.telemetry.world import load_snapshot_dict
+from tests.conftest import serving_in_thread
 
 
 @dataclass
@@ -91,32 +89,8 @@ def facade() -> Iterator[Facade]:
     tb = Toolbox(WorldIndex.from_dict(data), now=now)
     registry = SurfaceRegistry()
     app = Starlette(routes=[Mount("/datadog", app=rest_app(registry))])
-    sock = loopback_socket()
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    ready, stop, failed = threading.Event(), threading.Event(), []
-
-    async def run() -> None:
-        async with serving(app, sock):
-            ready.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.02)
-
-    def main() -> None:
-        try:
-            asyncio.run(run())
-        except BaseException as e:  # noqa: BLE001 - reported to the fixture
-            failed.append(e)
-            ready.set()
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    assert ready.wait(30) and not failed, failed
-    try:
+    with serving_in_thread(app) as base:
         yield Facade(registry, base + "/datadog", tb, now)
-    finally:
-        stop.set()
-        thread.join(30)
-        sock.close()
 
 
 def client(f: Facade, token: str) -> ApiClient:

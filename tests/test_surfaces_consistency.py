@@ -46,11 +46,9 @@ every core world (one test per label, each world loaded once and dropped after i
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -78,7 +76,6 @@ from datadog_api_client.v2.model.logs_query_filter import LogsQueryFilter
 from mcp import ClientSession
 from starlette.applications import Starlette
 
-from evaluator_agent.cli.demo import loopback_socket, serving
 from evaluator_agent.core.labels import load_labelset, snapshots_dir
 from evaluator_agent.engine.surfaces import (
     A2A,
@@ -93,6 +90,7 @@ from evaluator_agent.telemetry.index import WorldIndex
 from evaluator_agent.telemetry.tools import Toolbox
 from evaluator_agent.telemetry.world import load_snapshot_dict
 from evaluator_agent.worldgen.calibrate import sample_labels
+from tests.conftest import serving_in_thread
 from tests.test_mcp_surface import (
     Recorder,
     _after,
@@ -132,31 +130,8 @@ def surfaces() -> Iterator[SurfaceConfig]:
             yield
 
     app = Starlette(routes=routes.routes, lifespan=lifespan)
-    sock = loopback_socket()
-    ready, stop, failed = threading.Event(), threading.Event(), []
-
-    async def run() -> None:
-        async with serving(app, sock):
-            ready.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.02)
-
-    def main() -> None:
-        try:
-            asyncio.run(run())
-        except BaseException as e:  # noqa: BLE001 - reported to the fixture
-            failed.append(e)
-            ready.set()
-
-    thread = threading.Thread(target=main, name="surfaces-server", daemon=True)
-    thread.start()
-    assert ready.wait(30) and not failed, failed
-    try:
-        yield routes.config(f"http://127.0.0.1:{sock.getsockname()[1]}")
-    finally:
-        stop.set()
-        thread.join(30)
-        sock.close()
+    with serving_in_thread(app) as base:
+        yield routes.config(base)
     assert len(registry) == 0  # every session was closed
 
 
