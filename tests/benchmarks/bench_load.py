@@ -4,6 +4,9 @@ agents, everything over A2A on loopback, each side in its own process as in prod
     .venv/bin/python tests/benchmarks/bench_load.py [--evaluations 4] [--concurrency 16] [--labels 40]
         [--agents greedy_anomaly,alert_blamer,methodical,greedy_anomaly] [--labelset core]
 
+``--agents methodical_mcp,greedy_anomaly,methodical_mcp,alert_blamer`` puts half of the
+investigations on the MCP surface.
+
 Each evaluation runs ``--labels`` labels of the set with ``--concurrency`` investigations at a
 time, so evaluations x concurrency investigations are in flight at once (64 by default).
 Prints throughput, tool-call latency (proctor side: executing the tool on the world), the
@@ -63,7 +66,7 @@ async def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> N
 
 def pct(xs: list[float], p: float) -> float:
     """Nearest-rank percentile, as the traffic generator reports them (NaN when empty)."""
-    from evaluator_agent.cli.traffic import percentile
+    from evaluator_agent.cli.traffic_report import percentile
 
     value = percentile(xs, p)
     return float("nan") if value is None else value
@@ -98,7 +101,9 @@ async def main() -> None:
     mport, pport = _free_port(), _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ADK_SUPPRESS_A2A_EXPERIMENTAL_FEATURE_WARNINGS": "1",
            "PROCTOR_MAX_EVALUATIONS": str(max(4, a.evaluations)),
-           "PROCTOR_MAX_INVESTIGATIONS": str(max(64, a.evaluations * a.concurrency)), "DD_TRACE_ENABLED": "false"}
+           "PROCTOR_MAX_INVESTIGATIONS": str(max(64, a.evaluations * a.concurrency)), "DD_TRACE_ENABLED": "false",
+           # briefings name the MCP and REST surfaces at this address (methodical_mcp calls them)
+           "PROCTOR_PUBLIC_URL": f"http://127.0.0.1:{pport}"}
     mocks = subprocess.Popen([sys.executable, "-m", "mock_agents", "serve", "--port", str(mport),
                               "--agents", ",".join(dict.fromkeys(agents))], env=env, cwd=tmp,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
