@@ -72,7 +72,7 @@ def build_agent(name: str) -> LlmAgent:
     if name in MCP_AGENTS:
         from .mcp_agent import build_mcp_agent
 
-        return build_mcp_agent(name)
+        return build_mcp_agent(name, MCP_AGENTS[name], POLICY_INSTRUCTION)
     from .model import policy_model
     from .policies import get_policy
 

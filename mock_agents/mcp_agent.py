@@ -54,7 +54,6 @@ from google.genai import types
 
 from evaluator_agent.core.envvars import env_int
 
-from .agents import MCP_AGENTS, POLICY_INSTRUCTION
 from .mcp_adapter import IN_BAND_OF, MCP_TOOL_OF, from_mcp, in_band_result, to_mcp
 from .model import PolicyModel, policy_response
 from .policies import get_policy
@@ -258,10 +257,11 @@ def _is_diagnosis(response: LlmResponse) -> bool:
 # --------------------------------------------------------------------------- the agent
 
 
-def build_mcp_agent(name: str) -> LlmAgent:
+def build_mcp_agent(name: str, policy_name: str, instruction: str) -> LlmAgent:
+    """The ADK agent ``name``: policy ``policy_name`` calling its tools over MCP."""
     from google.adk.agents import LlmAgent
 
-    policy = get_policy(MCP_AGENTS[name])
+    policy = get_policy(policy_name)
     os.environ.setdefault("GOOGLE_API_USE_CLIENT_CERTIFICATE", "false")
     toolset = BriefedMcpToolset()
 
@@ -277,7 +277,7 @@ def build_mcp_agent(name: str) -> LlmAgent:
             "MCP server the briefing names (surfaces.mcp; ADK McpToolset, Datadog's tool names). Falls "
             "back to in-band tool calls without surfaces.mcp, and for tools MCP lacks (aggregate_logs)."
         ),
-        instruction=POLICY_INSTRUCTION,
+        instruction=instruction,
         tools=[toolset],
         before_agent_callback=remember_surface,
         after_model_callback=release_at_diagnosis,
