@@ -66,12 +66,6 @@ def _schema(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, 
             "additionalProperties": False}
 
 
-def _out(*required: str) -> dict[str, Any]:
-    """A result's output schema: an object with these top-level members."""
-    return {"type": "object", "properties": {k: {"type": ["object", "array"]} for k in required},
-            "required": list(required)}
-
-
 # ----------------------------------------------------------------------------- argument translation
 
 
@@ -208,7 +202,6 @@ class DatadogTool:
     parameters: dict[str, Any]
     to_in_band: Callable[[dict[str, Any]], dict[str, Any]]
     to_datadog: Translator
-    output_schema: dict[str, Any]
     _validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -237,7 +230,6 @@ class DatadogTool:
         return args
 
 
-_DATA = _out("data", "meta")  # {"data": ..., "meta": {...}}
 DATADOG_TOOLS: tuple[DatadogTool, ...] = (
     DatadogTool(
         "search_datadog_logs", "search_logs",
@@ -247,7 +239,7 @@ DATADOG_TOOLS: tuple[DatadogTool, ...] = (
         _schema({"query": _str("log search query; default '*'"), "from": _TIME, "to": _TIME, "limit": _LIMIT,
                  "cursor": _CURSOR, "sort": {"type": "string", "enum": ["timestamp", "-timestamp"]}}),
         lambda a: _pick(a, "query", "from", "to", "limit", "cursor", "sort"),
-        _search("logs", log_item, "total_matched"), _DATA),
+        _search("logs", log_item, "total_matched")),
     DatadogTool(
         "get_datadog_metric", "query_metrics",
         "Query a metric's timeseries: '<avg|sum|min|max|count>:<metric>{<tag:value>,...} [by {<tag>,...}]"
@@ -255,7 +247,7 @@ DATADOG_TOOLS: tuple[DatadogTool, ...] = (
         "by {version}'. One query per call (queries=[q] or query=q). Points are [epoch ms, value].",
         _schema({"queries": {"type": "array", "items": _str("a metric query"), "minItems": 1, "maxItems": 8},
                  "query": _str("a metric query (instead of queries)"), "from": _TIME, "to": _TIME}),
-        _metric_query_args, _metric_query, _out("series")),
+        _metric_query_args, _metric_query),
     DatadogTool(
         "search_datadog_metrics", "list_metrics",
         "List available metrics with their type, tag keys and some tag values. Filter by name fragment "
@@ -264,44 +256,44 @@ DATADOG_TOOLS: tuple[DatadogTool, ...] = (
                  "name_filter": _str("metric name fragment, * wildcards allowed"),
                  "tag_filter": _str("tag filters, e.g. 'service:checkout,env:prod'"),
                  "limit": _LIMIT, "cursor": _CURSOR}),
-        _metric_search_args, _search("metrics", _metric_item, "total"), _DATA),
+        _metric_search_args, _search("metrics", _metric_item, "total")),
     DatadogTool(
         "get_datadog_metric_context", "list_metrics",
         "One metric's context: its type, tag keys and tag values (up to 20 per key), for filtering and grouping.",
         _schema({"metric": {**_str("the exact metric name", 512), "minLength": 1}}, ("metric",)),
-        _metric_context_args, _metric_context, _DATA),
+        _metric_context_args, _metric_context),
     DatadogTool(
         "search_datadog_spans", "search_spans",
         "Search APM spans (newest first): 'service:checkout resource_name:\"POST /pay\" status:error "
         "@http.status_code:500 @duration:>0.5' (duration in seconds, in queries and in attributes.attributes.duration).",
         _schema({"query": _str("span search query; default '*'"), "from": _TIME, "to": _TIME,
                  "limit": _LIMIT, "cursor": _CURSOR}),
-        _search_args, _search("spans", span_item, "total_matched"), _DATA),
+        _search_args, _search("spans", span_item, "total_matched")),
     DatadogTool(
         "get_datadog_trace", "get_trace",
         "All spans of one trace by trace_id, as a tree: root first, each span after its parent "
         "(attributes.attributes.depth: 0 for the root).",
         _schema({"trace_id": _str("the trace id", 128)}, ("trace_id",)),
-        lambda a: _pick(a, "trace_id"), _trace, _DATA),
+        lambda a: _pick(a, "trace_id"), _trace),
     DatadogTool(
         "search_datadog_monitors", "get_monitors",
         "Monitors with their current status and recent state transitions. Query like 'status:alert', "
         "'service:checkout' or a name fragment.",
         _schema({"query": _str("monitor search query"), "limit": _LIMIT, "cursor": _CURSOR}),
-        _listing_args, _monitors, _out("monitors", "metadata")),
+        _listing_args, _monitors),
     DatadogTool(
         "search_datadog_events", "get_events",
         "Search events: deploys, config and feature-flag changes, Kubernetes events, autoscaling, cron jobs, "
         "migrations. Query like 'source:deploy service:checkout' or free text.",
         _schema({"query": _str("event search query"), "from": _TIME, "to": _TIME, "limit": _LIMIT,
                  "cursor": _CURSOR}),
-        _search_args, _search("events", event_v2, "total_matched"), _DATA),
+        _search_args, _search("events", event_v2, "total_matched")),
     DatadogTool(
         "search_datadog_services", "list_services",
         "Services of the software catalog (services, databases, caches, queues, external APIs) with team, "
         "platform, cluster and tier. Query like 'team:payments', 'kind:database' or a name fragment.",
         _schema({"query": _str("service search query"), "limit": _LIMIT, "cursor": _CURSOR}),
-        _listing_args, _search("services", _service, "total"), _DATA),
+        _listing_args, _search("services", _service, "total")),
     DatadogTool(
         "search_datadog_service_dependencies", "get_service_dependencies",
         "A service's dependencies: 'calls' = downstream (what it calls), 'called_by' = upstream (who calls it). "
@@ -309,7 +301,7 @@ DATADOG_TOOLS: tuple[DatadogTool, ...] = (
         _schema({"service": _str("the service name", 256),
                  "direction": {"type": "string", "enum": ["downstream", "upstream", "both"]},
                  "depth": {"type": "integer", "minimum": 1, "maximum": 5}}, ("service",)),
-        lambda a: _pick(a, "service", "direction", "depth"), _dependencies, _DATA),
+        lambda a: _pick(a, "service", "direction", "depth"), _dependencies),
 )
 
 TOOLS_BY_NAME: dict[str, DatadogTool] = {t.name: t for t in DATADOG_TOOLS}
