@@ -26,7 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "worldgen": {"core", "telemetry", "engine", "results", "lint", "cli"},  # cli: its __main__ asks the demo for the roster
     "audit": {"core", "telemetry", "engine", "results", "lint", "worldgen"},
     "service": {"core", "telemetry", "engine", "results", "datadog"},
-    "cli": {"core", "telemetry", "engine", "results", "datadog", "service", "lint", "worldgen", "audit"},
+    "labelops": {"core", "telemetry", "results"},
+    "cli": {"core", "telemetry", "engine", "results", "datadog", "service", "lint", "worldgen", "audit", "labelops", "capture"},
 }
 # the one module of the product allowed to import the reference agents
 MOCK_DOOR = "evaluator_agent/cli/demo.py"

@@ -17,11 +17,8 @@ from evaluator_agent.cli.common import (
 
 
 def cmd_labels(a: argparse.Namespace) -> int:
-    from evaluator_agent.core.labels import LabelError, label_json_schema, load_labelset
+    from evaluator_agent.core.labels import LabelError, load_labelset
 
-    if a.labels_cmd == "schema":
-        _write_json("-", label_json_schema())
-        return EXIT_OK
     if a.labels_cmd == "lint":
         from evaluator_agent.lint.checks import lint_labelset
 

@@ -175,12 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("--json", action="store_true")
     hi.set_defaults(fn=cmd_history)
 
-    lb = sub.add_parser("labels", help="label sets: list, schema")
+    lb = sub.add_parser("labels", help="label sets: list, schema, lint, audit; feedback: draft, review")
     lsub = lb.add_subparsers(dest="labels_cmd", required=True)
     ll = lsub.add_parser("list", help="labels of a set")
     ll.add_argument("set")
     ll.add_argument("--json", action="store_true")
-    lsub.add_parser("schema", help="label JSON Schema")
+    from evaluator_agent.cli.labelops import (
+        add_labelops_parsers,
+        add_schema_arguments,
+        cmd_labels_schema,
+    )
+
+    sc = lsub.add_parser("schema", help="label JSON Schema (--feedback: a feedback record's)")
+    add_schema_arguments(sc)
+    sc.set_defaults(fn=cmd_labels_schema)
+    add_labelops_parsers(lsub)  # draft, review
     lt = lsub.add_parser("lint", help="check a label set: schema, leaks, hashes, entities, key evidence, red herrings")
     lt.add_argument("set", help="label set name, or a path to its folder")
     lt.add_argument("--json", action="store_true")
