@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"core", "telemetry", "engine", "results", "lint", "worldgen"},
     "service": {"core", "telemetry", "engine", "results", "datadog"},
     "labelops": {"core", "telemetry", "results"},
+    "capture": {"core", "telemetry"},
     "cli": {"core", "telemetry", "engine", "results", "datadog", "service", "lint", "worldgen", "audit", "labelops", "capture"},
 }
 # the one module of the product allowed to import the reference agents

@@ -1,6 +1,7 @@
 """``proctor capture``: one real incident's world from a Datadog organisation, as a snapshot and a draft label.
 
     proctor capture --monitor 12345678                       # the window around its last alert
+    proctor capture --incident 8f2c...                        # a Datadog incident's impact window and services
     proctor capture --service checkout --service payments --from 2026-03-02T13:00:00Z --to 2026-03-02T15:00:00Z
     proctor capture --resume captures/20260302T150000Z-checkout   # finish an interrupted capture
 
@@ -59,14 +60,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     seed = p.add_argument_group("what to capture")
     seed.add_argument("--monitor", type=int, metavar="ID", help="start from this monitor: the window around its last "
                       "alert, its service tag as the seed")
+    seed.add_argument("--incident", metavar="ID", help="start from this Datadog incident: its impact window "
+                      "and the services of its fields")
     seed.add_argument("--service", action="append", default=[], metavar="NAME", help="a seed service (repeat)")
     seed.add_argument("--from", dest="start", type=moment, metavar="TIME",
                       help="incident window start: ISO 8601, epoch seconds or now-2h")
     seed.add_argument("--to", dest="end", type=moment, metavar="TIME", help="incident window end")
     seed.add_argument("--before", type=duration, default=1800, metavar="DUR",
-                      help="with --monitor: the window starts this long before the alert (default 30m)")
+                      help="with --monitor / --incident: the window starts this long before the alert / impact (default 30m)")
     seed.add_argument("--after", type=duration, default=600, metavar="DUR",
-                      help="with --monitor: ... and ends this long after it (default 10m)")
+                      help="... and ends this long after the alert / the resolution (default 10m)")
     seed.add_argument("--baseline", type=duration, default=7200, metavar="DUR",
                       help="also capture this long before the window (default 2h)")
     seed.add_argument("--env", default=None, help="only this env (env:<ENV> on every query)")
@@ -86,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                 ("--max-hosts", 100, "hosts whose own metrics are captured")):
         scope.add_argument(flag, type=_positive, default=default, metavar="N", help=f"{what} (default {default})")
     scope.add_argument("--no-host-metrics", action="store_true", help="skip metrics of hosts without a service tag")
-    red = p.add_argument_group("redaction (applied before anything is written)")
+    red = p.add_argument_group("redaction (applied before anything is written; --resume keeps the capture's rules)")
     red.add_argument("--redact-rules", metavar="FILE", help="JSON rules file (see evaluator_agent/capture/redact.py)")
     red.add_argument("--redact", action="append", default=[], metavar="REGEX", help="one more pattern to redact (repeat)")
     red.add_argument("--no-default-redaction", action="store_true", help="drop the default rules")
@@ -130,14 +133,17 @@ def cmd_capture(a: argparse.Namespace) -> int:
             result = resume(Path(a.resume), **common)
         else:
             opts = CaptureOptions(
-                services=list(a.service), start=a.start, end=a.end, monitor_id=a.monitor, before_s=a.before,
+                services=list(a.service), start=a.start, end=a.end, monitor_id=a.monitor, incident_id=a.incident,
+                before_s=a.before,
                 after_s=a.after, baseline_s=a.baseline, env=a.env, depth=a.depth, max_services=a.max_services,
                 same_team=not a.no_team, rollup_s=a.rollup, max_series=a.max_series,
                 max_error_logs=a.max_error_logs, max_other_logs=a.max_other_logs, max_error_spans=a.max_error_spans,
                 max_other_spans=a.max_other_spans, max_traces=a.max_traces, max_spans=a.max_spans,
                 max_events=a.max_events, max_hosts=a.max_hosts, host_metrics=not a.no_host_metrics)
             opts.validate()
-            seed = f"monitor-{a.monitor}" if a.monitor is not None else re.sub(r"[^A-Za-z0-9_.-]+", "_", a.service[0])
+            seed = (f"monitor-{a.monitor}" if a.monitor is not None else f"incident-{a.incident}" if a.incident
+                    else a.service[0])
+            seed = re.sub(r"[^A-Za-z0-9_.-]+", "_", seed)[:60]
             where = Path(a.dir) if a.dir else Path("captures") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{seed}"
             result = capture(opts, directory=where, **common)
     except (OptionsError, RedactionError) as e:

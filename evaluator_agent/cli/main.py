@@ -244,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--db", default=default_db())
     d.set_defaults(fn=cmd_demo)
 
+    from evaluator_agent.cli import capture as capture_cli
+
+    cp = sub.add_parser("capture", help="capture a real incident's world from Datadog: a snapshot and a draft label")
+    capture_cli.add_arguments(cp)
+    cp.set_defaults(fn=capture_cli.cmd_capture)
+
     from evaluator_agent.cli import traffic
 
     tr = sub.add_parser("traffic", help="send evaluation requests to a proctor and report throughput, latency and errors")
