@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_schema_arguments(sc)
     sc.set_defaults(fn=cmd_labels_schema)
     add_labelops_parsers(lsub)  # draft, review
+    from evaluator_agent.cli.validate import add_arguments as add_validate_arguments
+    from evaluator_agent.cli.validate import cmd_labels_validate
+
+    va = lsub.add_parser("validate", help="ground pending candidates in their worlds; confidence scores with reasons")
+    add_validate_arguments(va)
+    va.set_defaults(fn=cmd_labels_validate)
     lt = lsub.add_parser("lint", help="check a label set: schema, leaks, hashes, entities, key evidence, red herrings")
     lt.add_argument("set", help="label set name, or a path to its folder")
     lt.add_argument("--json", action="store_true")

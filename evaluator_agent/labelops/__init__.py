@@ -8,9 +8,10 @@
 - ``patching``: reviewer edits checked against the ``Label`` model;
 - ``queue``: the SQLite review queue (list, show, edit, accept, reject, stats, history);
 - ``promote``: accepted labels into a label set, versioned;
-- ``intake``: a whole input file into the queue.
+- ``intake``: a whole input file into the queue;
+- ``validate`` and ``grounding``: the deterministic validator (the world read through the same tools an agent has).
 
-Imports ``core`` and ``results`` only.
+Imports ``core``, ``telemetry`` and ``results`` only.
 """
 
 from evaluator_agent.labelops.candidate import Candidate, Flag, Score, Validation, ValidationScores

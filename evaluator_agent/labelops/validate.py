@@ -1,0 +1,336 @@
+"""``proctor labels validate``: a deterministic, offline validator of pending candidates.
+
+For each pending candidate whose draft names a world snapshot, the world is loaded and the
+candidate grounded in it through the same ten tools an agent has (``grounding.World``):
+
+1. the paged service: the trigger monitor's ``service:`` tag (else the title, else the draft's
+   first symptom);
+2. the claimed root cause: the draft's root-cause entity resolved against the catalog (exact,
+   then fragments, then kind words); without one, the claim text (the user's words) resolved
+   the same way, and the root cause searched downstream of it (or of the paged service): the
+   deepest anomalous service, preferring one whose changes match a hint of the claim ("after
+   the deploy"). A root cause found by search, not named, lowers specificity and says so;
+3. the causal chain: the shortest path of downstream edges from the paged service to the root
+   cause, written root cause first;
+4. key evidence: tool queries that returned it (rising error logs, a change event, a metric
+   that moved), recorded in the draft in the ``KeyEvidence`` shape;
+5. the onset when missing: the earliest change event, else the first error log, else the first
+   moved metric point of the root cause in the window;
+6. scores: thoroughness (independent evidence kinds found), specificity (entity and mechanism
+   named exactly vs guessed), accuracy (the claim agrees with the world: evidence on the
+   claimed entity, on a path from the page, no stronger culprit elsewhere; contradicting flags
+   of the draft lower it). Confidence is their weighted mean, capped by accuracy when accuracy
+   is low. At or above the threshold the candidate is marked validated (still pending a human's
+   acceptance: never accepted here); below it, it stays for review with the reasons.
+
+No LLM is needed; none is used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from evaluator_agent.core.labels import snapshots_dir
+from evaluator_agent.labelops.candidate import Candidate, Score, Validation, ValidationScores
+from evaluator_agent.labelops.drafting import derive, mechanism_of, problems
+from evaluator_agent.labelops.grounding import World, hint_of
+from evaluator_agent.labelops.queue import Queue, QueueError
+from evaluator_agent.telemetry.index import WorldIndex
+from evaluator_agent.telemetry.tools import Toolbox
+from evaluator_agent.telemetry.world import load_snapshot_dict
+
+VALIDATOR = "proctor-grounding 1 (deterministic)"
+DEFAULT_THRESHOLD = 0.7
+#: draft flags that mean the input contradicts itself
+_CONTRA = frozenset({"right_with_correction", "wrong_but_correction_matches", "partly_but_correction_matches",
+                     "no_fault_with_root_cause", "right_without_diagnosis", "comment_disagrees"})
+
+
+#: mechanisms that need a change of the root cause, and the words that name it
+_MECH_CHANGE: dict[str, tuple[str, ...]] = {
+    "bad_release": ("deploy", "release", "rollout"), "feature_flag": ("flag",),
+    "crashloop_bad_config": ("config",), "slow_query_migration": ("migration",),
+}
+
+
+def _when(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    if not isinstance(v, str):
+        return None
+    try:
+        t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Outcome:
+    candidate_id: str
+    status: str  # validated | review | skipped | error
+    confidence: float | None = None
+    root_cause: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Validator:
+    def __init__(self, snapshots: Path | None = None, threshold: float = DEFAULT_THRESHOLD):
+        self.snapshots = snapshots or snapshots_dir()
+        self.threshold = threshold
+        self._worlds: dict[str, tuple[WorldIndex, float]] = {}
+
+    def _index(self, snapshot: str) -> tuple[WorldIndex, float]:
+        if snapshot not in self._worlds:
+            data = load_snapshot_dict(snapshot, self.snapshots)
+            self._worlds[snapshot] = (WorldIndex.from_dict(data), float(data["end"]))
+        return self._worlds[snapshot]
+
+    # ------------------------------------------------------------------ one candidate
+
+    def ground(self, c: Candidate) -> tuple[Validation, dict[str, Any], str | None]:
+        """The validation of one candidate, its grounded draft and the root cause found."""
+        t_start = time.perf_counter()
+        draft = _copy(c.draft)
+        world_ref = draft.get("world") or {}
+        idx, end = self._index(world_ref["snapshot"])
+        trig = (draft.get("task") or {}).get("trigger") or {}
+        page = _when(trig.get("fired_at"))
+        if page is None:
+            raise ValueError("the draft has no page time (task.trigger.fired_at)")
+        win = world_ref.get("incident_window") or {}
+        base = world_ref.get("baseline_window") or {}
+        t0 = (_when(win.get("start")) or page - timedelta(minutes=30)).timestamp()
+        t1 = (_when(win.get("end")) or page + timedelta(minutes=10)).timestamp()
+        b0 = (_when(base.get("start")) or datetime.fromtimestamp(t0, UTC) - timedelta(hours=3)).timestamp()
+        b1 = (_when(base.get("end")) or datetime.fromtimestamp(t0, UTC) - timedelta(minutes=10)).timestamp()
+        w = World(Toolbox(idx, now=end), (t0, t1), (b0, b1))
+        gt = draft.setdefault("ground_truth", {})
+        thor: list[str] = []
+        spec: list[str] = []
+        acc: list[str] = []
+        s_spec, s_acc = 1.0, 0.9
+        resolved: list[str] = []
+        codes = {f.code for f in c.flags}
+
+        paged, why = w.paged_service(trig.get("monitor_id"), str(trig.get("title") or ""), gt.get("first_symptom"))
+        spec.append(f"paged service: {paged or 'unknown'} ({why})")
+        if paged is None:
+            s_spec -= 0.3
+
+        rcs = gt.get("root_causes") if isinstance(gt.get("root_causes"), list) else []
+        claimed = rcs[0].get("entity") if rcs and isinstance(rcs[0], dict) else None
+        root: str | None = None
+        hint = hint_of(c.claim)
+        contra = codes & _CONTRA
+        if contra:
+            s_acc -= 0.35
+            acc.append(f"the input contradicts itself ({', '.join(sorted(contra))})")
+
+        if gt.get("no_fault"):
+            return self._no_fault(c, w, paged, draft, thor, spec, acc, s_acc, t_start)
+
+        if claimed:
+            root, how = w.resolve(claimed, near=paged)
+            if root is None:
+                s_spec -= 0.5
+                s_acc -= 0.4
+                spec.append(f"the claimed root cause {claimed[:80]!r} names no service of the world")
+            elif how in ("exact", "named"):
+                spec.append(f"root cause {root}: named {'exactly' if how == 'exact' else 'in full'}")
+            else:
+                s_spec -= 0.2
+                spec.append(f"root cause {claimed[:80]!r} resolved to {root} by {how}")
+        if root is None:
+            start, how = (w.resolve(c.claim, near=paged) if c.claim else (None, "none"))
+            if start is not None:
+                spec.append(f"the claim names {start} ({how})")
+            start = start or paged
+            if start is not None:
+                found, why2 = w.suspect(start, hint)
+                if found is not None:
+                    root = found
+                    s_spec -= 0.4 if not hint else 0.25
+                    spec.append(f"root cause not named: found by search ({'; '.join(why2)})"
+                                + (f", matching the claim's {hint!r}" if hint else ""))
+                    resolved += sorted(codes & {"wrong_without_correction", "claim_to_resolve", "correction_without_entity"})
+                else:
+                    spec.extend(why2)
+            if root is None:
+                s_spec = min(s_spec, 0.2)
+                s_acc = min(s_acc, 0.3)
+                acc.append("no root cause could be resolved from the claim or the world")
+
+        # the claim against the evidence
+        n_kinds = 0
+        if root is not None:
+            ev = w.evidence(root)
+            n_kinds = ev.score
+            chain = w.path(paged, root) if paged else None
+            if chain is None:
+                s_acc -= 0.4
+                acc.append(f"{root} is not downstream of the paged service {paged}: no causal path")
+                chain = [root] + ([paged] if paged and paged != root else [])
+            else:
+                acc.append(f"causal path {' -> '.join(chain)} along downstream edges")
+                quiet = [x for x in chain[1:-1] if w.evidence(x).score == 0]
+                if quiet:
+                    s_acc -= min(0.45, 0.15 * len(quiet))
+                    acc.append(f"no anomaly on the way: {', '.join(quiet)} show nothing between the page and {root}")
+            if paged is not None and paged != root and w.evidence(paged).score == 0:
+                s_acc -= 0.15
+                acc.append(f"the paged service {paged} shows no anomaly of its own in the window")
+            if ev.score == 0:
+                s_acc -= 0.45
+                acc.append(f"{root} shows no rising errors, no change and no moved metric in the incident window")
+            else:
+                acc.append(f"{root} has its own evidence ({ev.score} kind(s))")
+            if paged is not None:
+                other, _ = w.suspect(paged, hint)
+                if other is not None and other != root and other not in chain and w.evidence(other).score > ev.score:
+                    s_acc -= 0.1  # the search is a heuristic: a hint for the reviewer more than a verdict
+                    acc.append(f"{other}, downstream of the page, shows more evidence than {root}")
+            if claimed and root.lower() != claimed.strip().lower() and w.resolve(claimed)[0] != root:
+                s_acc -= 0.2
+            old_chain = [str(x) for x in gt.get("causal_chain") or []]
+            new_chain = chain[::-1]
+            if old_chain and [x.lower() for x in old_chain] != [x.lower() for x in new_chain]:
+                acc.append(f"causal chain corrected from {' -> '.join(old_chain)} to {' -> '.join(new_chain)}")
+            keep = rcs[0] if rcs and isinstance(rcs[0], dict) and rcs[0].get("entity") == root else {}
+            aliases = [a for a in (keep.get("aliases") or []) if a != root]
+            if claimed and claimed != root and claimed not in aliases and w.resolve(claimed)[0] == root:
+                aliases.append(claimed)
+            gt["root_causes"] = [{"entity": root, "aliases": aliases, "kind": keep.get("kind", "service")}]
+            gt["causal_chain"] = new_chain
+            gt["first_symptom"] = new_chain[-1]
+            ke = [k for k in gt.get("key_evidence") or [] if isinstance(k, dict)]
+            have = {(k.get("tool"), str(k.get("arguments"))) for k in ke}
+            for q in ev.queries:
+                if (q["tool"], str(q["arguments"])) not in have:
+                    ke.append(q)
+            gt["key_evidence"] = ke
+            if not gt.get("onset"):
+                cands = [t for t in (ev.first_change, ev.first_error, (ev.metric or {}).get("at")) if t]
+                if cands:
+                    gt["onset"] = _iso(min(cands))
+                    thor.append(f"onset set to {gt['onset']} (earliest change/error/metric move of {root})")
+                else:
+                    s_acc -= 0.2
+                    acc.append("no onset: nothing of the root cause moved in the window")
+            else:
+                onset = _when(gt["onset"])
+                first = min((t for t in (ev.first_change, ev.first_error, (ev.metric or {}).get("at")) if t), default=None)
+                if onset and first and abs(onset.timestamp() - first) > 900:
+                    s_acc -= 0.25
+                    acc.append(f"the onset is {abs(onset.timestamp() - first) / 60:.0f} min from the first signal of {root}")
+        mech = mechanism_of(gt.get("mechanism")) if isinstance(gt.get("mechanism"), str) else None
+        need = _MECH_CHANGE.get(mech or "")
+        if root is not None and need:
+            kinds = {str(ch["source"]).lower() for ch in w.evidence(root).changes}
+            titles = " ".join(ch["title"].lower() for ch in w.evidence(root).changes)
+            if not any(n in k or n in titles for n in need for k in kinds | {""}):
+                s_acc -= 0.25
+                acc.append(f"mechanism {mech} needs a {need[0]} change of {root}; none in the incident window")
+            else:
+                acc.append(f"a {need[0]} change of {root} backs the mechanism {mech}")
+        if mech is None:
+            s_spec -= 0.3
+            spec.append("mechanism missing or unmapped: a reviewer must name it")
+        else:
+            spec.append(f"mechanism {mech}")
+        s_thor = min(1.0, 0.2 + 0.3 * n_kinds)
+        thor.insert(0, f"{n_kinds} independent kind(s) of evidence on the root cause; {w.calls} tool calls")
+        assumed = list(c.assumed)
+        derive(draft, assumed)
+        if problems(draft):
+            acc.append("the draft is not a valid label yet: " + "; ".join(
+                f"{p['loc']}: {p['msg']}" for p in problems(draft)[:3]))
+            s_acc = min(s_acc, 0.5)
+        return self._finish(thor, spec, acc, s_thor, s_spec, s_acc, resolved, t_start), draft, root
+
+    def _no_fault(self, c: Candidate, w: World, paged: str | None, draft: dict[str, Any], thor: list[str],
+                  spec: list[str], acc: list[str], s_acc: float, t_start: float) -> tuple[Validation, dict[str, Any], None]:
+        """A no-fault claim: accurate when nothing downstream of the page shows rising errors."""
+        reach = w.reachable(paged) if paged else {}
+        rising = [s for s in reach if w.evidence(s).rising]
+        changed = [s for s in reach if w.evidence(s).changes and str(w.evidence(s).changes[0]["source"]) in
+                   ("deploy", "config", "feature_flag", "migration")]
+        if rising:
+            s_acc -= 0.5
+            acc.append(f"errors rise downstream of the page ({', '.join(sorted(rising)[:5])}): something may be broken")
+        else:
+            acc.append(f"no service downstream of {paged} shows rising errors")
+        if changed:
+            s_acc -= 0.2
+            acc.append(f"changes downstream of the page: {', '.join(sorted(changed)[:5])}")
+        moved = [s for s in reach if w.evidence(s).metric]
+        thor.append(f"{len(reach)} service(s) downstream of the page checked, {len(moved)} with a moved metric; "
+                    f"{w.calls} tool calls")
+        s_thor = 0.5 + (0.3 if not rising else 0) + (0.2 if moved else 0)
+        spec.append("no-fault: nothing to name")
+        assumed = list(c.assumed)
+        derive(draft, assumed)
+        return self._finish(thor, spec, acc, s_thor, 0.8, s_acc, [], t_start), draft, None
+
+    def _finish(self, thor: list[str], spec: list[str], acc: list[str], s_thor: float, s_spec: float, s_acc: float,
+                resolved: list[str], t_start: float) -> Validation:
+        def cl(x: float) -> float:
+            return round(max(0.0, min(1.0, x)), 3)
+
+        st, ss, sa = cl(s_thor), cl(s_spec), cl(s_acc)
+        conf = 0.25 * st + 0.25 * ss + 0.5 * sa
+        conf = min(conf, sa + 0.05)  # never much surer than the claim agrees with the world
+        if ss < 0.6:
+            conf = min(conf, ss + 0.1)
+        return Validation(
+            scores=ValidationScores(thoroughness=Score(score=st, reasons=thor[:50]),
+                                    specificity=Score(score=ss, reasons=spec[:50]),
+                                    accuracy=Score(score=sa, reasons=acc[:50])),
+            confidence=cl(conf), validator=VALIDATOR, validated_at=datetime.now(UTC),
+            seconds=round(time.perf_counter() - t_start, 4), resolved=resolved)
+
+    # ------------------------------------------------------------------ a queue
+
+    def run(self, queue: Queue, ids: list[str] | None = None, actor: str = "validator") -> list[Outcome]:
+        """Validate the pending candidates of ``queue`` (or those of ``ids``)."""
+        cands = [queue.get(i) for i in ids] if ids else queue.list(status="pending")
+        out: list[Outcome] = []
+        for c in cands:
+            if c.status != "pending":
+                out.append(Outcome(c.id, "skipped", reasons=[f"{c.status}, not pending"]))
+                continue
+            if not (c.draft.get("world") or {}).get("snapshot"):
+                out.append(Outcome(c.id, "skipped", reasons=["no world snapshot: capture it first"]))
+                continue
+            t = time.perf_counter()
+            try:
+                v, draft, root = self.ground(c)
+            except (ValueError, OSError, KeyError) as e:
+                out.append(Outcome(c.id, "error", reasons=[f"{type(e).__name__}: {str(e)[:300]}"],
+                                   seconds=time.perf_counter() - t))
+                continue
+            verdict = "validated" if v.confidence >= self.threshold else "review"
+            v = v.model_copy(update={"notes": [f"{verdict} at threshold {self.threshold}"]})
+            try:
+                queue.record_validation(c.id, v, actor=actor, draft=draft)
+            except QueueError as e:
+                out.append(Outcome(c.id, "error", reasons=[str(e)], seconds=time.perf_counter() - t))
+                continue
+            reasons = [r for s in (v.scores.accuracy, v.scores.specificity, v.scores.thoroughness) for r in s.reasons]
+            out.append(Outcome(c.id, verdict, v.confidence, root, reasons, round(time.perf_counter() - t, 4)))
+        return out
+
+
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(d)
