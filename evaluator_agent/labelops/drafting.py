@@ -27,9 +27,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from evaluator_agent.core.clock import iso, parse_utc
 from evaluator_agent.core.labels import Label
 from evaluator_agent.core.vocab import MECHANISM_INFO
 from evaluator_agent.labelops.candidate import Candidate, Flag
@@ -233,8 +234,6 @@ def _context_flags(s: Source, truth: Truth | None) -> list[Flag]:
 # ----------------------------------------------------------------------------- the draft
 
 
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
 
 
 def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
@@ -295,27 +294,15 @@ def derive(draft: dict[str, Any], assumed: list[str]) -> None:
                 assumed.append(path)
 
 
-def _when(v: Any) -> datetime | None:
-    if isinstance(v, datetime):
-        return v if v.tzinfo else v.replace(tzinfo=UTC)
-    if not isinstance(v, str):
-        return None
-    try:
-        t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def _windows(fired: Any, onset: Any, change_at: Any) -> tuple[dict[str, str], dict[str, str]] | None:
     """Default windows: the incident from 10 min before the earliest of onset, change and page to
     10 min after the page; the baseline the 3 h before that (a captured world's own windows win)."""
-    page = _when(fired)
+    page = parse_utc(fired)
     if page is None:
         return None
-    anchor = min(t for t in (_when(onset), _when(change_at), page) if t is not None)
-    return ({"start": _iso(anchor - timedelta(minutes=10)), "end": _iso(page + timedelta(minutes=10))},
-            {"start": _iso(anchor - timedelta(hours=3, minutes=10)), "end": _iso(anchor - timedelta(minutes=20))})
+    anchor = min(t for t in (parse_utc(onset), parse_utc(change_at), page) if t is not None)
+    return ({"start": iso(anchor - timedelta(minutes=10)), "end": iso(page + timedelta(minutes=10))},
+            {"start": iso(anchor - timedelta(hours=3, minutes=10)), "end": iso(anchor - timedelta(minutes=20))})
 
 
 def build_draft(s: Source, truth: Truth | None) -> tuple[dict[str, Any], list[str]]:
@@ -344,7 +331,7 @@ def build_draft(s: Source, truth: Truth | None) -> tuple[dict[str, Any], list[st
                 chain = [truth.entity, *chain]
             gt["causal_chain"] = chain
         if truth.onset is not None:
-            gt["onset"] = _iso(truth.onset)
+            gt["onset"] = iso(truth.onset)
         if truth.change is not None:
             gt["triggering_change"] = truth.change.model_dump(mode="json", exclude_none=True)
         # the agent's wrong culprit, off the true chain, is a red herring it fell for
@@ -369,7 +356,7 @@ def build_draft(s: Source, truth: Truth | None) -> tuple[dict[str, Any], list[st
     if prov.reporter:
         source += f", reported by {prov.reporter}"
     if prov.reported_at:
-        source += f" at {_iso(prov.reported_at)}"
+        source += f" at {iso(prov.reported_at)}"
     draft: dict[str, Any] = {
         "id": label_id,
         "schema_version": 1,
@@ -383,7 +370,7 @@ def build_draft(s: Source, truth: Truth | None) -> tuple[dict[str, Any], list[st
         "difficulty": {"tier": "medium", "factors": {
             "red_herrings": len(gt["must_not_blame"]), "services": max(1, len(set(s.services))),
             "signal_kinds": signals, "time_offset_s": offset}},
-        "task": {"trigger": {"monitor_id": s.monitor.id, "title": s.monitor.name, "fired_at": _iso(s.fired_at)}},
+        "task": {"trigger": {"monitor_id": s.monitor.id, "title": s.monitor.name, "fired_at": iso(s.fired_at)}},
         "world": world,
         "ground_truth": gt,
         "rubric": {},

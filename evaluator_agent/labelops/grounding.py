@@ -23,9 +23,9 @@ import re
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from evaluator_agent.core.clock import iso
 from evaluator_agent.telemetry.tools import Toolbox
 
 #: kind words people use -> catalog kinds
@@ -49,8 +49,6 @@ HINTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 def words(text: str) -> list[str]:

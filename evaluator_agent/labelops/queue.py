@@ -22,12 +22,12 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from evaluator_agent.core.clock import iso_s
 from evaluator_agent.core.labels import Label
 from evaluator_agent.labelops.candidate import Candidate, Flag, Validation
 from evaluator_agent.labelops.drafting import problems
@@ -44,8 +44,6 @@ class QueueError(ValueError):
     """A queue operation refused (unknown candidate, wrong status, flags not acknowledged ...)."""
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Queue:
@@ -161,7 +159,7 @@ class Queue:
 
     def events(self, cid: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM label_events WHERE candidate_id = ? ORDER BY seq", [cid]).fetchall()
-        return [{"at": r["at"], "when": _iso(r["at"]), "actor": r["actor"], "action": r["action"],
+        return [{"at": r["at"], "when": iso_s(r["at"]), "actor": r["actor"], "action": r["action"],
                  "detail": json.loads(r["detail"] or "{}")} for r in rows]
 
     # ------------------------------------------------------------------ writes
@@ -189,7 +187,7 @@ class Queue:
         c = self._load(cid)
         if c.status != "pending":
             who = f" by {c.reviewer}" if c.reviewer else ""
-            when = f" at {_iso(c.decided_at)}" if c.decided_at else ""
+            when = f" at {iso_s(c.decided_at)}" if c.decided_at else ""
             raise QueueError(f"{c.id} is {c.status}{who}{when}; only a pending candidate can be {doing}")
         return c
 
@@ -341,8 +339,8 @@ def provenance_record(c: Candidate, reviewer: str, now: float, acknowledged: boo
         "validation": c.validation.model_dump(mode="json") if c.validation else None,
         "edits": c.edits,
         "assumed": c.assumed,
-        "drafted_at": _iso(c.created_at),
+        "drafted_at": iso_s(c.created_at),
         "reviewer": reviewer,
-        "accepted_at": _iso(now),
+        "accepted_at": iso_s(now),
         "record": rec,
     }

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from evaluator_agent.core.clock import iso, parse_utc
 from evaluator_agent.core.labels import snapshots_dir
 from evaluator_agent.labelops.candidate import Candidate, Score, Validation, ValidationScores
 from evaluator_agent.labelops.drafting import derive, mechanism_of, problems
@@ -57,20 +58,6 @@ _MECH_CHANGE: dict[str, tuple[str, ...]] = {
 }
 
 
-def _when(v: Any) -> datetime | None:
-    if isinstance(v, datetime):
-        return v if v.tzinfo else v.replace(tzinfo=UTC)
-    if not isinstance(v, str):
-        return None
-    try:
-        t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -104,15 +91,15 @@ class Validator:
         world_ref = draft.get("world") or {}
         idx, end = self._index(world_ref["snapshot"])
         trig = (draft.get("task") or {}).get("trigger") or {}
-        page = _when(trig.get("fired_at"))
+        page = parse_utc(trig.get("fired_at"))
         if page is None:
             raise ValueError("the draft has no page time (task.trigger.fired_at)")
         win = world_ref.get("incident_window") or {}
         base = world_ref.get("baseline_window") or {}
-        t0 = (_when(win.get("start")) or page - timedelta(minutes=30)).timestamp()
-        t1 = (_when(win.get("end")) or page + timedelta(minutes=10)).timestamp()
-        b0 = (_when(base.get("start")) or datetime.fromtimestamp(t0, UTC) - timedelta(hours=3)).timestamp()
-        b1 = (_when(base.get("end")) or datetime.fromtimestamp(t0, UTC) - timedelta(minutes=10)).timestamp()
+        t0 = (parse_utc(win.get("start")) or page - timedelta(minutes=30)).timestamp()
+        t1 = (parse_utc(win.get("end")) or page + timedelta(minutes=10)).timestamp()
+        b0 = (parse_utc(base.get("start")) or datetime.fromtimestamp(t0, UTC) - timedelta(hours=3)).timestamp()
+        b1 = (parse_utc(base.get("end")) or datetime.fromtimestamp(t0, UTC) - timedelta(minutes=10)).timestamp()
         w = World(Toolbox(idx, now=end), (t0, t1), (b0, b1))
         gt = draft.setdefault("ground_truth", {})
         thor: list[str] = []
@@ -221,13 +208,13 @@ class Validator:
             if not gt.get("onset"):
                 cands = [t for t in (ev.first_change, ev.first_error, (ev.metric or {}).get("at")) if t]
                 if cands:
-                    gt["onset"] = _iso(min(cands))
+                    gt["onset"] = iso(min(cands))
                     thor.append(f"onset set to {gt['onset']} (earliest change/error/metric move of {root})")
                 else:
                     s_acc -= 0.2
                     acc.append("no onset: nothing of the root cause moved in the window")
             else:
-                onset = _when(gt["onset"])
+                onset = parse_utc(gt["onset"])
                 first = min((t for t in (ev.first_change, ev.first_error, (ev.metric or {}).get("at")) if t), default=None)
                 if onset and first and abs(onset.timestamp() - first) > 900:
                     s_acc -= 0.25
