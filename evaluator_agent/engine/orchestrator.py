@@ -14,7 +14,7 @@ import logging
 import os
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -187,16 +187,25 @@ async def execute(
     this process serves the tools out of band (MCP, REST); the request may restrict them."""
     req = prep.request
     offered = offered_surfaces(req, surfaces)
-    if offered is not None and offered.key is not None:
-        try:
-            offered.registry.claim(offered.key)
-        except SurfaceError as e:
-            raise RequestError(str(e)) from None
-        try:
-            return await _execute(prep, store, offered, worlds, on_progress, shard, stop, disclosure_policy, limiter, owner, work_loop)
-        finally:
-            offered.registry.release(offered.key)
-    return await _execute(prep, store, offered, worlds, on_progress, shard, stop, disclosure_policy, limiter, owner, work_loop)
+    with _stable_key(offered):
+        return await _execute(prep, store, offered, worlds, on_progress, shard, stop, disclosure_policy, limiter, owner, work_loop)
+
+
+@contextlib.contextmanager
+def _stable_key(offered: SurfaceConfig | None) -> Iterator[None]:
+    """A run's stable surface key is claimed for the run (RequestError when another run holds
+    it) and released however the run ends; nothing to do without one."""
+    if offered is None or offered.key is None:
+        yield
+        return
+    try:
+        offered.registry.claim(offered.key)
+    except SurfaceError as e:
+        raise RequestError(str(e)) from None
+    try:
+        yield
+    finally:
+        offered.registry.release(offered.key)
 
 
 async def _execute(
