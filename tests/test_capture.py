@@ -4,7 +4,8 @@ a snapshot whose tool answers match the source world's: the same services and de
 events, monitors (with their states), logs within the caps, metrics equal at the captured
 rollup, whole error traces. Then: redaction (a planted secret never reaches the disk), rate
 limits (429 with ``X-RateLimit-Reset`` and a 503, waited out), resume (an interrupted capture
-finishes with the same snapshot), the CLI once, and the timing of a 60-service capture.
+finishes with the same snapshot), the CLI once, and a 60-service capture (timed in
+``tests/benchmarks/bench_capture.py``).
 """
 
 from __future__ import annotations
@@ -514,18 +515,24 @@ def test_monitor_transitions_from_group_states() -> None:
 # ---------------------------------------------------------------------- scale
 
 
-def test_a_sixty_service_incident_in_under_a_minute(tmp_path: Path) -> None:
+def big_world() -> tuple[Any, dict[str, Any]]:
+    """The core label whose world has the most services (over 60), and that world."""
     labels = load_labelset("core").labels
     lb = max(labels, key=lambda x: (x.difficulty.factors.services, x.id))
-    data = load_snapshot_dict(lb.world.snapshot, snapshots_dir())
+    return lb, load_snapshot_dict(lb.world.snapshot, snapshots_dir())
+
+
+def big_options(lb: Any, data: dict[str, Any]) -> CaptureOptions:
+    """The whole world of ``lb``, 60 services from its page: baseline 2 h, then to its end."""
+    fired = int(lb.task.trigger.fired_at.timestamp())
+    return CaptureOptions(monitor_id=lb.task.trigger.monitor_id, depth=6, max_services=60, baseline_s=7200,
+                          before_s=max(0, fired - int(data["start"]) - 7200), after_s=int(data["end"]) - fired)
+
+
+def test_a_sixty_service_incident_is_captured_whole(tmp_path: Path) -> None:
+    # its time is measured by tests/benchmarks/bench_capture.py, not here
+    lb, data = big_world()
     assert len(data["topology"]["services"]) >= 60
     with serve_world(data) as s:
-        fired = int(lb.task.trigger.fired_at.timestamp())  # the whole world: baseline 2 h, then to its end
-        opts = CaptureOptions(monitor_id=lb.task.trigger.monitor_id, depth=6, max_services=60, baseline_s=7200,
-                              before_s=max(0, fired - int(data["start"]) - 7200), after_s=int(data["end"]) - fired)
-        t0 = time.perf_counter()
-        r = run(s, opts, tmp_path, "big")
-        seconds = time.perf_counter() - t0
-    print(f"\n{lb.id}: {r.counts} in {seconds:.2f} s, {r.requests} requests ({r.requests / seconds:.0f}/s)")
+        r = run(s, big_options(lb, data), tmp_path, "big")
     assert r.counts["scoped_services"] == 60
-    assert seconds < 60
