@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "worldgen": {"core", "telemetry", "engine", "results", "lint", "cli"},  # cli: its __main__ asks the demo for the roster
     "audit": {"core", "telemetry", "engine", "results", "lint", "worldgen"},
     "service": {"core", "telemetry", "engine", "results", "datadog"},
-    "labelops": {"core", "telemetry", "results"},
+    "labelops": {"core", "telemetry", "results", "engine", "lint"},  # engine: the validator's second investigation; lint: its checks
     "capture": {"core", "telemetry"},
     "cli": {"core", "telemetry", "engine", "results", "datadog", "service", "lint", "worldgen", "audit", "labelops", "capture"},
 }

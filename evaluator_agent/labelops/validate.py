@@ -39,6 +39,7 @@ from evaluator_agent.core.labels import snapshots_dir
 from evaluator_agent.labelops.candidate import Candidate, Score, Validation, ValidationScores
 from evaluator_agent.labelops.drafting import derive, mechanism_of, problems
 from evaluator_agent.labelops.grounding import World, hint_of
+from evaluator_agent.labelops.investigator import Finding, Investigator
 from evaluator_agent.labelops.queue import Queue, QueueError
 from evaluator_agent.telemetry.index import WorldIndex
 from evaluator_agent.telemetry.tools import Toolbox
@@ -71,9 +72,11 @@ class Outcome:
 
 
 class Validator:
-    def __init__(self, snapshots: Path | None = None, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, snapshots: Path | None = None, threshold: float = DEFAULT_THRESHOLD,
+                 investigator: Investigator | None = None):
         self.snapshots = snapshots or snapshots_dir()
         self.threshold = threshold
+        self.investigator = investigator
         self._worlds: dict[str, tuple[WorldIndex, float]] = {}
 
     def _index(self, snapshot: str) -> tuple[WorldIndex, float]:
@@ -123,8 +126,12 @@ class Validator:
             s_acc -= 0.35
             acc.append(f"the input contradicts itself ({', '.join(sorted(contra))})")
 
+        finding = self._second_opinion(draft)
+        if finding is not None:
+            thor.append(f"second investigation {finding.describe()}; {finding.turns} turns, {finding.tool_calls} tool "
+                        f"calls, {finding.seconds:.2f} s")
         if gt.get("no_fault"):
-            return self._no_fault(c, w, paged, draft, thor, spec, acc, s_acc, t_start)
+            return self._no_fault(c, w, paged, draft, thor, spec, acc, s_acc, t_start, finding)
 
         if claimed:
             root, how = w.resolve(claimed, near=paged)
@@ -137,12 +144,20 @@ class Validator:
             else:
                 s_spec -= 0.2
                 spec.append(f"root cause {claimed[:80]!r} resolved to {root} by {how}")
+            if root is not None and finding is not None and finding.answered:
+                s_acc = self._compare(finding, root, w, paged, gt, acc, spec, s_acc)
         if root is None:
             start, how = (w.resolve(c.claim, near=paged) if c.claim else (None, "none"))
             if start is not None:
                 spec.append(f"the claim names {start} ({how})")
+            found_root, d_spec, d_acc = self._resolve_by_investigation(c, finding, w, paged, start, hint, gt, spec, acc)
+            if found_root is not None:
+                root = found_root
+                s_spec -= d_spec
+                s_acc -= d_acc
+                resolved += sorted(codes & {"wrong_without_correction", "claim_to_resolve", "correction_without_entity"})
             start = start or paged
-            if start is not None:
+            if root is None and start is not None:
                 found, why2 = w.suspect(start, hint)
                 if found is not None:
                     root = found
@@ -219,6 +234,10 @@ class Validator:
                 if onset and first and abs(onset.timestamp() - first) > 900:
                     s_acc -= 0.25
                     acc.append(f"the onset is {abs(onset.timestamp() - first) / 60:.0f} min from the first signal of {root}")
+        if root is not None and finding is not None and finding.mechanism and not gt.get("mechanism") \
+                and finding.root_cause and w.resolve(finding.root_cause, near=paged)[0] == root:
+            gt["mechanism"] = finding.mechanism
+            spec.append(f"mechanism {finding.mechanism} from the second investigation (a reviewer may correct it)")
         mech = mechanism_of(gt.get("mechanism")) if isinstance(gt.get("mechanism"), str) else None
         need = _MECH_CHANGE.get(mech or "")
         if root is not None and need:
@@ -244,20 +263,113 @@ class Validator:
             s_acc = min(s_acc, 0.5)
         return self._finish(thor, spec, acc, s_thor, s_spec, s_acc, resolved, t_start), draft, root
 
+    # ------------------------------------------------------------------ the second investigation
+
+    def _second_opinion(self, draft: dict[str, Any]) -> Finding | None:
+        """The investigator's finding on the draft's world (None without an investigator)."""
+        if self.investigator is None:
+            return None
+        try:
+            return self.investigator.investigate(draft, self.snapshots)
+        except (ValueError, OSError, RuntimeError) as e:
+            return Finding(investigator=self.investigator.name, end_reason=f"failed: {type(e).__name__}: {e}"[:300])
+
+    @staticmethod
+    def _compare(f: Finding, root: str, w: World, paged: str | None, gt: dict[str, Any], acc: list[str],
+                 spec: list[str], s_acc: float) -> float:
+        """A named root cause against the second investigation's: agreement backs the claim a
+        little; disagreement is a reason for the reviewer (the investigator can be wrong too)."""
+        if f.no_fault:
+            acc.append(f"the second investigation ({f.investigator}) found nothing broken")
+            return s_acc - 0.2
+        theirs = w.resolve(f.root_cause or "", near=paged)[0]
+        if theirs == root:
+            acc.append(f"a second investigation ({f.investigator}) independently blames {root}")
+            mech = gt.get("mechanism")
+            if isinstance(mech, str) and f.mechanism and mechanism_of(mech) not in (None, f.mechanism):
+                spec.append(f"the second investigation names the mechanism {f.mechanism}, the claim {mech}")
+            return min(1.0, s_acc + 0.05)
+        acc.append(f"a second investigation disagrees: {f.describe()}")
+        return s_acc - 0.2
+
+    def _resolve_by_investigation(self, c: Candidate, f: Finding | None, w: World, paged: str | None,
+                                  named: str | None, hint: str | None, gt: dict[str, Any], spec: list[str],
+                                  acc: list[str]) -> tuple[str | None, float, float]:
+        """A claim that names no root cause ("checkout was slow after the deploy", "it was slow")
+        resolved by the second investigation, if its answer is consistent with the claim: the
+        service the claim names lies on the chain from the page to the root cause, the change the
+        claim hints at is there, and the user's "wrong" does not fall on the investigation's answer.
+        Returns (root cause, specificity lost, accuracy lost)."""
+        if f is None:
+            return None, 0.0, 0.0
+        if not f.answered:
+            spec.append(f"the second investigation gave no answer ({f.end_reason or 'none'})")
+            return None, 0.0, 0.0
+        if f.no_fault:
+            acc.append(f"the second investigation ({f.investigator}) found nothing broken; the claim says otherwise")
+            return None, 0.0, 0.0
+        root, how = w.resolve(f.root_cause or "", near=paged)
+        if root is None or how not in ("exact", "named"):
+            spec.append(f"the second investigation blames {str(f.root_cause)[:80]!r}, which is no service of the world")
+            return None, 0.0, 0.0
+        d_spec = 0.1 if f.mechanism else 0.3
+        d_acc = 0.0
+        spec.append(f"root cause not named by the claim: resolved by a second investigation ({f.describe()})")
+        chain = w.path(paged, root) if paged else None
+        if named is not None and named != root:
+            if chain is None or named not in chain:
+                d_acc += 0.35
+                acc.append(f"the claim names {named}, which is not on the chain from the page to {root}")
+            else:
+                acc.append(f"the claim's {named} is on the chain from the page to {root}")
+        if hint is not None:
+            on = [s for s in (chain or [root]) if any(hint in str(ch["source"]).lower() or hint in ch["title"].lower()
+                                                      for ch in w.evidence(s).changes)]
+            if on:
+                acc.append(f"the claim's {hint!r} matches a {hint} change of {on[-1]} in the incident window")
+            else:
+                d_acc += 0.3
+                acc.append(f"the claim speaks of a {hint}, but no {hint} change is on the chain to {root}")
+        blamed = _blamed_by_agent(c)
+        if blamed is not None:
+            if w.resolve(blamed, near=paged)[0] == root:
+                if c.verdict == "wrong":
+                    d_acc += 0.45
+                    acc.append(f"the user said the diagnosis blaming {blamed} was wrong; the second investigation "
+                               "blames it too")
+            elif c.verdict == "wrong" and (chain is None or blamed not in chain):
+                gt["must_not_blame"] = [{"entity": blamed, "why": "the agent blamed it; the user said the diagnosis "
+                                                                 "was wrong"}]
+        if named is None and hint is None:
+            d_spec += 0.05
+            acc.append("the claim itself names no service and no change: the root cause rests on the investigation "
+                       "and the world's evidence")
+        return root, d_spec, d_acc
+
     def _no_fault(self, c: Candidate, w: World, paged: str | None, draft: dict[str, Any], thor: list[str],
-                  spec: list[str], acc: list[str], s_acc: float, t_start: float) -> tuple[Validation, dict[str, Any], None]:
-        """A no-fault claim: accurate when nothing downstream of the page shows rising errors."""
+                  spec: list[str], acc: list[str], s_acc: float, t_start: float,
+                  finding: Finding | None = None) -> tuple[Validation, dict[str, Any], None]:
+        """A no-fault claim: accurate when nothing downstream of the page shows rising errors (and
+        the second investigation, if any, finds nothing broken either)."""
+        agrees = finding is not None and finding.no_fault
+        if agrees:
+            # the investigation weighed the anomalies below and judged them noise: they count less
+            acc.append(f"the second investigation ({finding.investigator}) also found nothing broken")
+            s_acc = min(1.0, s_acc + 0.05)
+        elif finding is not None and finding.root_cause:
+            s_acc -= 0.35
+            acc.append(f"the second investigation blames something: {finding.describe()}")
         reach = w.reachable(paged) if paged else {}
         rising = [s for s in reach if w.evidence(s).rising]
         changed = [s for s in reach if w.evidence(s).changes and str(w.evidence(s).changes[0]["source"]) in
                    ("deploy", "config", "feature_flag", "migration")]
         if rising:
-            s_acc -= 0.5
+            s_acc -= 0.15 if agrees else 0.5
             acc.append(f"errors rise downstream of the page ({', '.join(sorted(rising)[:5])}): something may be broken")
         else:
             acc.append(f"no service downstream of {paged} shows rising errors")
         if changed:
-            s_acc -= 0.2
+            s_acc -= 0.05 if agrees else 0.2
             acc.append(f"changes downstream of the page: {', '.join(sorted(changed)[:5])}")
         moved = [s for s in reach if w.evidence(s).metric]
         thor.append(f"{len(reach)} service(s) downstream of the page checked, {len(moved)} with a moved metric; "
@@ -282,7 +394,8 @@ class Validator:
             scores=ValidationScores(thoroughness=Score(score=st, reasons=thor[:50]),
                                     specificity=Score(score=ss, reasons=spec[:50]),
                                     accuracy=Score(score=sa, reasons=acc[:50])),
-            confidence=cl(conf), validator=VALIDATOR, validated_at=datetime.now(UTC),
+            confidence=cl(conf), validator=VALIDATOR + (f" + {self.investigator.name}" if self.investigator else ""),
+            validated_at=datetime.now(UTC),
             seconds=round(time.perf_counter() - t_start, 4), resolved=resolved)
 
     # ------------------------------------------------------------------ a queue
@@ -315,6 +428,16 @@ class Validator:
             reasons = [r for s in (v.scores.accuracy, v.scores.specificity, v.scores.thoroughness) for r in s.reasons]
             out.append(Outcome(c.id, verdict, v.confidence, root, reasons, round(time.perf_counter() - t, 4)))
         return out
+
+
+def _blamed_by_agent(c: Candidate) -> str | None:
+    """The root cause the investigated agent named, from the feedback record."""
+    inv = (c.record or {}).get("investigation") if isinstance(c.record, dict) else None
+    diag = inv.get("diagnosis") if isinstance(inv, dict) else None
+    rcs = diag.get("root_causes") if isinstance(diag, dict) else None
+    if isinstance(rcs, list) and rcs and isinstance(rcs[0], dict) and isinstance(rcs[0].get("entity"), str):
+        return rcs[0]["entity"]
+    return None
 
 
 def _copy(d: dict[str, Any]) -> dict[str, Any]:
