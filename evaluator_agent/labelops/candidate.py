@@ -64,6 +64,9 @@ class Validation(BaseModel):
     seconds: float | None = Field(None, ge=0, description="Wall time spent validating this candidate")
     resolved: list[str] = Field(default_factory=list, description="Flag codes the validator resolved")
     notes: list[str] = Field(default_factory=list, max_length=100)
+    basis: dict[str, Any] | None = Field(None, description="The draft the validator started from (before its grounding)")
+    basis_assumed: list[str] = Field(default_factory=list, description="The basis's fields filled by defaults")
+    basis_edits: int | None = Field(None, description="The candidate's edit count when it was validated")
 
 
 class Promotion(BaseModel):
@@ -107,6 +110,15 @@ class Candidate(BaseModel):
     @property
     def confidence(self) -> float | None:
         return self.validation.confidence if self.validation else None
+
+    def claim_draft(self) -> tuple[dict[str, Any], list[str]]:
+        """The draft a validation starts from and its assumed fields: the draft before the last
+        validation's grounding, unless a reviewer edited since (then the edited draft is the
+        claim). Validating twice must not read the first validation's findings as the claim."""
+        v = self.validation
+        if v is not None and v.basis is not None and v.basis_edits == self.edits:
+            return v.basis, list(v.basis_assumed)
+        return self.draft, list(self.assumed)
 
     def resolved_flags(self) -> set[str]:
         """Flag codes no longer standing: resolved by the validator, or settled by the draft as

@@ -66,11 +66,15 @@ class Evidence:
     first_error: float | None = None
     changes: list[dict[str, Any]] = field(default_factory=list)
     metric: dict[str, Any] | None = None  # {"metric", "base", "peak", "at"}
+    #: error logs of OTHER services that name this one (its callers: "503 ... http://recs-model...")
+    mentions: int = 0
+    mentions_rising: bool = False
     queries: list[dict[str, Any]] = field(default_factory=list)  # KeyEvidence-shaped
 
     @property
     def score(self) -> int:
-        return int(self.rising) + int(bool(self.changes)) + int(self.metric is not None)
+        return (int(self.rising) + int(bool(self.changes)) + int(self.metric is not None)
+                + int(self.mentions_rising and not self.rising))
 
     @property
     def first_change(self) -> float | None:
@@ -223,6 +227,21 @@ class World:
             ev.queries.append({"tool": "search_logs", "arguments": args, "expect": expect,
                                "description": f"first of {ev.errors} error logs of {service} in the incident window "
                                f"({ev.baseline_errors} in the baseline)"})
+        # a root cause may be silent itself (an expired certificate, a dead host, a vendor):
+        # its callers' errors name it
+        q2 = f'status:error "{service}" -service:{service}'
+        out = self._call("search_logs", {"query": q2, **win, "limit": 1, "sort": "timestamp"}) or {}
+        ev.mentions = int(out.get("total_matched") or 0)
+        if ev.mentions >= 5:
+            base = self._call("aggregate_logs", {"query": q2, "from": iso(self.b0), "to": iso(self.b1)}) or {}
+            b_rate = int(base.get("total") or 0) / max(self.b1 - self.b0, 1)
+            ev.mentions_rising = ev.mentions / max(self.t1 - self.t0, 1) > 3 * b_rate
+            if ev.mentions_rising and not ev.rising and out.get("logs"):
+                first = out["logs"][0]
+                ev.first_error = first.get("ts")
+                ev.queries.append({"tool": "search_logs", "arguments": {"query": q2, **win, "sort": "timestamp", "limit": 1},
+                                   "expect": service, "description": f"first of {ev.mentions} error logs of other "
+                                   f"services naming {service} in the incident window"})
         out = self._call("get_events", {"query": f"service:{service}", **win, "limit": 50}) or {}
         for e in out.get("events", []):
             if str(e.get("source", "")).lower() in CHANGE_SOURCES:
@@ -304,6 +323,8 @@ def _signals(ev: Evidence) -> list[str]:
     out = []
     if ev.rising:
         out.append(f"{ev.errors} error logs, {ev.baseline_errors} in the baseline")
+    elif ev.mentions_rising:
+        out.append(f"{ev.mentions} error logs of other services name it")
     if ev.changes:
         out.append(f"{len(ev.changes)} change event(s)")
     if ev.metric:

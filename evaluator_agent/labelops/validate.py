@@ -90,7 +90,8 @@ class Validator:
     def ground(self, c: Candidate) -> tuple[Validation, dict[str, Any], str | None]:
         """The validation of one candidate, its grounded draft and the root cause found."""
         t_start = time.perf_counter()
-        draft = _copy(c.draft)
+        basis, assumed = c.claim_draft()
+        draft = _copy(basis)
         world_ref = draft.get("world") or {}
         idx, end = self._index(world_ref["snapshot"])
         trig = (draft.get("task") or {}).get("trigger") or {}
@@ -255,7 +256,6 @@ class Validator:
             spec.append(f"mechanism {mech}")
         s_thor = min(1.0, 0.2 + 0.3 * n_kinds)
         thor.insert(0, f"{n_kinds} independent kind(s) of evidence on the root cause; {w.calls} tool calls")
-        assumed = list(c.assumed)
         derive(draft, assumed)
         if problems(draft):
             acc.append("the draft is not a valid label yet: " + "; ".join(
@@ -376,8 +376,7 @@ class Validator:
                     f"{w.calls} tool calls")
         s_thor = 0.5 + (0.3 if not rising else 0) + (0.2 if moved else 0)
         spec.append("no-fault: nothing to name")
-        assumed = list(c.assumed)
-        derive(draft, assumed)
+        derive(draft, list(c.claim_draft()[1]))
         return self._finish(thor, spec, acc, s_thor, 0.8, s_acc, [], t_start), draft, None
 
     def _finish(self, thor: list[str], spec: list[str], acc: list[str], s_thor: float, s_spec: float, s_acc: float,
@@ -408,7 +407,7 @@ class Validator:
             if c.status != "pending":
                 out.append(Outcome(c.id, "skipped", reasons=[f"{c.status}, not pending"]))
                 continue
-            if not (c.draft.get("world") or {}).get("snapshot"):
+            if not (c.claim_draft()[0].get("world") or {}).get("snapshot"):
                 out.append(Outcome(c.id, "skipped", reasons=["no world snapshot: capture it first"]))
                 continue
             t = time.perf_counter()
@@ -419,7 +418,9 @@ class Validator:
                                    seconds=time.perf_counter() - t))
                 continue
             verdict = "validated" if v.confidence >= self.threshold else "review"
-            v = v.model_copy(update={"notes": [f"{verdict} at threshold {self.threshold}"]})
+            v = v.model_copy(update={"notes": [f"{verdict} at threshold {self.threshold}"],
+                                     "basis": c.claim_draft()[0], "basis_assumed": c.claim_draft()[1],
+                                     "basis_edits": c.edits})
             try:
                 queue.record_validation(c.id, v, actor=actor, draft=draft)
             except QueueError as e:
