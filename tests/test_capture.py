@@ -48,6 +48,9 @@ from tests.conftest import serving_in_thread
 
 BIG = {"max_error_logs": 10000, "max_other_logs": 10000, "max_error_spans": 10000, "max_other_spans": 10000,
        "max_traces": 10000, "max_events": 10000}
+NARROW = {"same_monitor": False, "same_team": False, "same_platform": False, "similar_names": False}  # no widening
+SMALL = {"max_error_logs": 20, "max_other_logs": 10, "max_error_spans": 5, "max_other_spans": 5, "max_traces": 2,
+         "max_events": 20, "host_metrics": False}  # scope tests: little data per service
 
 
 @dataclass
@@ -146,7 +149,13 @@ def test_the_snapshot_is_content_addressed_and_complete(full: dict[str, Any], se
     assert r.retries == 0 and r.fetched > 0 and r.resumed == 0
     manifest = json.loads((r.directory / "manifest.json").read_text())
     assert manifest["request"]["services"] == ["web-bff"]
-    assert json.loads((r.directory / "result.json").read_text())["snapshot"] == r.snapshot
+    result = json.loads((r.directory / "result.json").read_text())
+    assert result["snapshot"] == r.snapshot
+    # why each service is in: the seed, then the hops (every service of the smoke world is reachable)
+    assert manifest["scope"]["services"] == r.scope and manifest["scope"]["reasons"] == r.reasons == result["reasons"]
+    assert r.reasons["web-bff"] == ["seed"] and r.reasons["catalog"][0] == "depends:1"
+    assert all(why[0].startswith("depends:") for s, why in r.reasons.items() if s != "web-bff")
+    assert r.scope_reasons == {"seed": 1, "depends": 29} and r.scope_cut == {}
 
 
 def test_services_and_dependencies_match(full: dict[str, Any]) -> None:
@@ -268,7 +277,7 @@ def test_draft_label_is_the_page(full: dict[str, Any], smoke: dict[str, Any]) ->
 
 def test_caps_hold(served: Served, tmp_path: Path) -> None:
     data = served.data
-    opts = full_options(data, services=["image-resizer", "mobile-bff"], depth=0, same_team=False,
+    opts = full_options(data, services=["image-resizer", "mobile-bff"], depth=0, **NARROW,
                         max_error_logs=40, max_other_logs=12, max_error_spans=5, max_other_spans=4, max_traces=3,
                         max_events=7, sample_slices=4)
     r = run(served, opts, tmp_path, "caps")
@@ -286,6 +295,155 @@ def test_caps_hold(served: Served, tmp_path: Path) -> None:
     assert any("the first 3 kept (max_traces)" in n for n in r.notes)
     assert len(list((tmp_path / "caps" / "pieces" / "traces").glob("*.json"))) == 3
     assert any("cut at 40" in n for n in r.notes)
+
+
+# ---------------------------------------------------------------------- scope
+
+
+class Rewrite:
+    """ASGI wrapper: the JSON answer of ``GET <path>`` goes through ``edit`` (what the facade
+    cannot serve: application groupings, multi-alert monitor groups)."""
+
+    def __init__(self, app: Any, path: str, edit: Callable[[Any], Any]):
+        self.app, self.path, self.edit = app, path, edit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            return await self.app(scope, receive, send)
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def keep(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, keep)
+        body = json.dumps(self.edit(json.loads(b"".join(chunks)))).encode()
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_scope_widens_to_the_monitor_family_the_team_and_similar_names(served: Served, tmp_path: Path) -> None:
+    # catalog alerted in the window on "[P3] catalog error rate is high": the monitors of the same
+    # template ("[P2] translations error rate is high" too) bring their services, before the team
+    opts = full_options(served.data, services=["catalog"], depth=0, max_services=10, **SMALL)
+    r = run(served, opts, tmp_path, "widened")
+    family = ["api-gateway", "fraud-detection", "image-resizer", "pricing", "risk-features", "translations"]
+    assert r.scope == ["catalog", *family, "catalog-db", "catalog-events", "catalog-redis"]
+    assert r.reasons == {"catalog": ["seed"], "api-gateway": ["monitor"], "fraud-detection": ["monitor"],
+                         "image-resizer": ["monitor", "team"], "pricing": ["monitor", "team"],
+                         "risk-features": ["monitor"], "translations": ["monitor"],
+                         "catalog-db": ["team", "similar-name"], "catalog-events": ["team", "similar-name"],
+                         "catalog-redis": ["team", "similar-name"]}
+    # the cap bit: catalog-sync, media-api, pricing-db and pricing-redis (team) were cut
+    assert r.scope_reasons == {"seed": 1, "monitor": 6, "team": 3} and r.scope_cut == {"team": 4}
+    assert any(n.startswith("scope: 14 services found, the first 10 kept") for n in r.notes)
+    assert any("platform:kubernetes groups 20 of the catalog's 30 services" in n for n in r.notes)  # too broad
+    manifest = json.loads((r.directory / "manifest.json").read_text())
+    assert manifest["scope"] == {"services": r.scope, "reasons": r.reasons, "kept": r.scope_reasons, "cut": r.scope_cut}
+    assert {s["name"] for s in load_snapshot_dict(r.snapshot, tmp_path / "snapshots")["topology"]["services"]} >= set(r.scope)
+
+
+def test_scope_widens_to_the_platform_grouping(smoke: dict[str, Any], tmp_path: Path) -> None:
+    # web-bff's definition says application "storefront" (more specific than its platform, kubernetes);
+    # translations-db has only its platform, compute-engine, as the other databases
+    storefront = {"web-bff", "mobile-bff", "support-portal"}
+
+    def edit(body: Any) -> Any:
+        for item in body["data"]:
+            if item["id"] in storefront:
+                item["attributes"]["schema"]["application"] = "storefront"
+        return body
+
+    with serve_world(smoke["data"], lambda app: Rewrite(app, "/datadog/api/v2/services/definitions", edit)) as s:
+        opts = full_options(smoke["data"], services=["web-bff", "translations-db"], depth=0,
+                            **{**NARROW, "same_platform": True}, **SMALL)
+        r = run(s, opts, tmp_path, "platform")
+    assert r.reasons == {"web-bff": ["seed"], "translations-db": ["seed"], "mobile-bff": ["platform"],
+                         "support-portal": ["platform"], **dict.fromkeys(
+                             ["catalog-db", "pricing-db", "risk-db", "subscriptions-db", "support-db"], ["platform"])}
+    assert r.scope[:4] == ["web-bff", "translations-db", "mobile-bff", "support-portal"]  # application first
+
+
+def test_scope_widens_to_the_services_of_the_paged_monitors_groups(served: Served, smoke: dict[str, Any],
+                                                                  tmp_path: Path) -> None:
+    mid = smoke["label"].task.trigger.monitor_id  # web-bff's, as a multi alert by service and env
+
+    def edit(body: Any) -> Any:
+        star = body["state"]["groups"].pop("*")
+        body["state"]["groups"] = {"service:web-bff,env:prod": {**star, "name": "service:web-bff,env:prod"},
+                                   "env:prod,service:partner-api": {**star, "status": "OK",
+                                                                    "name": "env:prod,service:partner-api"}}
+        return body
+
+    with serve_world(smoke["data"], lambda app: Rewrite(app, f"/datadog/api/v1/monitor/{mid}", edit)) as s:
+        opts = CaptureOptions(monitor_id=mid, depth=0, **{**NARROW, "same_monitor": True}, **SMALL)
+        r = run(s, opts, tmp_path, "groups")
+    assert r.reasons == {"web-bff": ["seed"], "partner-api": ["monitor"]}
+    piece = next((tmp_path / "groups" / "pieces" / "monitor").glob("*.json"))
+    assert json.loads(piece.read_text())["meta"]["groups"] == ["env:prod,service:partner-api", "service:web-bff,env:prod"]
+    assert r.label["task"]["trigger"]["monitor_id"] == mid
+
+
+def test_scope_rules() -> None:
+    from evaluator_agent.capture import scope as sc
+    from evaluator_agent.capture.convert import groups_of_definition, monitor_groups
+
+    # similar names: distinctive tokens, generic ones left out
+    assert sc.name_tokens("checkout-api_v2.prod") == {"checkout"} and sc.name_tokens("payments-worker") == {"payment"}
+    catalog = ["checkout-worker", "checkout-db", "checkout-redis", "web-api", "payment-svc", "cart", "api-checkout"]
+    assert sc.similar_names(["checkout", "payments"], catalog) == \
+        ["api-checkout", "checkout-db", "checkout-redis", "checkout-worker", "payment-svc"]
+    assert sc.similar_names(["web-api"], catalog) == []  # nothing distinctive
+    # monitor families: the services a monitor names, its variables and numbers masked
+    m = {"name": "[P3] pricing error rate above 5%", "tags": {"service": "pricing"},
+         "query": "sum(last_5m):sum:trace.http.request.errors{service:pricing,env:prod}.as_count() > 5"}
+    t = sc.monitor_template(m["name"], sc.services_named(m))
+    assert t == sc.monitor_template("[P2] cart error rate above 2.5%", ["cart"])
+    assert t != sc.monitor_template("[P3] pricing-db error rate above 5%", ["pricing"])  # not a word of the name
+    assert sc.name_fragment(t) == "error rate above"
+    assert sc.monitor_template("High p95 latency on {{service.name}}", []) == \
+        sc.monitor_template("High p95 latency on checkout", ["checkout"])
+    assert sc.name_fragment(sc.monitor_template("{{service.name}} 5xx", [])) is None
+    multi = {"name": "5xx on {{service.name}}", "tags": {}, "query": "sum:errors{env:prod} by {service,env} > 5"}
+    raw = {"id": 1, "state": {"groups": {"service:a,env:prod": {}, "env:prod,service:b": {}, "*": {}}}}
+    assert monitor_groups(raw) == ["env:prod,service:b", "service:a,env:prod"]
+    assert sc.services_named(multi, monitor_groups(raw)) == ["b", "a"]
+    # groupings of a service definition, most specific first
+    d = {"id": "a", "attributes": {"schema": {"schema-version": "v2.2", "dd-service": "a", "application": "shop",
+                                              "tags": ["platform:gke", "system:orders"]}}}
+    assert groups_of_definition(d) == {"service": "a", "groups": [["application", "shop"], ["system", "orders"],
+                                                                  ["platform", "gke"]]}
+    v3 = {"attributes": {"schema": {"dd-service": "b", "spec": {"componentOf": ["system:orders"]}}}}
+    assert groups_of_definition(v3) == {"service": "b", "groups": [["system", "orders"]]}
+    assert groups_of_definition({"attributes": {"schema": {"dd-service": "c", "tier": "1"}}}) is None  # a tier is no group
+    groups = {"a": [["system", "orders"], ["platform", "gke"]], "b": [["system", "orders"]], "c": [["platform", "gke"]],
+              "d": [["platform", "gke"]], "e": [["platform", "vm"]], "f": [["platform", "vm"]]}
+    notes: list[str] = []
+    assert sc.platform_members(["a"], groups, groups, notes.append) == ["b"]  # the system, not the platform
+    assert sc.platform_members(["c"], groups, groups, notes.append) == ["a", "d"] and not notes
+    assert sc.platform_members(["c"], groups, [*groups, "g"], notes.append) == ["a", "d"]  # 3 of 7
+    assert sc.platform_members(["c"], groups, list(groups)[:4], notes.append) == [] and "too broad" in notes[0]
+    # precedence: seeds, hops nearest first, monitor, team, platform, similar names; then the cap
+    got = sc.assemble(["s"], [["h1"], ["h2"]], {"similar-name": ["n", "t"], "platform": ["p"], "team": ["t", "s"],
+                                                "monitor": ["m", "h2"]}, max_services=6)
+    assert got.services == ["s", "h1", "h2", "m", "t", "p"]
+    assert got.reasons == {"s": ["seed"], "h1": ["depends:1"], "h2": ["depends:2", "monitor"], "m": ["monitor"],
+                           "t": ["team", "similar-name"], "p": ["platform"]}
+    assert got.cut == {"similar-name": 1}
+    assert got.describe()["kept"] == {"seed": 1, "depends": 2, "monitor": 1, "team": 1, "platform": 1}
+
+
+def test_a_manifest_from_before_the_widenings_asks_for_none() -> None:
+    old = CaptureOptions(services=["a"], start=1, end=100).request()
+    for k in ("same_monitor", "same_platform", "similar_names"):
+        del old[k]
+    got = CaptureOptions.from_request(old)
+    assert (got.same_monitor, got.same_platform, got.similar_names, got.same_team) == (False, False, False, True)
+    assert CaptureOptions.from_request(CaptureOptions(services=["a"], start=1, end=100).request()).similar_names
 
 
 # ---------------------------------------------------------------------- redaction
@@ -306,7 +464,7 @@ def test_a_planted_secret_never_reaches_the_disk(smoke: dict[str, Any], tmp_path
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"rules": [{"name": "order", "pattern": r"ORDER-\d+"}]}))
     with serve_world(data) as s:
-        opts = full_options(data, services=["web-bff"], depth=0, same_team=False)
+        opts = full_options(data, services=["web-bff"], depth=0, **NARROW)
         r = run(s, opts, tmp_path, "redacted", redactor=Redactor.from_config(rules))
     raw = gzip.decompress(r.path.read_bytes()).decode()
     assert "got invalid value -1 Authorization: Bearer [REDACTED:bearer]" in raw  # the log was captured...
@@ -366,7 +524,7 @@ class Flaky:
 
 def test_rate_limits_are_waited_out(smoke: dict[str, Any], served: Served, tmp_path: Path) -> None:
     data = smoke["data"]
-    opts = full_options(data, services=["catalog"], depth=1, same_team=False)
+    opts = full_options(data, services=["catalog"], depth=1, **NARROW)
     plain = run(served, opts, tmp_path, "plain")
     flaky: list[Flaky] = []
 
@@ -408,8 +566,10 @@ def test_bounded_attempts(smoke: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_an_interrupted_capture_resumes_to_the_same_snapshot(served: Served, tmp_path: Path) -> None:
-    opts = full_options(served.data, services=["catalog"], depth=1, same_team=True)
+    # every widening on, cut by the cap: the scope is decided from stored pieces as well
+    opts = full_options(served.data, services=["catalog"], depth=1, max_services=12)
     whole = run(served, opts, tmp_path, "whole")
+    assert whole.scope_cut == {"monitor": 2, "team": 3} and whole.scope_reasons == {"seed": 1, "depends": 8, "monitor": 3}
     with pytest.raises(CaptureInterrupted):
         run(served, opts, tmp_path, "cut", max_steps=25)
     stored = list((tmp_path / "cut" / "pieces").rglob("*.json"))
@@ -421,6 +581,7 @@ def test_an_interrupted_capture_resumes_to_the_same_snapshot(served: Served, tmp
                snapshots_dir=tmp_path / "snapshots", progress=None, redactor=Redactor.from_config(defaults=False))
     assert r.resumed == 65 and r.fetched == whole.fetched - 65
     assert r.snapshot == whole.snapshot and r.label == whole.label
+    assert (r.scope, r.reasons, r.scope_cut) == (whole.scope, whole.reasons, whole.scope_cut)
     again = resume(tmp_path / "cut", api_url=served.url, api_key=served.token, app_key=served.token,
                    snapshots_dir=tmp_path / "snapshots", progress=None)
     assert again.fetched == 0 and again.requests == 0 and again.snapshot == whole.snapshot
@@ -444,8 +605,14 @@ def test_cli_from_a_monitor(served: Served, smoke: dict[str, Any], tmp_path: Pat
     monkeypatch.setenv("DD_APP_KEY", served.token)
     out = tmp_path / "label.json"
     argv = ["--monitor", str(lb.task.trigger.monitor_id), "--api-url", served.url, "--dir", str(tmp_path / "c"),
-            "--snapshots", str(tmp_path / "snaps"), "--label-out", str(out), "--depth", "1", "--baseline", "1h"]
+            "--snapshots", str(tmp_path / "snaps"), "--label-out", str(out), "--depth", "1", "--baseline", "1h",
+            "--no-platform", "--no-similar-names"]
     assert capture_cli.cmd_capture(parse(argv)) == 0
+    request = json.loads((tmp_path / "c" / "manifest.json").read_text())["request"]
+    assert (request["same_monitor"], request["same_team"], request["same_platform"], request["similar_names"]) == \
+        (True, True, False, False)
+    a = parse(["--service", "x", "--no-monitor-scope", "--no-team"])
+    assert (a.no_monitor_scope, a.no_team, a.no_platform, a.no_similar_names) == (True, True, False, False)
     err = capsys.readouterr().err
     assert "capture: [catalog]" in err and "snapshot" in err
     label = json.loads(out.read_text())
@@ -487,7 +654,7 @@ def test_capture_from_a_datadog_incident(smoke: dict[str, Any], tmp_path: Path) 
         "fields": {"services": {"type": "autocomplete", "value": ["catalog", "web-bff"]},
                    "teams": {"type": "autocomplete", "value": ["catalog"]}}}}}
     with serve_world(smoke["data"], lambda app: WithIncident(app, incident)) as s:
-        r = run(s, CaptureOptions(incident_id=iid, depth=0, same_team=False, baseline_s=3600), tmp_path, "incident")
+        r = run(s, CaptureOptions(incident_id=iid, depth=0, baseline_s=3600, **NARROW), tmp_path, "incident")
     assert r.scope == ["catalog", "web-bff"]
     window = r.label["world"]["incident_window"]
     assert window == {"start": "2026-02-24T19:10:00Z", "end": "2026-02-24T20:08:00Z"}  # 30 min before, 10 after

@@ -280,3 +280,44 @@ def test_candidate_without_snapshot_is_skipped_not_failed() -> None:
         [o] = Validator().run(q)
         assert o.status == "skipped" and "snapshot" in o.reasons[0]
         assert q.get(c.id).validation is None
+
+
+def test_validated_drafts_lint_clean_and_a_lint_error_holds_a_candidate(validated: dict[str, Any]) -> None:
+    """Lint runs on every grounded draft: nothing validated carries a lint error, and an edit that
+    breaks a per-label check (key evidence any listing satisfies) keeps the candidate for review."""
+    n = 0
+    for cid, o in validated["outcomes"].items():
+        checks = validated["cands"][cid].validation.checks
+        if o.status == "validated":
+            assert not [f for f in checks if f["severity"] == "error"], checks
+            n += 1
+    assert n >= 20
+    cid = next(cid for cid, (k, _) in validated["cases"].items()
+               if k == "right" and validated["outcomes"][cid].status == "validated")
+    with Queue(validated["path"]) as q:
+        c = q.get(cid)
+        entity = c.draft["ground_truth"]["root_causes"][0]["entity"]
+        bad = {"tool": "search_logs", "arguments": {"query": f"service:{entity}"}, "expect": entity,
+               "description": "its name"}
+        q.edit(cid, "bob", sets=[("ground_truth.key_evidence", [*c.draft["ground_truth"]["key_evidence"], bad])])
+        o = Validator(threshold=THRESHOLD, investigator=reference_investigator()).run(q, ids=[cid])[0]
+        assert o.status == "review" and o.confidence >= THRESHOLD, o
+        assert any(r.startswith("lint evidence.listing_satisfies") for r in o.reasons), o.reasons[:3]
+        assert "held for review by" in q.get(cid).validation.notes[0]
+
+
+def test_the_shortcut_battery_runs_on_each_grounded_label(tmp_path: Any) -> None:
+    """With a roster, each grounded label meets the shortcut policies: one that passes it is a
+    leak warning (the catalog-redis label: the biggest metric jump is the culprit's)."""
+    from mock_agents.inprocess import ROSTER
+
+    lb = load_labelset("smoke").get("lbl_0ce1c089a1")
+    rec = next(r for k, _, r in corpus([lb]) if k == "right")
+    with Queue(tmp_path / "q.db") as q:
+        c, _ = q.add(draft_candidate(to_source(parse_record(rec))))
+        o = Validator(threshold=THRESHOLD, shortcuts=ROSTER).run(q)[0]
+        checks = q.get(c.id).validation.checks
+    leaks = [f for f in checks if f["kind"] == "leak"]
+    assert [f["check"] for f in leaks] == ["leak.shortcut"] and "metric_jump" in leaks[0]["message"], checks
+    assert o.status == "validated"  # a warning: the label is true, only easy
+    assert any("metric_jump" in r for r in o.reasons)

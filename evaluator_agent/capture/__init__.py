@@ -2,9 +2,10 @@
 
 Modules: ``options`` (what is asked), ``client`` (the Datadog API through datadog-api-client,
 with rate limits and retries), ``steps`` (the capture procedure: seed, scope, data),
-``convert`` (Datadog JSON -> world records), ``redact`` (rules applied before anything is
-written), ``store`` (the resumable capture directory), ``build`` (snapshot and draft label),
-``api`` (:func:`capture`, :func:`resume`).
+``scope`` (which services, in which order of precedence, and why each), ``convert`` (Datadog
+JSON -> world records), ``redact`` (rules applied before anything is written), ``store`` (the
+resumable capture directory), ``build`` (snapshot and draft label), ``progress`` (progress
+lines on stderr), ``api`` (:func:`capture`, :func:`resume`).
 """
 
 from evaluator_agent.capture.api import CaptureResult, capture, resume

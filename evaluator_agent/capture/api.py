@@ -49,11 +49,15 @@ class CaptureResult:
     resumed: int  # pieces read back from the capture directory
     redactions: dict[str, int] = field(default_factory=dict)
     scope: list[str] = field(default_factory=list)
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # why each scoped service is in
+    scope_reasons: dict[str, int] = field(default_factory=dict)  # scoped services by deciding reason ("depends" for all hops)
+    scope_cut: dict[str, int] = field(default_factory=dict)  # services cut by max_services, by reason
 
     def summary(self) -> dict[str, Any]:
         return {"snapshot": self.snapshot, "path": str(self.path), "directory": str(self.directory),
                 "label_id": self.label["id"], "counts": self.counts, "dropped": self.dropped,
-                "scope": self.scope, "notes": self.notes, "seconds": round(self.seconds, 2),
+                "scope": self.scope, "reasons": self.reasons, "scope_reasons": self.scope_reasons,
+                "scope_cut": self.scope_cut, "notes": self.notes, "seconds": round(self.seconds, 2),
                 "requests": self.requests, "retries": self.retries, "rate_limited": self.rate_limited,
                 "waited_s": round(self.waited_s, 2), "fetched": self.fetched, "resumed": self.resumed,
                 "redactions": self.redactions}
@@ -98,7 +102,9 @@ def capture(opts: CaptureOptions, *, directory: Path, snapshots_dir: Path | None
         snapshot=digest, path=target / f"{digest}.json.gz", directory=store.root, label=label, counts=counts,
         dropped=dropped, notes=captured.notes, seconds=time.monotonic() - t_start, requests=stats.requests,
         retries=stats.retries, rate_limited=stats.rate_limited, waited_s=stats.waited_s, fetched=store.fetched,
-        resumed=store.resumed, redactions=dict(redactor.hits), scope=list(captured.scope))
+        resumed=store.resumed, redactions=dict(redactor.hits), scope=list(captured.scope),
+        reasons=dict(captured.scope_info.get("reasons") or {}), scope_reasons=dict(captured.scope_info.get("kept") or {}),
+        scope_cut=dict(captured.scope_info.get("cut") or {}))
     store.write_result({**result.summary(), "label": label})
     prog.say(f"done: snapshot {digest[:12]}… ({', '.join(f'{k} {v}' for k, v in counts.items())}) "
              f"in {result.seconds:.1f} s, {stats.requests} requests, {store.resumed} pieces resumed")

@@ -27,7 +27,7 @@ GET    /api/v1/query                                MetricsApi(v1).query_metrics
 POST   /api/v2/logs/events/search                   LogsApi.list_logs
 POST   /api/v2/spans/events/search                  SpansApi.list_spans
 GET    /api/v2/events                               EventsApi(v2).list_events
-GET    /api/v1/monitor                              MonitorsApi.list_monitors
+GET    /api/v1/monitor                              MonitorsApi.list_monitors (by monitor tag or name)
 GET    /api/v1/monitor/{monitor_id}                 MonitorsApi.get_monitor
 GET    /api/v2/incidents/{incident_id}              IncidentsApi.get_incident (an unstable operation
                                                     of the client, enabled here)
@@ -258,9 +258,11 @@ class DatadogReader:
             kwargs["page_cursor"] = cursor
         return self.call(f"events {query[:80]}", self._events.list_events, **kwargs)
 
-    def monitors(self, monitor_tags: str, page: int, page_size: int) -> Any:
-        return self.call(f"monitors {monitor_tags}", self._monitors.list_monitors, monitor_tags=monitor_tags,
-                         group_states="all", page=page, page_size=page_size)
+    def monitors(self, page: int, page_size: int, *, monitor_tags: str | None = None, name: str | None = None) -> Any:
+        """Monitors with their group states: by monitor tag and / or by a part of their name."""
+        filters = {k: v for k, v in (("monitor_tags", monitor_tags), ("name", name)) if v}
+        return self.call(f"monitors {' '.join(filters.values())}", self._monitors.list_monitors, group_states="all",
+                         page=page, page_size=page_size, **filters)
 
     def monitor(self, monitor_id: int) -> Any:
         return self.call(f"monitor {monitor_id}", self._monitors.get_monitor, monitor_id=int(monitor_id),

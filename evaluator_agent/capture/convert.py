@@ -20,9 +20,13 @@ world disagree in form:
   ``last_nodata_ts`` -> No Data, a later ``last_notified_ts`` -> Warn). Those become the
   transitions, oldest first, each ``from`` the previous ``to``; earlier transitions and the
   values that crossed the threshold are not available through this API (``value`` is null).
+  The groups' names (``service:a,env:prod`` for a multi alert) are read apart
+  (:func:`monitor_groups`): the scope widens to the services they name.
 - Service definitions (schema v2.x): ``dd-service`` is the name; the kind is a ``kind:`` tag
   when present, else from ``type`` (web -> service, db -> database, cache, function -> job,
   else service); platform / cluster / namespace from tags; the tier as a number (2 when not).
+  The groupings the scope widens along (``application``, ``system``, ``platform``) are read
+  apart (:func:`groups_of_definition`): a world ``Service`` has no field for the first two.
 - Metric series (``/api/v1/query``): one record per returned series, tagged with the query's
   filter tags plus the series' group tags (``N/A`` groups dropped), on its own interval.
 """
@@ -38,8 +42,10 @@ __all__ = [
     "edges_of_relations",
     "event_record",
     "flatten",
+    "groups_of_definition",
     "incident_record",
     "log_record",
+    "monitor_groups",
     "monitor_record",
     "series_records",
     "service_of_definition",
@@ -136,11 +142,17 @@ def _attrs(item: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- catalog
 
 
+def _definition_name(item: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """A service definition's name (``dd-service``, v1's ``info.dd-service``, else its id) and schema."""
+    schema = _attrs(item).get("schema") or {}
+    name = schema.get("dd-service") or (schema.get("info") or {}).get("dd-service") or item.get("id")
+    return (name if isinstance(name, str) and name else None), schema
+
+
 def service_of_definition(item: dict[str, Any]) -> dict[str, Any] | None:
     """A ``Service`` record from one service definition (None without a name)."""
-    schema = _attrs(item).get("schema") or {}
-    name = schema.get("dd-service") or schema.get("info", {}).get("dd-service") or item.get("id")
-    if not isinstance(name, str) or not name:
+    name, schema = _definition_name(item)
+    if name is None:
         return None
     tags = tags_dict(schema.get("tags") or [])
     kind = tags.get("kind") if tags.get("kind") in KINDS else _TYPE_KIND.get(str(schema.get("type") or ""), "service")
@@ -172,6 +184,25 @@ def team_of_definition(item: dict[str, Any]) -> dict[str, str] | None:
     pd = (schema.get("integrations") or {}).get("pagerduty") or {}
     oncall = str(pd.get("service-url") or "") if isinstance(pd, dict) else ""
     return {"name": team, "slack": slack, "oncall": oncall}
+
+
+def groups_of_definition(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The groupings a service definition puts its service in, most specific first:
+    ``{"service": name, "groups": [[key, value], ...]}`` with ``application`` (schema v2.1+
+    ``application``, v3 ``spec.application``, else an ``application:`` tag), ``system`` (a
+    ``system`` field or tag, v3 ``spec.componentOf: system:<x>``) and ``platform`` (a
+    ``platform`` field or tag). None without a name or a grouping."""
+    name, schema = _definition_name(item)
+    if name is None:
+        return None
+    tags = tags_dict(schema.get("tags") or [])
+    spec = schema.get("spec") if isinstance(schema.get("spec"), dict) else {}
+    part_of = tags_dict([x for x in spec.get("componentOf") or [] if isinstance(x, str)])
+    found = {"application": schema.get("application") or spec.get("application") or tags.get("application"),
+             "system": schema.get("system") or tags.get("system") or part_of.get("system"),
+             "platform": schema.get("platform") or tags.get("platform")}
+    groups = [[k, v.strip()] for k, v in found.items() if isinstance(v, str) and v.strip()]
+    return {"service": name, "groups": groups} if groups else None
 
 
 _DEPENDS_ON, _DEPENDENCY_OF = "RelationTypeDependsOn", "RelationTypeDependencyOf"
@@ -313,6 +344,12 @@ def monitor_record(m: dict[str, Any]) -> dict[str, Any] | None:
         "state": state,
         "transitions": transitions,
     }
+
+
+def monitor_groups(m: dict[str, Any]) -> list[str]:
+    """The group names of a v1 monitor's ``state.groups`` (``service:a,env:prod``), but ``*``."""
+    groups = ((m.get("state") or {}).get("groups") or {}) if isinstance(m, dict) and isinstance(m.get("state"), dict) else {}
+    return sorted(str(k) for k in groups if str(k) not in ("*", "")) if isinstance(groups, dict) else []
 
 
 def last_alert(monitor: dict[str, Any]) -> float | None:

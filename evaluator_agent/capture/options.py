@@ -7,9 +7,13 @@ before its customer impact started, else when it was detected, declared or creat
 ``after_s`` after it was resolved, else after that start; the services of its fields are the
 seeds). Explicit ``start``/``end``/``services`` override what a monitor or incident gives. The world covers the incident window plus ``baseline_s``
 before it. The scope is the seeds, widened along dependencies (both directions, ``depth``
-hops) and to the seeds' teams, at most ``max_services`` (seeds first, then nearer hops, the
-seeds' teams after the first hop). Every kind of record has a cap; caps per service keep one
-chatty service from crowding out the others.
+hops), to the services the paged monitors and their name family name (``same_monitor``),
+to the seeds' teams (``same_team``), to the seeds' application / system / platform grouping
+(``same_platform``) and to services whose names share a token with a seed's
+(``similar_names``); at most ``max_services``, in this order of precedence when the cap
+bites: seeds, dependency hops nearest first, monitor, team, platform, similar names (see
+``scope.py``; the manifest records why each service is in). Every kind of record has a cap;
+caps per service keep one chatty service from crowding out the others.
 
 The options are stored in the capture directory's manifest (:meth:`CaptureOptions.request`),
 and a resumed capture reads them back from there.
@@ -21,6 +25,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = ["CaptureOptions", "OptionsError"]
+
+
+_LATER_WIDENINGS = ("same_monitor", "same_platform", "similar_names")
 
 
 class OptionsError(ValueError):
@@ -42,7 +49,10 @@ class CaptureOptions:
     # scope
     depth: int = 2
     max_services: int = 60
+    same_monitor: bool = True  # services the paged monitors name, and their name family's
     same_team: bool = True
+    same_platform: bool = True  # the seeds' application / system / platform grouping
+    similar_names: bool = True  # services whose name shares a token with a seed's
     # data
     rollup_s: int = 60
     max_series: int = 20000
@@ -98,4 +108,5 @@ class CaptureOptions:
         unknown = sorted(set(data) - known)
         if unknown:
             raise OptionsError(f"unknown capture options in the manifest: {', '.join(unknown)}")
-        return cls(**data)
+        # a manifest written before these widenings existed asked for none of them
+        return cls(**{**dict.fromkeys(_LATER_WIDENINGS, False), **data})

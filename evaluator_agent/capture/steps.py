@@ -3,11 +3,19 @@
 1. **Seed.** ``--monitor``: ``GET /api/v1/monitor/{id}`` (group states): its last alert gives
    the incident window, its ``service`` tag (else a ``service:`` term of its query) the seed.
    ``--incident``: ``GET /api/v2/incidents/{id}``: its impact window and its services.
-2. **Catalog.** ``GET /api/v2/services/definitions`` pages (100 each) -> services and teams.
-3. **Scope.** ``GET /api/v2/catalog/relation?filter[from_ref]=service:<s>`` for the seeds, then
-   hop by hop up to ``depth`` (both directions); the seeds' teams join after the first hop;
-   at most ``max_services``. Every scoped service's relations are read (its edges); services
-   at the other end of an edge join the catalog (without telemetry).
+2. **Catalog.** ``GET /api/v2/services/definitions`` pages (100 each) -> services, teams and
+   each service's groupings (application, system, platform).
+3. **Scope** (``scope.py`` decides, in this order of precedence, at most ``max_services``):
+   the seeds; ``GET /api/v2/catalog/relation?filter[from_ref]=service:<s>`` for the seeds,
+   then hop by hop up to ``depth`` (both directions), nearest first; then the widenings:
+   *monitor* (the seeds' monitors, ``GET /api/v1/monitor?monitor_tags=service:<seed>``, the
+   same pieces as in step 4; those that alerted or warned in the incident window and the
+   ``--monitor`` are the paged ones: the services their tags, queries and group names name,
+   then for each name template ``GET /api/v1/monitor?name=<its longest literal part>``, the
+   services of the monitors of the same template), *team*, *platform*, *similar-name*. Why
+   each kept service is in goes to the manifest (``store.py``). Every scoped service's
+   relations are read (its edges); services at the other end of an edge join the catalog
+   (without telemetry).
 4. **Per scoped service** (in parallel):
    - logs ``POST /api/v2/logs/events/search``: ``service:<s> status:(emergency OR alert OR
      critical OR error)`` newest first, in full up to ``max_error_logs``; the rest
@@ -16,7 +24,8 @@
    - spans ``POST /api/v2/spans/events/search``: ``status:error`` in full up to
      ``max_error_spans``, the rest sampled like logs up to ``max_other_spans``;
    - events ``GET /api/v2/events`` ``service:<s>`` up to ``max_events``;
-   - monitors ``GET /api/v1/monitor?monitor_tags=service:<s>&group_states=all``;
+   - monitors ``GET /api/v1/monitor?monitor_tags=service:<s>&group_states=all`` (once per
+     capture: the seeds' were read in step 3);
    - metric names ``GET /api/v1/metrics?from=<start>&tag_filter=service:<s>``.
    Plus events without a service tag (``-service:*``), up to ``max_events``.
 5. **Metrics.** Per metric name: its tag keys (``GET /api/v2/metrics/{name}/all-tags``) and type
@@ -42,75 +51,28 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from evaluator_agent.capture import convert as cv
+from evaluator_agent.capture import scope as sc
 from evaluator_agent.capture.client import DatadogError, DatadogReader
 from evaluator_agent.capture.options import CaptureOptions, OptionsError
+from evaluator_agent.capture.progress import Progress
 from evaluator_agent.capture.store import CaptureStore
 
 __all__ = ["Captured", "Progress", "run_capture"]
 
 _ERR = "status:(emergency OR alert OR critical OR error)"
 _COUNT_NAME = re.compile(r"(^trace\..+\.(hits|errors)(\.by_http_status)?$)|(\.count$)")
-_SERVICE_TERM = re.compile(r"\bservice:([A-Za-z0-9_.\-/]+)")
 TRACE_MARGIN_S = 3600
 MAX_DEFINITION_PAGES = 50
 MAX_RELATION_PAGES = 10
 MAX_MONITOR_PAGES = 5
 MAX_TRACE_SPANS = 1000
-
-
-class Progress:
-    """Progress lines on stderr: the phase, pieces fetched / resumed, waits; at most one line a
-    second (and one per phase)."""
-
-    def __init__(self, stream: TextIO | None = sys.stderr, interval_s: float = 1.0):
-        self.stream = stream
-        self.interval_s = interval_s
-        self.phase = ""
-        self.fetched = 0
-        self.resumed = 0
-        self._last = 0.0
-        self._t0 = time.monotonic()
-        self._lock = threading.Lock()
-
-    def say(self, text: str) -> None:
-        if self.stream is not None:
-            print(f"capture: {text}", file=self.stream, flush=True)
-
-    def enter(self, phase: str) -> None:
-        with self._lock:
-            self.phase = phase
-        self._line(force=True)
-
-    def piece(self, kind: str, resumed: bool) -> None:
-        with self._lock:
-            if resumed:
-                self.resumed += 1
-            else:
-                self.fetched += 1
-        self._line()
-
-    def wait(self, what: str, seconds: float, status: int) -> None:
-        why = "rate limited (429)" if status == 429 else f"transient error ({status or 'no answer'})"
-        self.say(f"{why} on {what}: waiting {seconds:.1f} s")
-
-    def _line(self, force: bool = False) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if not force and now - self._last < self.interval_s:
-                return
-            self._last = now
-            text = (f"[{self.phase}] {self.fetched} pieces fetched, {self.resumed} resumed, "
-                    f"{now - self._t0:.1f} s")
-        self.say(text)
 
 
 @dataclass
@@ -134,6 +96,7 @@ class Captured:
     trigger: dict[str, Any] | None = None
     incident: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    scope_info: dict[str, Any] = field(default_factory=dict)  # why each scoped service is in (Scope.describe)
 
 
 def _next(body: dict[str, Any]) -> str | None:
@@ -154,6 +117,9 @@ class _Run:
         self._lock = threading.Lock()
         self.env = f" env:{cv.quote(opts.env)}" if opts.env else ""
         self.incident: dict[str, Any] | None = None
+        self.groups: dict[str, list[list[str]]] = {}  # service -> its groupings (catalog)
+        self.trigger_groups: list[str] = []  # the seed monitor's group names
+        self._monitors: dict[str, tuple[list[dict], dict[str, list[str]]]] = {}
 
     def note(self, text: str) -> None:
         with self._lock:
@@ -196,9 +162,13 @@ class _Run:
         start, end, seeds = o.start, o.end, list(o.services)
         if o.monitor_id is not None:
             self.p.enter("monitor")
-            data, _ = self.s.fetch("monitor", str(o.monitor_id),
-                                   lambda: ([cv.monitor_record(self.r.monitor(o.monitor_id))], {}))
+            def get() -> tuple[Any, dict[str, Any]]:
+                body = self.r.monitor(o.monitor_id)
+                return [cv.monitor_record(body)], {"groups": cv.monitor_groups(body)}
+
+            data, meta = self.s.fetch("monitor", str(o.monitor_id), get)
             trigger = data[0]
+            self.trigger_groups = list(meta.get("groups") or [])
             if trigger is None:
                 raise OptionsError(f"monitor {o.monitor_id}: not a monitor")
             fired = cv.last_alert(trigger)
@@ -209,7 +179,7 @@ class _Run:
             if end is None:
                 end = int(math.ceil(fired + o.after_s))  # type: ignore[operator]
             if not seeds:
-                svc = trigger["tags"].get("service") or next(iter(_SERVICE_TERM.findall(trigger["query"])), None)
+                svc = next(iter(sc.services_named(trigger)), None)  # its service tag, else its query's
                 if not svc:
                     raise OptionsError(f"monitor {o.monitor_id} names no service (tag or query): give --service")
                 seeds = [svc]
@@ -234,6 +204,7 @@ class _Run:
     # ------------------------------------------------------------------ catalog and scope
 
     def catalog(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+        """The catalog's services and teams; each service's groupings go to ``self.groups``."""
         self.p.enter("catalog")
         services: dict[str, dict[str, Any]] = {}
         teams: dict[str, dict[str, str]] = {}
@@ -241,13 +212,16 @@ class _Run:
             def get(page: int = page) -> tuple[Any, dict[str, Any]]:
                 items = self.r.service_definitions(page, 100).get("data") or []
                 return ({"services": [x for x in map(cv.service_of_definition, items) if x],
-                         "teams": [x for x in map(cv.team_of_definition, items) if x]}, {"count": len(items)})
+                         "teams": [x for x in map(cv.team_of_definition, items) if x],
+                         "groups": [x for x in map(cv.groups_of_definition, items) if x]}, {"count": len(items)})
 
             data, meta = self.optional("catalog", f"definitions-p{page}", get, {"services": [], "teams": []})
             for s in data["services"]:
                 services.setdefault(s["name"], s)
             for t in data["teams"]:
                 teams.setdefault(t["name"], t)
+            for g in data.get("groups") or []:
+                self.groups.setdefault(g["service"], g["groups"])
             if meta.get("error"):
                 if page == 0:
                     self.note(f"service definitions unavailable: {meta['error']}")
@@ -271,30 +245,20 @@ class _Run:
                 break
         return edges
 
-    def scope(self, seeds: list[str], catalog: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, list]]:
+    def scope(self, seeds: list[str], catalog: dict[str, dict[str, Any]], trigger: dict[str, Any] | None,
+              world: tuple[int, int, int]) -> tuple[sc.Scope, dict[str, list]]:
+        """Seeds, dependency hops (both directions, nearest first, up to ``depth``), then the
+        widenings of ``scope.py``, at most ``max_services``; and the relations of the kept ones.
+        ``world``: (world start, incident start, incident end)."""
         self.p.enter("scope")
         o = self.o
         rel: dict[str, list[dict[str, str]]] = {}
-        levels: list[list[str]] = [list(dict.fromkeys(seeds))]
-        seen = set(levels[0])
-        team_members: list[str] = []
-        if o.same_team:
-            seed_teams = {catalog[s]["team"] for s in seeds if s in catalog and catalog[s]["team"]}
-            team_members = sorted(n for n, s in catalog.items() if s["team"] in seed_teams and n not in seen)
-
-        def ordered() -> list[str]:
-            out = list(levels[0])
-            for i, lv in enumerate(levels[1:], 1):
-                out += lv
-                if i == 1:
-                    out += team_members
-            if len(levels) == 1:
-                out += team_members
-            return list(dict.fromkeys(out))
-
-        frontier = levels[0]
+        seeds = list(dict.fromkeys(seeds))
+        hops: list[list[str]] = []
+        seen = set(seeds)
+        frontier = seeds
         for _depth in range(1, o.depth + 1):
-            if len(ordered()) >= o.max_services and _depth > 1:
+            if len(seen) >= o.max_services:
                 break
             todo = [s for s in frontier if s not in rel]
             for s, edges in zip(todo, self.each(todo, self.relations), strict=True):
@@ -303,15 +267,84 @@ class _Run:
             if not nxt:
                 break
             seen.update(nxt)
-            levels.append(nxt)
+            hops.append(nxt)
             frontier = nxt
-        scope = ordered()[: o.max_services]
-        todo = [s for s in scope if s not in rel]
+        widen: dict[str, list[str]] = {}
+        if o.same_monitor:
+            widen["monitor"] = self.monitor_scope(seeds, trigger, world)
+        if o.same_team:
+            seed_teams = {catalog[s]["team"] for s in seeds if s in catalog and catalog[s]["team"]}
+            widen["team"] = sorted(n for n, s in catalog.items() if s["team"] in seed_teams)
+        if o.same_platform:
+            widen["platform"] = sc.platform_members(seeds, self.groups, catalog, self.note)
+        if o.similar_names:
+            widen["similar-name"] = sc.similar_names(seeds, catalog)
+        scope = sc.assemble(seeds, hops, widen, o.max_services)
+        todo = [s for s in scope.services if s not in rel]
         for s, edges in zip(todo, self.each(todo, self.relations), strict=True):
             rel[s] = edges
-        if len(ordered()) > o.max_services:
-            self.note(f"scope: {len(ordered())} services found, the first {o.max_services} kept (max_services)")
+        found = len(scope.services) + sum(scope.cut.values())
+        if scope.cut:
+            self.note(f"scope: {found} services found, the first {o.max_services} kept (max_services); cut: "
+                      + ", ".join(f"{k} {v}" for k, v in scope.cut.items()))
         return scope, rel
+
+    def monitor_scope(self, seeds: list[str], trigger: dict[str, Any] | None, world: tuple[int, int, int]) -> list[str]:
+        """The ``monitor`` widening: the services the paged monitors name, then those of their
+        name families (those that alerted in the world's window first)."""
+        w0, i0, i1 = world
+        paged = [(trigger, self.trigger_groups)] if trigger is not None else []
+        for recs, groups in self.each(seeds, self.monitors_of):
+            paged += [(m, groups.get(str(m["id"]), [])) for m in recs if sc.alerted_between(m, i0, i1)]
+        named = [n for m, g in paged for n in sc.services_named(m, g)]
+        fired: list[str] = []
+        rest: list[str] = []
+        templates = sorted({sc.monitor_template(m["name"], sc.services_named(m, g)) for m, g in paged})
+        for template in templates:
+            fragment = sc.name_fragment(template)
+            if fragment is None:
+                self.note(f"scope: monitor name {template!r} has no literal part to search its family by")
+                continue
+            recs, groups = self.monitor_pages("monitor-family", fragment, lambda page, f=fragment: self.r.monitors(
+                page, 100, name=f))
+            for m in recs:
+                names = sc.services_named(m, groups.get(str(m["id"]), []))
+                if sc.monitor_template(m["name"], names) == template:
+                    (fired if sc.alerted_between(m, w0, i1) else rest).extend(names)
+        return list(dict.fromkeys([*named, *sorted(set(fired)), *sorted(set(rest))]))
+
+    def monitor_pages(self, kind: str, key: str, call: Callable[[int], Any]) -> tuple[list[dict], dict[str, list[str]]]:
+        """Pages of a monitor listing: the converted monitors and the group names of those with
+        groups (by monitor id)."""
+        monitors: list[dict[str, Any]] = []
+        groups: dict[str, list[str]] = {}
+        for page in range(MAX_MONITOR_PAGES):
+            def get(page: int = page) -> tuple[Any, dict[str, Any]]:
+                body = call(page)
+                items = body if isinstance(body, list) else []
+                named = {str(m["id"]): g for m in items if isinstance(m, dict) and m.get("id") is not None
+                         and (g := cv.monitor_groups(m))}
+                return [x for x in map(cv.monitor_record, items) if x], {"count": len(items), "groups": named}
+
+            data, meta = self.optional(kind, f"{key}|p{page}", get, [])
+            monitors += data
+            groups.update(meta.get("groups") or {})
+            if int(meta.get("count") or 0) < 100:
+                break
+            if page == MAX_MONITOR_PAGES - 1:
+                self.note(f"{kind} {key}: cut at {MAX_MONITOR_PAGES * 100} monitors")
+        return monitors, groups
+
+    def monitors_of(self, service: str) -> tuple[list[dict], dict[str, list[str]]]:
+        """A service's monitors (``service:<s>`` monitor tag), read once per capture."""
+        with self._lock:
+            got = self._monitors.get(service)
+        if got is None:
+            got = self.monitor_pages("monitors", service, lambda page: self.r.monitors(
+                page, 100, monitor_tags=f"service:{service}"))
+            with self._lock:
+                self._monitors[service] = got
+        return got
 
     # ------------------------------------------------------------------ searches
 
@@ -374,17 +407,7 @@ class _Run:
         events, more = self.search("events", s, r.events, cv.event_record, q, t0, t1, o.max_events)
         if more:
             self.note(f"events {s}: cut at {o.max_events} (newest kept)")
-        monitors: list[dict[str, Any]] = []
-        for page in range(MAX_MONITOR_PAGES):
-            def get(page: int = page) -> tuple[Any, dict[str, Any]]:
-                body = r.monitors(f"service:{s}", page, 100)
-                items = body if isinstance(body, list) else []
-                return [x for x in map(cv.monitor_record, items) if x], {"count": len(items)}
-
-            data, meta = self.optional("monitors", f"{s}|p{page}", get, [])
-            monitors += data
-            if int(meta.get("count") or 0) < 100:
-                break
+        monitors = self.monitors_of(s)[0]
         names, _ = self.optional("metric-names", f"service:{s}",
                                  lambda: (sorted((r.active_metrics(t0, tag_filter=f"service:{s}")).get("metrics") or []), {}),
                                  [])
@@ -452,7 +475,9 @@ def run_capture(opts: CaptureOptions, reader: DatadogReader, store: CaptureStore
     seeds, inc_start, inc_end, trigger = run.seed()
     t0, t1 = inc_start - opts.baseline_s, inc_end
     catalog, teams = run.catalog()
-    scope, rel = run.scope(seeds, catalog)
+    scoped, rel = run.scope(seeds, catalog, trigger, (t0, inc_start, inc_end))
+    store.record_scope(scoped.describe())  # the manifest says why each service is in
+    scope = scoped.services
     in_scope = set(scope)
     edges = [e for s in scope for e in rel.get(s, []) if e["source"] in in_scope or e["target"] in in_scope]
 
@@ -461,7 +486,7 @@ def run_capture(opts: CaptureOptions, reader: DatadogReader, store: CaptureStore
     unowned, _ = run.search("events", "(no service)", reader.events, cv.event_record, f"-service:*{run.env}".strip(),
                             t0, t1, opts.max_events)
     captured = Captured(opts, t0, inc_start, inc_end, seeds, scope, catalog, teams, edges, trigger=trigger,
-                        incident=run.incident)
+                        incident=run.incident, scope_info=scoped.describe())
     for s in scope:
         d = per[s]
         captured.logs += d["logs"]

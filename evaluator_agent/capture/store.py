@@ -2,14 +2,17 @@
 
 Layout::
 
-    DIR/manifest.json          the capture's request (options), redaction rules, format version
+    DIR/manifest.json          the capture's request (options), redaction rules, format version;
+                               once the scope is decided, ``scope``: {"services": [...], "reasons":
+                               {service: ["seed" | "depends:<hops>" | "monitor" | "team" | "platform"
+                               | "similar-name", ...]}, "kept": {reason: n}, "cut": {reason: n}}
     DIR/pieces/<kind>/<name>.json   one fetched piece: {"key", "data", "meta"}
     DIR/result.json            written at the end: snapshot hash, counts, notes, timings
 
 A piece is one answer of Datadog (one page, one query chunk) already converted to world
 records and REDACTED: nothing unredacted ever reaches the disk. ``data`` is the records,
-``meta`` holds only what the capture itself needs to go on (cursors, flags, an error note;
-all but the opaque cursors redacted as well).
+``meta`` holds only what the capture itself needs to go on (cursors, flags, the group names
+of multi-alert monitors, an error note; all but the opaque cursors redacted as well).
 Files are written atomically (a temporary file renamed into place), so an interrupted capture
 leaves whole pieces only. :meth:`CaptureStore.fetch` returns the stored piece when it exists
 (resume) and otherwise calls Datadog; the capture procedure is deterministic given its pieces,
@@ -92,6 +95,13 @@ class CaptureStore:
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("request"), dict):
             raise StoreError(f"{self.manifest_path} is not a capture manifest of format {FORMAT}")
         return data
+
+    def record_scope(self, scope: dict[str, Any]) -> None:
+        """The manifest's ``scope``: the scoped services and why each is in (``scope.py``).
+        Rewritten by a resumed capture with the same content (it is decided from stored pieces)."""
+        manifest = self.read_manifest()
+        if manifest.get("scope") != scope:
+            _write_json(self.manifest_path, {**manifest, "scope": scope})
 
     def write_result(self, result: dict[str, Any]) -> None:
         _write_json(self.root / "result.json", result)

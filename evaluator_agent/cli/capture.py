@@ -6,7 +6,10 @@
     proctor capture --resume captures/20260302T150000Z-checkout   # finish an interrupted capture
 
 Datadog is reached with DD_API_KEY, DD_APP_KEY and DD_SITE (``--api-url`` overrides the host,
-for proxies and tests). Progress goes to stderr; the draft label JSON to stdout (or
+for proxies and tests). The scope is the seeds, then dependency hops (``--depth``), then the
+services of the paged monitors, the seeds' team, platform and similar names (each can be
+turned off), at most ``--max-services`` in that order; the capture directory's manifest says
+why each service is in. Progress goes to stderr; the draft label JSON to stdout (or
 ``--label-out``); the snapshot is written content-addressed under the snapshots directory.
 """
 
@@ -76,7 +79,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     scope = p.add_argument_group("scope and caps")
     scope.add_argument("--depth", type=_positive, default=2, help="dependency hops from the seeds (default 2)")
     scope.add_argument("--max-services", type=_positive, default=60, help="default 60")
+    scope.add_argument("--no-monitor-scope", action="store_true", help="do not add the services the paged "
+                       "monitors name, nor those of monitors named after the same template")
     scope.add_argument("--no-team", action="store_true", help="do not add the seeds' team's services")
+    scope.add_argument("--no-platform", action="store_true", help="do not add the services of the seeds' "
+                       "application / system / platform grouping")
+    scope.add_argument("--no-similar-names", action="store_true", help="do not add services whose name shares "
+                       "a token with a seed's (checkout -> checkout-worker, checkout-db)")
     scope.add_argument("--rollup", type=_positive, default=60, metavar="SECONDS", help="metric rollup (default 60)")
     for flag, default, what in (("--max-series", 20000, "metric series"),
                                 ("--max-error-logs", 1000, "error logs per service, newest first"),
@@ -136,7 +145,8 @@ def cmd_capture(a: argparse.Namespace) -> int:
                 services=list(a.service), start=a.start, end=a.end, monitor_id=a.monitor, incident_id=a.incident,
                 before_s=a.before,
                 after_s=a.after, baseline_s=a.baseline, env=a.env, depth=a.depth, max_services=a.max_services,
-                same_team=not a.no_team, rollup_s=a.rollup, max_series=a.max_series,
+                same_monitor=not a.no_monitor_scope, same_team=not a.no_team, same_platform=not a.no_platform,
+                similar_names=not a.no_similar_names, rollup_s=a.rollup, max_series=a.max_series,
                 max_error_logs=a.max_error_logs, max_other_logs=a.max_other_logs, max_error_spans=a.max_error_spans,
                 max_other_spans=a.max_other_spans, max_traces=a.max_traces, max_spans=a.max_spans,
                 max_events=a.max_events, max_hosts=a.max_hosts, host_metrics=not a.no_host_metrics)

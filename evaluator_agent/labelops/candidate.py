@@ -64,6 +64,9 @@ class Validation(BaseModel):
     seconds: float | None = Field(None, ge=0, description="Wall time spent validating this candidate")
     resolved: list[str] = Field(default_factory=list, description="Flag codes the validator resolved")
     notes: list[str] = Field(default_factory=list, max_length=100)
+    checks: list[dict[str, str]] = Field(default_factory=list, max_length=500,
+                                         description="Lint and leak-audit findings on the grounded draft "
+                                                     "({kind, check, message, severity})")
     basis: dict[str, Any] | None = Field(None, description="The draft the validator started from (before its grounding)")
     basis_assumed: list[str] = Field(default_factory=list, description="The basis's fields filled by defaults")
     basis_edits: int | None = Field(None, description="The candidate's edit count when it was validated")

@@ -267,8 +267,10 @@ def derive(draft: dict[str, Any], assumed: list[str]) -> None:
         _set_path(draft, "ground_truth.causal_chain", chain)
         if "ground_truth.causal_chain" not in assumed:
             assumed.append("ground_truth.causal_chain")
+    herrings = gt.get("must_not_blame") if isinstance(gt.get("must_not_blame"), list) else []
     values: dict[str, Any] = {
         "difficulty.factors.chain_length": len(chain),
+        "difficulty.factors.red_herrings": len(herrings),
         "taxonomy.failure_pattern": "no_fault" if no_fault else "single" if len(chain) <= 1 else "cascading",
     }
     if mech is not None:

@@ -239,9 +239,11 @@ class World:
             if ev.mentions_rising and not ev.rising and out.get("logs"):
                 first = out["logs"][0]
                 ev.first_error = first.get("ts")
-                ev.queries.append({"tool": "search_logs", "arguments": {"query": q2, **win, "sort": "timestamp", "limit": 1},
-                                   "expect": service, "description": f"first of {ev.mentions} error logs of other "
-                                   f"services naming {service} in the incident window"})
+                said = self._distinctive(str(first.get("message") or ""))
+                if said is not None:
+                    ev.queries.append({"tool": "search_logs", "arguments": {"query": q2, **win, "sort": "timestamp", "limit": 1},
+                                       "expect": said, "description": f"first of {ev.mentions} error logs of other "
+                                       f"services naming {service} in the incident window"})
         out = self._call("get_events", {"query": f"service:{service}", **win, "limit": 50}) or {}
         for e in out.get("events", []):
             if str(e.get("source", "")).lower() in CHANGE_SOURCES:
@@ -261,6 +263,12 @@ class World:
                                f"(baseline mean) to {m['peak']:.3g} in the incident window"})
         self._ev[service] = ev
         return ev
+
+    def _distinctive(self, text: str) -> str | None:
+        """A word of ``text`` that only reading it shows: not a service name (a listing has those)."""
+        names = {n.lower() for n in self.services}
+        return next((w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.]{5,}", text)
+                     if w.lower() not in names and not any(w.lower() in n for n in names)), None)
 
     def _metric_change(self, service: str) -> dict[str, Any] | None:
         out = self._call("list_metrics", {"query": f"service:{service}", "limit": 50}) or {}

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from evaluator_agent.core.clock import iso, parse_utc
-from evaluator_agent.core.labels import snapshots_dir
+from evaluator_agent.core.labels import Label, snapshots_dir
 from evaluator_agent.labelops.candidate import Candidate, Score, Validation, ValidationScores
+from evaluator_agent.labelops.checks import CheckFinding, lint_candidate, shortcut_audit
 from evaluator_agent.labelops.drafting import derive, mechanism_of, problems
 from evaluator_agent.labelops.grounding import World, hint_of
 from evaluator_agent.labelops.investigator import Finding, Investigator
@@ -73,10 +74,15 @@ class Outcome:
 
 class Validator:
     def __init__(self, snapshots: Path | None = None, threshold: float = DEFAULT_THRESHOLD,
-                 investigator: Investigator | None = None):
+                 investigator: Investigator | None = None, shortcuts: Any = None, lint: bool = True):
+        """``investigator`` investigates each world a second time (``investigator.py``);
+        ``shortcuts`` (a ``Roster``) runs the shortcut battery on each grounded label and
+        ``lint`` the per-label lint checks (``checks.py``)."""
         self.snapshots = snapshots or snapshots_dir()
         self.threshold = threshold
         self.investigator = investigator
+        self.shortcuts = shortcuts
+        self.lint = lint
         self._worlds: dict[str, tuple[WorldIndex, float]] = {}
 
     def _index(self, snapshot: str) -> tuple[WorldIndex, float]:
@@ -256,12 +262,24 @@ class Validator:
             spec.append(f"mechanism {mech}")
         s_thor = min(1.0, 0.2 + 0.3 * n_kinds)
         thor.insert(0, f"{n_kinds} independent kind(s) of evidence on the root cause; {w.calls} tool calls")
+        factors = draft.setdefault("difficulty", {}).setdefault("factors", {})
+        factors["services"] = len(w.services)  # the world is known now
         derive(draft, assumed)
         if problems(draft):
             acc.append("the draft is not a valid label yet: " + "; ".join(
                 f"{p['loc']}: {p['msg']}" for p in problems(draft)[:3]))
             s_acc = min(s_acc, 0.5)
         return self._finish(thor, spec, acc, s_thor, s_spec, s_acc, resolved, t_start), draft, root
+
+    def _checks(self, draft: dict[str, Any]) -> list[CheckFinding]:
+        """Lint and the shortcut battery on the grounded draft, once it is a label."""
+        if (not self.lint and self.shortcuts is None) or problems(draft):
+            return []
+        label = Label.model_validate(draft)
+        found = lint_candidate(label, self.snapshots) if self.lint else []
+        if self.shortcuts is not None and not any(f.severity == "error" for f in found):
+            found += shortcut_audit(label, self.snapshots, self.shortcuts)
+        return found
 
     # ------------------------------------------------------------------ the second investigation
 
@@ -376,6 +394,7 @@ class Validator:
                     f"{w.calls} tool calls")
         s_thor = 0.5 + (0.3 if not rising else 0) + (0.2 if moved else 0)
         spec.append("no-fault: nothing to name")
+        draft.setdefault("difficulty", {}).setdefault("factors", {})["services"] = len(w.services)
         derive(draft, list(c.claim_draft()[1]))
         return self._finish(thor, spec, acc, s_thor, 0.8, s_acc, [], t_start), draft, None
 
@@ -417,8 +436,14 @@ class Validator:
                 out.append(Outcome(c.id, "error", reasons=[f"{type(e).__name__}: {str(e)[:300]}"],
                                    seconds=time.perf_counter() - t))
                 continue
-            verdict = "validated" if v.confidence >= self.threshold else "review"
-            v = v.model_copy(update={"notes": [f"{verdict} at threshold {self.threshold}"],
+            found = self._checks(draft)
+            blocking = [f for f in found if f.severity == "error"]
+            verdict = "validated" if v.confidence >= self.threshold and not blocking else "review"
+            note = f"{verdict} at threshold {self.threshold}"
+            if blocking and v.confidence >= self.threshold:
+                note += f", held for review by {len(blocking)} lint error(s)"
+            v = v.model_copy(update={"notes": [note], "checks": [f.as_dict() for f in found][:500],
+                                     "seconds": round(time.perf_counter() - t, 4),
                                      "basis": c.claim_draft()[0], "basis_assumed": c.claim_draft()[1],
                                      "basis_edits": c.edits})
             try:
@@ -426,7 +451,8 @@ class Validator:
             except QueueError as e:
                 out.append(Outcome(c.id, "error", reasons=[str(e)], seconds=time.perf_counter() - t))
                 continue
-            reasons = [r for s in (v.scores.accuracy, v.scores.specificity, v.scores.thoroughness) for r in s.reasons]
+            reasons = [f.line() for f in found] + [r for s in (v.scores.accuracy, v.scores.specificity,
+                                                              v.scores.thoroughness) for r in s.reasons]
             out.append(Outcome(c.id, verdict, v.confidence, root, reasons, round(time.perf_counter() - t, 4)))
         return out
 
