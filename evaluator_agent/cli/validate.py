@@ -6,13 +6,15 @@ Wiring (``cli/main.py``): a ``validate`` parser under ``labels`` with ``add_argu
 Usage::
 
     proctor labels validate [--queue QUEUE.db] [--id ID ...] [--threshold 0.7] [--snapshots DIR]
-                            [--investigator reference|llm|none] [--model NAME] [--json]
+                            [--investigator reference|llm|none] [--model NAME] [--no-shortcuts]
+                            [--no-lint] [--json]
 
 Every pending candidate (or those of ``--id``) whose draft names a world snapshot is validated
 (see ``evaluator_agent/labelops/validate.py``): grounded in its world with the agent's tools and
 investigated a second time by the reference policy (offline, deterministic) or, when a model
-is configured, by an LLM through litellm. Its scores, reasons and grounded draft are stored in
-the queue. At or above ``--threshold`` it is marked validated,
+is configured, by an LLM through litellm; the grounded draft is linted and meets the shortcut
+battery (a shortcut policy that passes it is a leak warning). Its scores, reasons, checks and
+grounded draft are stored in the queue. A lint error keeps a candidate for review. At or above ``--threshold`` it is marked validated,
 still pending a reviewer's acceptance (never accepted here); below, it stays for review.
 Exit codes: 0 ok, 1 some candidates could not be validated, 2 usage.
 """
@@ -50,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"checks only). Default: llm when ${MODEL_ENV} is set, else reference")
     p.add_argument("--model", default=None, metavar="NAME",
                    help=f"litellm model name for --investigator llm (default ${MODEL_ENV})")
+    p.add_argument("--no-shortcuts", action="store_true",
+                   help="skip the shortcut battery on each grounded label (the leak audit of one label)")
+    p.add_argument("--no-lint", action="store_true", help="skip lint of each grounded label")
     p.add_argument("--json", action="store_true")
 
 
@@ -88,7 +93,10 @@ def cmd_labels_validate(a: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"proctor labels validate: {e}", file=sys.stderr)
         return EXIT_USAGE
-    v = Validator(Path(a.snapshots) if a.snapshots else None, threshold=a.threshold, investigator=investigator)
+    from evaluator_agent.cli.demo import reference_roster
+
+    v = Validator(Path(a.snapshots) if a.snapshots else None, threshold=a.threshold, investigator=investigator,
+                  shortcuts=None if a.no_shortcuts else reference_roster(), lint=not a.no_lint)
     with Queue(a.queue) as q:
         try:
             outcomes = v.run(q, ids=a.ids or None)

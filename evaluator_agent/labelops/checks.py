@@ -19,7 +19,6 @@ too easy to measure skill).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +61,7 @@ def shortcut_audit(label: Label, snapshots: Path, roster: Any, worlds: Any = Non
     from evaluator_agent.core.protocol import Budget
     from evaluator_agent.engine.investigation import investigate
     from evaluator_agent.engine.worlds import WorldCache
+    from evaluator_agent.labelops.investigator import run_async
 
     cache = worlds or WorldCache(snapshots, capacity=2)
     names = list(dict.fromkeys([*roster.shortcuts, *([roster.combination] if roster.combination else [])]))
@@ -73,7 +73,7 @@ def shortcut_audit(label: Label, snapshots: Path, roster: Any, worlds: Any = Non
         return out
 
     found = []
-    for name, res in asyncio.run(run_all()):
+    for name, res in run_async(run_all):
         if res.error_kind == "harness":
             found.append(CheckFinding("leak", "leak.shortcut_error", f"{name} could not run: {res.error}"[:300], "warning"))
         elif res.passed:

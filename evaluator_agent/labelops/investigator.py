@@ -32,7 +32,20 @@ from typing import Any, Protocol
 from evaluator_agent.core.labels import Label
 from evaluator_agent.core.vocab import MECHANISM_INFO
 
-__all__ = ["Finding", "Investigator", "TargetInvestigator", "probe_label"]
+__all__ = ["Finding", "Investigator", "TargetInvestigator", "probe_label", "run_async"]
+
+
+def run_async(make: Callable[[], Any]) -> Any:
+    """Run the coroutine ``make()`` to its end from synchronous code: on a fresh event loop, in a
+    worker thread when this thread already runs one (the validator called from async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="proctor-validate") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 @dataclass
@@ -176,7 +189,7 @@ class TargetInvestigator:
             return None
         probe = probe_label(draft)
         t0 = time.perf_counter()
-        res = asyncio.run(investigate(probe, 1, self._make(), self._cache(snapshots), self._limits))
+        res = run_async(lambda: investigate(probe, 1, self._make(), self._cache(snapshots), self._limits))
         if res.error_kind == "harness":
             raise ValueError(f"the {self.name} investigation failed on our side: {res.error}")
         return finding_of(self.name, res.diagnosis, res, time.perf_counter() - t0)
