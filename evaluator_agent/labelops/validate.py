@@ -62,6 +62,14 @@ _MECH_CHANGE: dict[str, tuple[str, ...]] = {
 
 
 
+#: the most confidence a root cause found by the second investigation alone can get: the
+#: investigator can be wrong (the reference policy misses ~2-5% of core worlds), and a claim
+#: that names nothing cannot contradict it; with a service or a change of the claim matching, a
+#: little more. High confidence (above these) needs the user's own words to name the culprit.
+CAP_CLAIMLESS = 0.8
+CAP_HINTED = 0.85
+
+
 @dataclass
 class Outcome:
     candidate_id: str
@@ -117,6 +125,7 @@ class Validator:
         acc: list[str] = []
         s_spec, s_acc = 1.0, 0.9
         resolved: list[str] = []
+        cap = 1.0
         codes = {f.code for f in c.flags}
 
         paged, why = w.paged_service(trig.get("monitor_id"), str(trig.get("title") or ""), gt.get("first_symptom"))
@@ -160,6 +169,7 @@ class Validator:
             found_root, d_spec, d_acc = self._resolve_by_investigation(c, finding, w, paged, start, hint, gt, spec, acc)
             if found_root is not None:
                 root = found_root
+                cap = CAP_HINTED if (start is not None or hint is not None) else CAP_CLAIMLESS
                 s_spec -= d_spec
                 s_acc -= d_acc
                 resolved += sorted(codes & {"wrong_without_correction", "claim_to_resolve", "correction_without_entity"})
@@ -184,7 +194,7 @@ class Validator:
         if root is not None:
             ev = w.evidence(root)
             n_kinds = ev.score
-            chain = w.path(paged, root) if paged else None
+            chain = self._their_chain(finding, w, paged, root) or (w.path(paged, root) if paged else None)
             if chain is None:
                 s_acc -= 0.4
                 acc.append(f"{root} is not downstream of the paged service {paged}: no causal path")
@@ -269,7 +279,7 @@ class Validator:
             acc.append("the draft is not a valid label yet: " + "; ".join(
                 f"{p['loc']}: {p['msg']}" for p in problems(draft)[:3]))
             s_acc = min(s_acc, 0.5)
-        return self._finish(thor, spec, acc, s_thor, s_spec, s_acc, resolved, t_start), draft, root
+        return self._finish(thor, spec, acc, s_thor, s_spec, s_acc, resolved, t_start, cap), draft, root
 
     def _checks(self, draft: dict[str, Any]) -> list[CheckFinding]:
         """Lint and the shortcut battery on the grounded draft, once it is a label."""
@@ -291,6 +301,21 @@ class Validator:
             return self.investigator.investigate(draft, self.snapshots)
         except (ValueError, OSError, RuntimeError) as e:
             return Finding(investigator=self.investigator.name, end_reason=f"failed: {type(e).__name__}: {e}"[:300])
+
+    @staticmethod
+    def _their_chain(f: Finding | None, w: World, paged: str | None, root: str) -> list[str] | None:
+        """The second investigation's causal chain, page first, if it is a real path: from the
+        paged service to this root cause, every hop a downstream edge that shows something. Of
+        several routes through the topology, the one an investigation followed by the errors
+        beats the grounding's shortest."""
+        if f is None or not f.chain or paged is None:
+            return None
+        hops = [w.resolve(x, near=paged)[0] for x in reversed(f.chain)]
+        if None in hops or hops[0] != paged or hops[-1] != root or len(set(hops)) != len(hops):
+            return None
+        ok = all(b in w.downstream(a) for a, b in zip(hops, hops[1:], strict=False))
+        quiet = any(w.evidence(x).score == 0 for x in hops[1:-1])
+        return hops if ok and not quiet else None  # type: ignore[return-value]
 
     @staticmethod
     def _compare(f: Finding, root: str, w: World, paged: str | None, gt: dict[str, Any], acc: list[str],
@@ -333,7 +358,7 @@ class Validator:
         d_spec = 0.1 if f.mechanism else 0.3
         d_acc = 0.0
         spec.append(f"root cause not named by the claim: resolved by a second investigation ({f.describe()})")
-        chain = w.path(paged, root) if paged else None
+        chain = self._their_chain(f, w, paged, root) or (w.path(paged, root) if paged else None)
         if named is not None and named != root:
             if chain is None or named not in chain:
                 d_acc += 0.35
@@ -399,13 +424,15 @@ class Validator:
         return self._finish(thor, spec, acc, s_thor, 0.8, s_acc, [], t_start), draft, None
 
     def _finish(self, thor: list[str], spec: list[str], acc: list[str], s_thor: float, s_spec: float, s_acc: float,
-                resolved: list[str], t_start: float) -> Validation:
+                resolved: list[str], t_start: float, cap: float = 1.0) -> Validation:
+        """Confidence from the three scores; ``cap`` bounds it when the root cause rests on the
+        second investigation more than on the claim (CAP_CLAIMLESS, CAP_HINTED)."""
         def cl(x: float) -> float:
             return round(max(0.0, min(1.0, x)), 3)
 
         st, ss, sa = cl(s_thor), cl(s_spec), cl(s_acc)
         conf = 0.25 * st + 0.25 * ss + 0.5 * sa
-        conf = min(conf, sa + 0.05)  # never much surer than the claim agrees with the world
+        conf = min(conf, sa + 0.05, cap)  # never much surer than the claim agrees with the world
         if ss < 0.6:
             conf = min(conf, ss + 0.1)
         return Validation(
