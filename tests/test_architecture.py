@@ -25,10 +25,11 @@ ALLOWED: dict[str, set[str]] = {
     "lint": {"core", "telemetry", "engine"},
     "worldgen": {"core", "telemetry", "engine", "results", "lint", "cli"},  # cli: its __main__ asks the demo for the roster
     "audit": {"core", "telemetry", "engine", "results", "lint", "worldgen"},
-    "service": {"core", "telemetry", "engine", "results", "datadog"},
+    "service": {"core", "telemetry", "engine", "results", "datadog", "web"},
     "labelops": {"core", "telemetry", "results", "engine", "lint"},  # engine: the validator's second investigation; lint: its checks
     "capture": {"core", "telemetry"},
-    "cli": {"core", "telemetry", "engine", "results", "datadog", "service", "lint", "worldgen", "audit", "labelops", "capture"},
+    "web": {"core", "telemetry", "results", "labelops"},
+    "cli": {"core", "telemetry", "engine", "results", "datadog", "service", "lint", "worldgen", "audit", "labelops", "capture", "web"},
 }
 # the one module of the product allowed to import the reference agents
 MOCK_DOOR = "evaluator_agent/cli/demo.py"

@@ -250,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--db", default=default_db())
     d.set_defaults(fn=cmd_demo)
 
+    from evaluator_agent.cli import ui as ui_cli
+
+    ui = sub.add_parser("ui", help="the web interface on a local results database (what proctor serve shows at /ui)")
+    ui_cli.add_arguments(ui)
+    ui.set_defaults(fn=ui_cli.cmd_ui)
+
     from evaluator_agent.cli import capture as capture_cli
 
     cp = sub.add_parser("capture", help="capture a real incident's world from Datadog: a snapshot and a draft label")

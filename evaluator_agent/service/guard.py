@@ -42,7 +42,6 @@ Requests without a body (GET, HEAD, DELETE with no Content-Length) pass straight
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import math
@@ -53,6 +52,8 @@ from typing import Any
 
 import anyio
 from starlette.authentication import AuthCredentials, SimpleUser
+
+from evaluator_agent.core.keys import parse_api_keys, principal_of  # noqa: F401 - re-exported
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -145,20 +146,6 @@ def check_json(body: bytes, max_depth: int = MAX_JSON_DEPTH, max_number_chars: i
                         {"max_depth": max_depth}) from None
     except ValueError as e:  # anything else json may raise on odd input: a parse error, never a 500
         raise BodyError("parse", f"Parse error: {e}"[:300]) from None
-
-
-def principal_of(key: bytes | str) -> str:
-    """A stable, non-secret name for the holder of an API key."""
-    raw = key.encode() if isinstance(key, str) else key
-    return "key-" + hashlib.sha256(b"incident-proctor principal|" + raw).hexdigest()[:16]
-
-
-def parse_api_keys(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Comma-separated string or iterable -> non-empty, stripped keys."""
-    if value is None:
-        return ()
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(k.strip() for k in items if k and k.strip())
 
 
 class Guard:

@@ -46,7 +46,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from evaluator_agent import __version__
 from evaluator_agent.core.envvars import env_int as _env_int
@@ -105,6 +105,7 @@ def create_app(
     from evaluator_agent.service.executor import ProctorExecutor, ServerState
     from evaluator_agent.service.surfaces_app import MCP_PATH, REST_PATH, Surfaces
     from evaluator_agent.service.taskstore import DEFAULT_MAX_FINISHED, BoundedTaskStore
+    from evaluator_agent.web.app import UI_PATH, UIConfig, ui_app
 
     keys = parse_api_keys(os.environ.get("PROCTOR_API_KEYS") if api_keys is None else api_keys)
     if max_body_bytes is None:
@@ -161,11 +162,13 @@ def create_app(
         *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
         *create_rest_routes(handler, path_prefix=REST_PREFIX, enable_v0_3_compat=True),
         *surfaces.routes,
+        Mount(UI_PATH, app=ui_app(store, api_keys=keys, config=UIConfig(disclosure=policy))),
     ]
     guard = Middleware(
         Guard, api_keys=keys, max_body_bytes=max_body_bytes, jsonrpc_paths={"/"},
         open_paths={"/health", *(r.path for r in card_routes)},
-        open_prefixes=(MCP_PATH, REST_PATH),  # each call carries its investigation's own credential
+        # MCP and REST: each call carries its investigation's own credential; the UI signs in with a cookie
+        open_prefixes=(MCP_PATH, REST_PATH, UI_PATH),
     )
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.store = store
