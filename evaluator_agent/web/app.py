@@ -11,6 +11,7 @@ Starlette runs them in its thread pool, so SQLite reads never block the event lo
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -81,23 +82,59 @@ class UI:
     def redirect(self, request: Request, to: str, status: int = 303) -> Response:
         return RedirectResponse(request.scope.get("root_path", "") + to, status_code=status, headers=security_headers())
 
-    def page(self, fn: Callable[[UI, Request, Viewer], Response]) -> Callable[[Request], Response]:
-        """A page handler with sign-in, not-found and bad-request pages."""
+    def page(self, fn: Callable[..., Any]) -> Callable[[Request], Any]:
+        """A page handler with sign-in, not-found and bad-request pages. ``fn(ui, request, viewer)``
+        is a plain function (run in the thread pool) or a coroutine function (for forms: it
+        must run its SQLite work with ``run_in_threadpool``)."""
 
-        def handler(request: Request) -> Response:
+        def signed_in(request: Request) -> Viewer | Response:
             viewer = self.sessions.viewer(request.cookies.get(COOKIE))
             if viewer is None:
+                if request.method != "GET":
+                    return self.render(request, "error.html", None, 403, title="Signed out",
+                                       message="Your session has ended: sign in again.")
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return self.redirect(request, f"/signin?next={quote(target, safe='')}")
-            try:
-                return fn(self, request, viewer)
-            except NotFound as e:
+            return viewer
+
+        def failed(request: Request, viewer: Viewer, e: Exception) -> Response:
+            if isinstance(e, NotFound):
                 return self.render(request, "error.html", viewer, 404, title="Not found",
                                    message=str(e) or "There is nothing here.")
-            except BadRequest as e:
-                return self.render(request, "error.html", viewer, 400, title="Bad request", message=str(e))
+            status = 403 if isinstance(e, Forbidden) else 400
+            return self.render(request, "error.html", viewer, status, title="Refused" if status == 403 else "Bad request",
+                               message=str(e))
+
+        if inspect.iscoroutinefunction(fn):
+            async def async_handler(request: Request) -> Response:
+                viewer = signed_in(request)
+                if not isinstance(viewer, Viewer):
+                    return viewer
+                try:
+                    return await fn(self, request, viewer)
+                except (NotFound, BadRequest) as e:
+                    return failed(request, viewer, e)
+
+            return async_handler
+
+        def handler(request: Request) -> Response:
+            viewer = signed_in(request)
+            if not isinstance(viewer, Viewer):
+                return viewer
+            try:
+                return fn(self, request, viewer)
+            except (NotFound, BadRequest) as e:
+                return failed(request, viewer, e)
 
         return handler
+
+    def run_for(self, viewer: Viewer, run_id: str) -> dict[str, Any]:
+        """A stored run the viewer may see (exact id or unique prefix), else NotFound: another
+        principal's run is exactly as absent as one that does not exist."""
+        run = self.store.find_run(run_id) if 0 < len(run_id) <= 64 else None
+        if run is None or not viewer.sees(run):
+            raise NotFound(f"no run {run_id[:64]!r}")
+        return run
 
     def csrf_checked(self, request: Request, viewer: Viewer, form: Any) -> None:
         if not self.sessions.csrf_ok(viewer, form.get("csrf")):
