@@ -166,13 +166,14 @@ def _signin_routes(ui: UI) -> list[Route]:
         if ui.sessions.open:
             return ui.redirect(request, nxt)
         if request.method == "GET":
-            return ui.render(request, "signin.html", None, next=nxt, error=None)
+            return ui.render(request, "signin.html", None, title="Sign in", next=nxt, error=None)
         form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
         key = str(form.get("key") or "")
         nxt = _safe_next(str(form.get("next") or ""), root)
         cookie = ui.sessions.sign_in(key) if 0 < len(key) <= 512 else None
         if cookie is None:
-            return ui.render(request, "signin.html", None, 401, next=nxt, error="That key is not valid here.")
+            return ui.render(request, "signin.html", None, 401, title="Sign in", next=nxt,
+                             error="That key is not valid here.")
         resp = ui.redirect(request, nxt)
         secure = ui.config.https if ui.config.https is not None else request.url.scheme == "https"
         resp.set_cookie(COOKIE, cookie, max_age=SESSION_S, httponly=True, samesite="strict", secure=secure,
