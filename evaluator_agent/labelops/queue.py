@@ -157,6 +157,11 @@ class Queue:
         rows = self.conn.execute(sql + " ORDER BY created_at, id LIMIT ?", [*args, limit]).fetchall()
         return [self._candidate(r) for r in rows]
 
+    def ids(self, status: str | None = None) -> list[str]:
+        """Every candidate id (of one status), oldest first: no limit, for work over a whole queue."""
+        sql = "SELECT id FROM label_candidates" + (" WHERE status = ?" if status else "") + " ORDER BY created_at, id"
+        return [r[0] for r in self.conn.execute(sql, [status] if status else []).fetchall()]
+
     def events(self, cid: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM label_events WHERE candidate_id = ? ORDER BY seq", [cid]).fetchall()
         return [{"at": r["at"], "when": iso_s(r["at"]), "actor": r["actor"], "action": r["action"],

@@ -447,9 +447,9 @@ class Validator:
 
     def run(self, queue: Queue, ids: list[str] | None = None, actor: str = "validator") -> list[Outcome]:
         """Validate the pending candidates of ``queue`` (or those of ``ids``)."""
-        cands = [queue.get(i) for i in ids] if ids else queue.list(status="pending")
         out: list[Outcome] = []
-        for c in cands:
+        for cid in ids or queue.ids(status="pending"):  # every pending one: a queue may hold thousands
+            c = queue.get(cid)
             if c.status != "pending":
                 out.append(Outcome(c.id, "skipped", reasons=[f"{c.status}, not pending"]))
                 continue
