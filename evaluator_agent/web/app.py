@@ -71,13 +71,14 @@ class UI:
 
     # ------------------------------------------------------------------ responses
 
-    def render(self, request: Request, template: str, viewer: Viewer | None, status: int = 200, **ctx: Any) -> Response:
+    def render(self, request: Request, template: str, viewer: Viewer | None, status_code: int = 200,
+               **ctx: Any) -> Response:
         base = request.scope.get("root_path", "")
         html = self.env.get_template(template).render(
             base=base, viewer=viewer, open=self.sessions.open, csrf=self.sessions.csrf(viewer) if viewer else "",
             review=self.config.queue_path() is not None, path=request.url.path, params=dict(request.query_params),
             **ctx)
-        return HTMLResponse(html, status_code=status, headers=security_headers())
+        return HTMLResponse(html, status_code=status_code, headers=security_headers())
 
     def redirect(self, request: Request, to: str, status: int = 303) -> Response:
         return RedirectResponse(request.scope.get("root_path", "") + to, status_code=status, headers=security_headers())
