@@ -161,6 +161,7 @@ class Guard:
         open_paths: Iterable[str] = (),
         open_prefixes: Iterable[str] = (),
         jsonrpc_paths: Iterable[str] = ("/",),
+        form_prefixes: Iterable[str] = (),
         realm: str = "incident-proctor",
         linger_bytes: int = DEFAULT_LINGER_BYTES,
         linger_s: float = DEFAULT_LINGER_S,
@@ -184,6 +185,8 @@ class Guard:
         # mounted apps with a credential of their own (the MCP and REST surfaces): PREFIX and PREFIX/...
         self.open_prefixes = tuple(p.rstrip("/") for p in open_prefixes)
         self.jsonrpc_paths = frozenset(jsonrpc_paths)
+        # an app of HTML forms (the web interface): bodies are size-capped, not read as JSON
+        self.form_prefixes = tuple(p.rstrip("/") for p in form_prefixes)
         self.realm = realm
 
     def _open_prefix(self, path: str) -> bool:
@@ -240,7 +243,8 @@ class Guard:
         data = bytes(body)
         del body
 
-        if data or rpc:
+        forms = any(path == p or path.startswith(p + "/") for p in self.form_prefixes)
+        if (data or rpc) and not forms:
             try:
                 check_json(data, self.max_depth, MAX_NUMBER_CHARS)
             except BodyError as e:

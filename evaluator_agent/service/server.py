@@ -159,16 +159,17 @@ def create_app(
     routes = [
         Route("/health", health, methods=["GET"]),
         *card_routes,
+        # before the A2A routes: the REST binding's patterns would take /ui/... for themselves
+        Mount(UI_PATH, app=ui_app(store, api_keys=keys, config=UIConfig(disclosure=policy))),
         *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
         *create_rest_routes(handler, path_prefix=REST_PREFIX, enable_v0_3_compat=True),
         *surfaces.routes,
-        Mount(UI_PATH, app=ui_app(store, api_keys=keys, config=UIConfig(disclosure=policy))),
     ]
     guard = Middleware(
         Guard, api_keys=keys, max_body_bytes=max_body_bytes, jsonrpc_paths={"/"},
         open_paths={"/health", *(r.path for r in card_routes)},
         # MCP and REST: each call carries its investigation's own credential; the UI signs in with a cookie
-        open_prefixes=(MCP_PATH, REST_PATH, UI_PATH),
+        open_prefixes=(MCP_PATH, REST_PATH, UI_PATH), form_prefixes=(UI_PATH,),
     )
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
     app.state.store = store
