@@ -167,7 +167,8 @@ def disclose_compare(cmp: Mapping[str, Any], policy: str) -> dict[str, Any]:
     out = dict(cmp)
     if policy != FULL:
         out.pop("segments", None)
-        out["disclosure"] = {"policy": policy, "withheld": ["segments"]}
+        out.pop("regressed_segments", None)  # segment names are derived from the ground truth too
+        out["disclosure"] = {"policy": policy, "withheld": ["segments", "regressed_segments"]}
     return out
 
 

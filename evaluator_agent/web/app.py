@@ -213,10 +213,12 @@ class _Headers:
 def ui_app(store: Store | str | Path, *, api_keys: Any = (), secret: str | bytes | None = None,
            config: UIConfig | None = None) -> Any:
     """The interface as an ASGI app (mount it at ``/ui``)."""
+    from evaluator_agent.results.browse import ensure_indexes
     from evaluator_agent.web.pages import page_routes
 
     if not isinstance(store, Store):
         store = Store(store)
+    ensure_indexes(store)  # the run page's covering index (results/browse.py)
     ui = UI(store, Sessions(api_keys, secret), config or UIConfig())
     routes = [*_signin_routes(ui), *page_routes(ui), Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static")]
 

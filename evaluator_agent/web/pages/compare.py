@@ -41,6 +41,8 @@ VERDICT_TEXT = {
     "inconclusive": "no significant change",
 }
 
+ACCURACY_NAMES = {"ac_at_1": "root cause AC@1", "ac_at_3": "root cause AC@3", "mechanism_accuracy": "mechanism"}
+
 COST_NAMES = {
     "duration_s": "duration (s)", "turns": "turns", "tool_calls": "tool calls", "invalid_calls": "invalid calls",
     "red_herrings_chased": "red herrings chased",
@@ -133,7 +135,8 @@ def _result(ui: Any, request: Request, viewer: Viewer, a: str, b: str, margin: f
         f2p=_flip_rows(flips.get("fail_to_pass") or [], base_att, new_att, labels),
         n_p2f=len(flips.get("pass_to_fail") or []), n_f2p=len(flips.get("fail_to_pass") or []),
         segments=segments, tiers=tiers, charts=charts, cost=cost, policy=policy, private=private,
-        accuracy=cmp.get("accuracy") or {}, per_label=cmp.get("per_label") or [], labels=labels,
+        base_att=base_att, new_att=new_att,
+        accuracy=[{"name": ACCURACY_NAMES.get(k, k), **v} for k, v in sorted((cmp.get("accuracy") or {}).items())], per_label=cmp.get("per_label") or [], labels=labels,
         runs=_form_runs(ui, viewer), a=base_run["run_id"], b=new_run["run_id"], margin=margin,
     )
 

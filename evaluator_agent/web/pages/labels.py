@@ -25,6 +25,7 @@ from starlette.routing import Route
 from evaluator_agent.core.labels import LABEL_ID_RE, Label, LabelError
 from evaluator_agent.core.vocab import (
     DIFFICULTY_TIERS,
+    INFRA_ERROR_KINDS,
     MECHANISMS,
     MONITOR_TYPES,
     PROBLEM_CATEGORIES,
@@ -137,7 +138,7 @@ def labelset_page(ui: Any, request: Request, viewer: Viewer) -> Response:
               "problem_category": lb.taxonomy.problem_category,
               "empirical": (emp.get(lb.id) or {}).get("difficulty")}
              for lb in rows[(page - 1) * PAGE: page * PAGE]]
-    return ui.render(request, "labelset.html", viewer, title=f"Label set {ls.name}", ls=ls, policy=policy,
+    return ui.render(request, "labelset.html", viewer, title=f"Label set {name}", ls=ls, set_name=name, policy=policy,
                      full=policy == FULL, facets=facet_counts, rows=shown, total=len(rows), all=len(ls.labels),
                      page=page, pages=pages, chosen=chosen, fitted=bool(emp))
 
@@ -167,10 +168,11 @@ def _history(ui: Any, viewer: Viewer, label_id: str) -> tuple[list[dict[str, Any
     by: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "passed": 0, "errors": 0, "last": 0.0})
     for r in rows:
         r["target"] = target_key(r["target_name"], r["target_version"])
+        r["infra"] = r.get("error_kind") in INFRA_ERROR_KINDS
         t = by[r["target"]]
         t["name"] = r["target_name"] or "?"
         t["version"] = r["target_version"] or ""
-        if r.get("error_kind") in ("network", "harness"):
+        if r["infra"]:
             t["errors"] += 1
             continue
         t["n"] += 1
@@ -202,18 +204,18 @@ def label_page(ui: Any, request: Request, viewer: Viewer) -> Response:
     if ls is None:
         raise NotFound(f"no label set {name[:64]!r}")
     if len(label_id) > 32 or not LABEL_ID_RE.match(label_id):
-        raise NotFound(f"no label {label_id[:32]!r} in {ls.name}")
+        raise NotFound(f"no label {label_id[:32]!r} in {name}")
     try:
         lb = ls.get(label_id)
     except LabelError:
-        raise NotFound(f"no label {label_id!r} in {ls.name}") from None
+        raise NotFound(f"no label {label_id!r} in {name}") from None
     policy = labelset_policy(ui, ls)
     full = policy == FULL
     emp = _empirical(ui).get(lb.id)
     history, targets = _history(ui, viewer, lb.id)
     world, world_error = _world_glance(ui, lb)
     return ui.render(
-        request, "label.html", viewer, title=f"Label {lb.id}", ls=ls, lb=lb, policy=policy, full=full,
+        request, "label.html", viewer, title=f"Label {lb.id}", ls=ls, set_name=name, lb=lb, policy=policy, full=full,
         private=bool(ls.info.private), emp=emp, history=history, targets=targets, world=world, world_error=world_error,
         truth=_truth(lb) if full else None,
     )
