@@ -123,22 +123,91 @@ def no_horizontal_overflow(pg: Any) -> None:
     assert over <= 1, f"the page is {over}px wider than the viewport"
 
 
-def test_runs_list_and_a_run(site: dict[str, Any], page: Any) -> None:
+def test_runs_run_failures_investigation_tool_call(site: dict[str, Any], page: Any) -> None:
     runs = site["runs"]
     sign_in(site, page)
     table = page.locator("#runs")
-    assert table.is_visible()
     text = table.inner_text()
     for role in ("good", "bad", "good2"):
         assert runs[role] in text
     assert runs["hostile"] not in text  # another key's run
     no_horizontal_overflow(page)
     shot(site, page, "runs")
-    page.click(f"a[href$='/runs/{runs['bad']}']")
+
+    # open a run (random_guess: it fails most labels)
+    page.click(f"#runs a[href$='/runs/{runs['bad']}']")
     page.wait_for_url(re.compile(rf".*/runs/{runs['bad']}$"))
-    assert runs["bad"] in page.inner_text("main")
+    assert "random_guess" in page.inner_text("[data-testid=run-title]") and runs["bad"] in page.inner_text("main")
+    rows = page.locator("[data-testid=investigation-row]")
+    total = rows.count()
+    assert total >= 1
     no_horizontal_overflow(page)
     shot(site, page, "run")
+
+    # filter to failures: every row left is a failure, and there are some
+    page.select_option("[data-testid=filter-outcome]", "fail")
+    if page.locator("[data-testid=filter-submit]").is_visible():
+        page.click("[data-testid=filter-submit]")
+    page.wait_for_url(re.compile(r".*outcome=fail.*"))
+    failed = page.locator("[data-testid=investigation-row]")
+    assert 1 <= failed.count() <= total
+    outcomes = failed.locator("td.outcome").all_inner_texts() if failed.locator("td.outcome").count() else \
+        [r.inner_text() for r in failed.all()]
+    assert all("fail" in o.lower() for o in outcomes), outcomes
+
+    # open an investigation, expand a tool call
+    failed.first.locator("[data-testid=investigation-link]").click()
+    page.wait_for_url(re.compile(r".*/investigations/.+/\d+$"))
+    assert page.locator("[data-testid=timeline]").is_visible()
+    call = page.locator("[data-testid=tool-call]").first
+    assert call.get_attribute("open") is None
+    name = call.locator("[data-testid=tool-name]").inner_text()
+    assert name
+    call.locator("summary").click()
+    assert call.get_attribute("open") is not None
+    args = call.locator("[data-testid=tool-args]")
+    assert args.is_visible() and args.inner_text().strip()
+    no_horizontal_overflow(page)
+    shot(site, page, "investigation")
+
+
+def test_compare_two_runs(site: dict[str, Any], page: Any) -> None:
+    runs = site["runs"]
+    sign_in(site, page)
+    page.click("header.top nav a:text('Compare')")
+    page.wait_for_url(re.compile(r".*/ui/compare"))
+    options = page.locator("[data-testid=compare-a] option").all_inner_texts()
+    assert not any(HOSTILE in o for o in options)  # another key's run is not offered
+    page.select_option("[data-testid=compare-a]", runs["bad"])
+    page.select_option("[data-testid=compare-b]", runs["good"])
+    page.click("[data-testid=compare-submit]")
+    page.wait_for_url(re.compile(r".*/compare\?.*a=.*b=.*"))
+    verdict = page.locator("[data-testid=verdict]")
+    assert verdict.is_visible() and verdict.get_attribute("data-verdict")
+    assert page.locator("[data-testid=flips-newly-passing]").is_visible()
+    no_horizontal_overflow(page)
+    shot(site, page, "compare")
+
+
+def test_labels_and_difficulty_pages(site: dict[str, Any], page: Any) -> None:
+    sign_in(site, page)
+    page.click("header.top nav a:text('Labels')")
+    page.wait_for_url(re.compile(r".*/ui/labels$"))
+    page.click("[data-testid=labelsets] a:text('smoke')")
+    assert page.locator("[data-testid=labels-table]").is_visible()
+    shot(site, page, "labelset")
+    page.locator("[data-testid=labels-table] a").first.click()
+    page.wait_for_url(re.compile(r".*/ui/labels/smoke/lbl_[0-9a-f]+$"))
+    smap = page.locator("[data-testid=service-map]")
+    assert smap.is_visible() and page.locator("[data-testid=service-map] g.svc.paged").count() == 1
+    assert page.locator("[data-testid=history] tr[data-run]").count() >= 1
+    no_horizontal_overflow(page)
+    shot(site, page, "label")
+    page.click("header.top nav a:text('Difficulty')")
+    page.wait_for_url(re.compile(r".*/ui/difficulty"))
+    assert page.locator("[data-testid=fit-source]").is_visible()
+    no_horizontal_overflow(page)
+    shot(site, page, "difficulty")
 
 
 def test_another_tenants_run_is_not_found_and_hostile_names_are_text(site: dict[str, Any], page: Any) -> None:
