@@ -68,6 +68,8 @@ _MECH_CHANGE: dict[str, tuple[str, ...]] = {
 #: little more. High confidence (above these) needs the user's own words to name the culprit.
 CAP_CLAIMLESS = 0.8
 CAP_HINTED = 0.85
+#: a named claim the second investigation contradicts: below any sensible threshold, for a reviewer
+CAP_DISAGREE = 0.6
 
 
 @dataclass
@@ -161,7 +163,9 @@ class Validator:
                 s_spec -= 0.2
                 spec.append(f"root cause {claimed[:80]!r} resolved to {root} by {how}")
             if root is not None and finding is not None and finding.answered:
-                s_acc = self._compare(finding, root, w, paged, gt, acc, spec, s_acc)
+                s_acc, agrees = self._compare(finding, root, w, paged, gt, acc, spec, s_acc)
+                if not agrees:
+                    cap = CAP_DISAGREE
         if root is None:
             start, how = (w.resolve(c.claim, near=paged) if c.claim else (None, "none"))
             if start is not None:
@@ -319,21 +323,22 @@ class Validator:
 
     @staticmethod
     def _compare(f: Finding, root: str, w: World, paged: str | None, gt: dict[str, Any], acc: list[str],
-                 spec: list[str], s_acc: float) -> float:
+                 spec: list[str], s_acc: float) -> tuple[float, bool]:
         """A named root cause against the second investigation's: agreement backs the claim a
-        little; disagreement is a reason for the reviewer (the investigator can be wrong too)."""
+        little; disagreement sends the candidate to a reviewer (CAP_DISAGREE: two accounts of the
+        incident disagree, and the investigator can be wrong too). Returns (accuracy, agrees)."""
         if f.no_fault:
             acc.append(f"the second investigation ({f.investigator}) found nothing broken")
-            return s_acc - 0.2
+            return s_acc - 0.2, False
         theirs = w.resolve(f.root_cause or "", near=paged)[0]
         if theirs == root:
             acc.append(f"a second investigation ({f.investigator}) independently blames {root}")
             mech = gt.get("mechanism")
             if isinstance(mech, str) and f.mechanism and mechanism_of(mech) not in (None, f.mechanism):
                 spec.append(f"the second investigation names the mechanism {f.mechanism}, the claim {mech}")
-            return min(1.0, s_acc + 0.05)
+            return min(1.0, s_acc + 0.05), True
         acc.append(f"a second investigation disagrees: {f.describe()}")
-        return s_acc - 0.2
+        return s_acc - 0.2, False
 
     def _resolve_by_investigation(self, c: Candidate, f: Finding | None, w: World, paged: str | None,
                                   named: str | None, hint: str | None, gt: dict[str, Any], spec: list[str],
@@ -368,8 +373,11 @@ class Validator:
         if hint is not None:
             on = [s for s in (chain or [root]) if any(hint in str(ch["source"]).lower() or hint in ch["title"].lower()
                                                       for ch in w.evidence(s).changes)]
-            if on:
-                acc.append(f"the claim's {hint!r} matches a {hint} change of {on[-1]} in the incident window")
+            if root in on:
+                acc.append(f"the claim's {hint!r} matches a {hint} change of {root} in the incident window")
+            elif on:  # a change of another service on the way: the claim may point at it instead
+                d_acc += 0.15
+                acc.append(f"the claim's {hint!r} matches a {hint} change of {on[-1]}, not of the root cause {root}")
             else:
                 d_acc += 0.3
                 acc.append(f"the claim speaks of a {hint}, but no {hint} change is on the chain to {root}")
