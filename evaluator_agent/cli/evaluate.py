@@ -26,11 +26,22 @@ from evaluator_agent.core.envvars import env_float as _env_float
 from evaluator_agent.results.merge import checkpoint_path
 
 
+def _install_instances() -> Any:
+    """The process's instance source: fresh instances of families, generated here (engine/instances.py)."""
+    from evaluator_agent.engine.instances import install
+    from evaluator_agent.worldgen.fresh import FreshInstances
+
+    source = FreshInstances()
+    install(source)
+    return source
+
+
 def cmd_serve(a: argparse.Namespace) -> int:
     from evaluator_agent.datadog import observability
     from evaluator_agent.service.server import create_app, run_server
 
     observability.configure(dry_run=a.datadog_dry_run)
+    _install_instances()  # requests may ask for fresh instances of a family
     public = a.public_url or os.environ.get("PROCTOR_PUBLIC_URL") or f"http://{'127.0.0.1' if a.host in ('0.0.0.0', '::') else a.host}:{a.port}"
     # The service's results: the local database, copied to DIR/proctor-service.db when a durable
     # directory is given (Cloud Run: a Cloud Storage volume), and restored from there on start.
@@ -56,7 +67,19 @@ def _request_from_args(a: argparse.Namespace) -> dict[str, Any]:
         req["run_id"] = a.run_id
     if getattr(a, "surfaces", None):
         req["surfaces"] = [x.strip() for x in a.surfaces.split(",") if x.strip()]
+    if getattr(a, "instances", "stored") != "stored":
+        req["instances"] = a.instances
     return req
+
+
+def parse_instances(text: str) -> str | int:
+    """``--instances``: stored, fresh, or a draw seed (an integer)."""
+    if text in ("stored", "fresh"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected stored, fresh or a draw seed (an integer)") from None
 
 
 def _env_shard() -> str | None:
@@ -121,6 +144,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         store.close()
         return EXIT_USAGE
     life = Lifecycle()
+    source = _install_instances() if req.instances != "stored" else None
 
     async def main() -> dict[str, Any]:
         http = make_http_client()
@@ -155,6 +179,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         return EXIT_ERROR
     finally:
         store.close()
+        if source is not None:
+            source.close()
         if finished and shard is not None and checkpoint is not None:
             _merge_when_complete(a.checkpoint_dir, run_name, shard[1])
         observability.shutdown()

@@ -21,7 +21,7 @@ from evaluator_agent.cli.common import (
     _write_json,
     default_db,
 )
-from evaluator_agent.cli.evaluate import cmd_merge, cmd_run, cmd_serve
+from evaluator_agent.cli.evaluate import cmd_merge, cmd_run, cmd_serve, parse_instances
 from evaluator_agent.cli.labelsets import cmd_env, cmd_labels, cmd_labels_audit
 from evaluator_agent.cli.results import (
     cmd_compare,
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=300.0, help="wall time per investigation, seconds")
     r.add_argument("--turn-timeout", type=float, default=60.0, help="time per target reply, seconds")
     r.add_argument("--noise", choices=["on", "off"], default="on", help="off: noise-free worlds, for ablations")
+    r.add_argument("--instances", type=parse_instances, default="stored", metavar="stored|fresh|SEED",
+                   help="stored: the label set's labels (default); fresh: new worlds drawn from its recipes (a family's); "
+                   "SEED: the draw of that seed again (a run's manifest records it); worlds go to $PROCTOR_FRESH_CACHE")
     r.add_argument("--surfaces", default=None, metavar="S[,S]",
                    help="where the target may call the tools: a2a (in-band), mcp, rest (default a2a); with mcp or rest "
                         "the MCP server and the Datadog REST facade are served on --surfaces-listen for the run")

@@ -4,6 +4,10 @@ The same code path serves ``proctor run`` and the A2A server (through
 :mod:`evaluator_agent.engine.lifecycle`), so both produce the same result for the same
 deterministic target. The result (A2A ``result`` artifact, ``proctor run --json``, ``proctor
 show --json``) is always read back from the store: :meth:`RunResult.from_store`.
+
+A request for instances of a family (``instances`` "fresh" or a draw seed, engine/instances.py)
+runs labels generated for the run: the shard's own only, ahead of the investigations that need
+them; the manifest records the draw (``instances``) and, once they exist, the labels' metadata.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import os
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +33,7 @@ from evaluator_agent.core.records import InvestigationResult, RequestError, RunM
 from evaluator_agent.datadog import observability
 from evaluator_agent.engine.conversation import TargetError
 from evaluator_agent.engine.fairshare import FairLimiter
+from evaluator_agent.engine.instances import DrawnSet, InstanceSource, select_instances
 from evaluator_agent.engine.investigation import RunContact, investigate
 from evaluator_agent.engine.request import EvaluationRequest
 from evaluator_agent.engine.surfaces import A2A, SurfaceConfig, SurfaceError
@@ -76,9 +82,13 @@ class Prepared:
         return shard_slice([(lb, a) for a in range(1, self.request.attempts + 1) for lb in self.labels], shard)
 
 
-def select_labels(request: EvaluationRequest) -> tuple[LabelSet, list[Any]]:
+def select_labels(request: EvaluationRequest, instances: InstanceSource | None = None) -> tuple[LabelSet, list[Any]]:
     """The labels a request asks for; RequestError when they cannot be had. Local and cheap:
-    the server checks this before admitting an evaluation."""
+    the server checks this before admitting an evaluation. Instances of a family come from
+    ``instances`` (else the process's, instances.install): a :class:`DrawnSet` of labels yet to generate."""
+    if request.instances != "stored":
+        drawn = select_instances(request.labelset, request.instances, request.run_id, request.labels, instances)
+        return drawn, drawn.labels
     try:
         labelset = load_labelset(request.labelset)
         labels = labelset.select(request.labels)
@@ -94,11 +104,12 @@ def select_labels(request: EvaluationRequest) -> tuple[LabelSet, list[Any]]:
 
 
 async def prepare(
-    request: EvaluationRequest, http: httpx.AsyncClient, selection: tuple[LabelSet, list[Any]] | None = None
+    request: EvaluationRequest, http: httpx.AsyncClient, selection: tuple[LabelSet, list[Any]] | None = None,
+    instances: InstanceSource | None = None,
 ) -> Prepared:
     """Everything that can make a request bad is checked here, before a run exists.
     ``selection``: the request's labels when the caller has selected them already."""
-    labelset, labels = selection or select_labels(request)
+    labelset, labels = selection or select_labels(request, instances)
     try:
         target = await Target.connect(request.target, http)
     except TargetError as e:
@@ -217,6 +228,13 @@ async def _execute(
     run_id = prep.run_id
     worlds = worlds or WorldCache()
     limits = req.budget
+    private = prep.labelset.info.private
+    draw = prep.labelset.draw if isinstance(prep.labelset, DrawnSet) else None
+    if draw is not None:  # instances: their metadata once generated (what an earlier execution of the run kept)
+        before = await asyncio.to_thread(store.get_run, run_id)
+        label_meta = dict(((before or {}).get("manifest") or {}).get("label_meta") or {})
+    else:
+        label_meta = frozen_label_meta(prep.labels, private)
     manifest = RunManifest(
         run_id=run_id,
         target=prep.target.info.as_dict() | {"card": prep.target.info.card},
@@ -224,13 +242,16 @@ async def _execute(
                   "private": prep.labelset.info.private},
         proctor_version=__version__,
         git_rev=git_revision(),
-        options=req.model_dump(mode="json", exclude={"target", "run_id"}),
+        # instances: the draw's seed, so the same request (a shard, a resume) draws the same again
+        options=req.model_dump(mode="json", exclude={"target", "run_id"} | ({"instances"} if req.instances == "stored" else set()))
+        | ({"instances": draw.seed} if draw is not None else {}),
         label_ids=[lb.id for lb in prep.labels],
         owner=owner,  # see store.create_run
         # each label's tier and taxonomy as they are now: the run's figures never depend on label
         # files edited or deleted later (results.runs.run_label_meta)
-        label_meta=frozen_label_meta(prep.labels, prep.labelset.info.private),
+        label_meta=label_meta,
         shard={"index": shard[0], "count": shard[1]} if shard is not None else None,
+        **({"instances": draw.manifest()} if draw is not None else {}),
     ).as_dict()
     meta = manifest["label_meta"]
     # SQLite work runs in a thread: the caller's loop (the server's) stays free for its clients.
@@ -244,7 +265,6 @@ async def _execute(
     # a stable surface key points at one world at a time: its investigations run one by one
     sem = asyncio.Semaphore(1 if req.surface_key else req.concurrency)
     lock = asyncio.Lock()
-    private = prep.labelset.info.private
     obs_policy = disclosure.effective(disclosure_policy, private)
     # Has the target replied yet (in this execution of the run)? Until it has, an unreachable
     # target is an infra error; after, it is the investigation's failure (investigation.py).
@@ -254,17 +274,52 @@ async def _execute(
         inv = investigate(label, attempt, prep.target, worlds, limits, noise=req.noise, contact=contact, surfaces=offered)
         return work_loop.run(inv) if work_loop is not None else inv
 
+    # instances: the shard's own, generated in the order investigations start, a few ahead; those
+    # whose investigations are all recorded only for their metadata (when it was not kept)
+    feed, later = None, []
+    if draw is not None:
+        if draw.family.directory is not None:
+            worlds.search(draw.family.directory)
+        uses = Counter(lb.id for lb, _ in work)
+        later = list(dict.fromkeys(lb.id for lb, _ in every if lb.id not in meta and lb.id not in uses))
+        pending = {lb.id: lb for lb, _ in every}
+        feed = draw.source.feed(draw.family, draw.seed, [pending[i] for i in [*uses, *later]],
+                                noise_free=req.noise == "off", uses={**uses, **dict.fromkeys(later, 1)}, ahead=req.concurrency)
+
+    async def instance(label_id: str) -> Any:
+        label = await feed.label(label_id)
+        meta.setdefault(label_id, frozen_label_meta([label], private)[label_id])
+        return label
+
+    async def meta_only(label_id: str) -> None:
+        async with sem:
+            await instance(label_id)
+            feed.done(label_id)
+
+    def keep_meta() -> None:
+        if draw is not None:
+            store.put_run_row({"run_id": run_id, "manifest": manifest})
+
     async def one(label: Any, attempt: int) -> None:
         nonlocal done, passed
-        async with sem, (limiter.slot(run_id) if limiter is not None else contextlib.nullcontext()):
-            if stop is not None and stop.is_set():
-                return
-            res = await attempt_once(label, attempt)
-            for _ in range(INFRA_RETRIES):
-                if res.error_kind not in ("network",):
-                    break
-                await asyncio.sleep(0.5)
-                res = await attempt_once(label, attempt)
+        async with sem:
+            if feed is not None:  # an instance: wait for its world, holding the run's slot
+                if stop is not None and stop.is_set():
+                    return
+                label = await instance(label.id)
+            try:
+                async with limiter.slot(run_id) if limiter is not None else contextlib.nullcontext():
+                    if stop is not None and stop.is_set():
+                        return
+                    res = await attempt_once(label, attempt)
+                    for _ in range(INFRA_RETRIES):
+                        if res.error_kind not in ("network",):
+                            break
+                        await asyncio.sleep(0.5)
+                        res = await attempt_once(label, attempt)
+            finally:
+                if feed is not None:
+                    feed.done(label.id)
         if private:  # its truth lives in the label files only, not in the results database
             res.explanation = disclosure.withheld(disclosure.SCORES)
             res.score_details = disclosure.scrub_details(res.score_details)
@@ -279,16 +334,23 @@ async def _execute(
 
     async with observability.get().run(run_id, manifest | {"disclosure": obs_policy}, meta) as obs_run:
         try:
-            await asyncio.gather(*(one(lb, a) for lb, a in work))
+            try:
+                await asyncio.gather(*(one(lb, a) for lb, a in work), *(meta_only(i) for i in later))
+            finally:
+                if feed is not None:
+                    await feed.aclose()
         except BaseException as e:
+            keep_meta()
             store.finish_run(run_id, RunStatus.INTERRUPTED if isinstance(e, asyncio.CancelledError | KeyboardInterrupt) else RunStatus.FAILED,
                              summarize(store.investigations(run_id), meta), error=f"{type(e).__name__}: {e}"[:500])
             raise
         if stop is not None and stop.is_set() and done < total:
+            keep_meta()
             store.finish_run(run_id, RunStatus.INTERRUPTED, summarize(store.investigations(run_id), meta),
                              error=f"stopped after {done}/{total} investigations")
             raise RunInterrupted(run_id, done, total)
         def complete() -> dict[str, Any]:
+            keep_meta()
             store.finish_run(run_id, RunStatus.COMPLETED, summarize(store.investigations(run_id), meta))
             return store.result(run_id).as_dict()
 
@@ -305,12 +367,13 @@ async def run_request(
     http: httpx.AsyncClient | None = None,
     worlds: WorldCache | None = None,
     on_progress: ProgressFn | None = None,
+    instances: InstanceSource | None = None,
 ) -> dict[str, Any]:
     """prepare + execute with a client of our own when none is given."""
     own = http is None
     http = http or make_http_client()
     try:
-        prep = await prepare(request, http)
+        prep = await prepare(request, http, instances=instances)
         return await execute(prep, store, worlds=worlds, on_progress=on_progress)
     finally:
         if own:

@@ -3,7 +3,11 @@
 Accepted shapes (as an A2A DataPart, as JSON in a TextPart, or from the CLI)::
 
     {"target": "<agent card URL>", "labelset": "smoke", "attempts": 1, "labels": ["lbl_..."],
-     "concurrency": 4, "budget": {"max_turns": 30, "timeout_s": 300}, "noise": "on"}
+     "concurrency": 4, "budget": {"max_turns": 30, "timeout_s": 300}, "noise": "on",
+     "instances": "stored"}
+
+``instances``: "stored" (the label files), "fresh" (a new draw of the family's recipes) or a
+draw seed (a replay of that draw): see :mod:`evaluator_agent.engine.instances`.
 
     AgentBeats: {"participants": {"<role>": "<agent card URL>"}, "config": {...same options}}
 """
@@ -17,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evaluator_agent.core.protocol import Budget
 from evaluator_agent.core.records import RequestError
+from evaluator_agent.engine.instances import SEED_LIMIT
 from evaluator_agent.engine.transport import validate_target_url
 
 
@@ -35,11 +40,24 @@ class EvaluationRequest(BaseModel):
     # a stable credential chosen by the requester, for agents whose MCP/REST configuration is fixed at
     # start-up: every investigation of the run answers under it, one at a time (concurrency 1)
     surface_key: str | None = Field(None, min_length=32, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    # which worlds: the stored labels, a fresh draw of the family's recipes, or the draw of that seed
+    instances: Literal["stored", "fresh"] | int = "stored"
 
     @field_validator("target")
     @classmethod
     def _url(cls, v: str) -> str:
         return validate_target_url(v)
+
+    @field_validator("instances", mode="before")
+    @classmethod
+    def _instances(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, str) and v in ("stored", "fresh"):
+            return v
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < SEED_LIMIT:
+            raise ValueError(f"'stored', 'fresh' or a draw seed (an integer in [0, 2**63)), not {v!r}")
+        return v
 
     @field_validator("run_id")
     @classmethod

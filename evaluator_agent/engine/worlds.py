@@ -1,16 +1,26 @@
-"""Loaded world indexes, shared by every investigation and every event loop of a process."""
+"""Loaded world indexes, shared by every investigation and every event loop of a process.
+
+Worlds are read from the snapshots directory (the stored label sets') and then from the
+fresh-world cache (instances drawn from a family's recipes, ``worldgen/cache.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from evaluator_agent.core.labels import snapshots_dir
+from evaluator_agent.core.labels import project_root, snapshots_dir
 from evaluator_agent.engine import heap
+
+
+def fresh_cache_dir() -> Path:
+    """Where instances drawn fresh from recipes keep their worlds: $PROCTOR_FRESH_CACHE, else
+    ``environments/fresh-cache`` of the project."""
+    return Path(os.environ.get("PROCTOR_FRESH_CACHE") or project_root() / "environments" / "fresh-cache")
 
 
 class WorldCache:
@@ -19,12 +29,28 @@ class WorldCache:
     Shared by every event loop of the process (the server runs one per client, workloop.py):
     a world is loaded once, in a thread, however many loops ask for it at the same time."""
 
-    def __init__(self, directory: Path | None = None, capacity: int = 64):
+    def __init__(self, directory: Path | None = None, capacity: int = 64, fresh: Path | None = None):
         self.directory = directory or snapshots_dir()
+        # searched after ``directory``, in order: the fresh-world cache, and any a run adds (``search``)
+        self.more: list[Path] = [fresh or fresh_cache_dir()]
         self.capacity = capacity
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._loading: dict[str, concurrent.futures.Future[Any]] = {}
         self._lock = threading.Lock()
+
+    def search(self, directory: Path) -> None:
+        """Also look for worlds in ``directory`` (a draw's fresh-world cache), after the others."""
+        with self._lock:
+            if directory != self.directory and directory not in self.more:
+                self.more.append(directory)
+
+    def _where(self, digest: str) -> Path:
+        """The first directory holding the snapshot; the snapshots directory when none does (its
+        error names the file that is missing, as always)."""
+        for d in [self.directory, *self.more]:
+            if (d / f"{digest}.json.gz").is_file():
+                return d
+        return self.directory
 
     async def get(self, digest: str) -> tuple[Any, dict[str, Any]]:
         """(WorldIndex, header) for a snapshot; loads it off the event loop once."""
@@ -61,7 +87,7 @@ class WorldCache:
         from evaluator_agent.telemetry.index import WorldIndex
         from evaluator_agent.telemetry.world import load_snapshot_dict
 
-        data = load_snapshot_dict(digest, self.directory)
+        data = load_snapshot_dict(digest, self._where(digest))
         header = {
             "start": data["start"],
             "end": data["end"],

@@ -7,6 +7,13 @@ Pairing
     labels scored in only one run are listed in ``only_in_base`` / ``only_in_new`` (a label
     whose every attempt on one side was an infra error counts as missing on that side).
 
+    Runs of instances drawn from a family's recipes (their manifests' ``instances``) have label
+    ids of their own draw: two such runs of the same recipe file pair by recipe index instead,
+    and so do a run of the stored labels and a run of instances of the same family (the stored
+    label of recipe i with the instance of recipe i; the instance run's manifest says which
+    stored label was generated from which recipe). The paired label is then named by the new
+    run's id (``per_label`` adds ``recipe`` and ``base_label_id``); ``paired_by`` says which.
+
 Effect size
     ``delta`` = mean over shared labels of (new pass rate - base pass rate). ``ci95`` =
     ``delta +- t(G-1) * SE`` with SE the cluster-robust standard error of the paired
@@ -175,6 +182,38 @@ def cost_latency_deltas(
     return out
 
 
+def _recipes_of(manifest: Mapping[str, Any] | None) -> tuple[str | None, dict[str, Any] | None]:
+    """(label set name, ``instances``) of a run manifest."""
+    m = manifest or {}
+    return (m.get("labelset") or {}).get("name"), m.get("instances") or None
+
+
+def recipe_pairing(base_manifest: Mapping[str, Any] | None,
+                   new_manifest: Mapping[str, Any] | None) -> tuple[dict[str, int], dict[str, int]] | None:
+    """(base label id -> recipe index, new label id -> recipe index) when the two runs pair by
+    recipe (module docstring), else None."""
+    (bset, bi), (nset, ni) = _recipes_of(base_manifest), _recipes_of(new_manifest)
+    if bset is None or bset != nset or (bi is None and ni is None):
+        return None
+
+    def items(inst: Mapping[str, Any]) -> dict[str, int]:
+        return {lid: int(v["recipe"]) for lid, v in (inst.get("items") or {}).items()}
+
+    if bi is not None and ni is not None:
+        if (bi.get("recipes") or {}).get("hash") != (ni.get("recipes") or {}).get("hash"):
+            return None  # other recipes: recipe i is not the same scenario on both sides
+        return items(bi), items(ni)
+    inst = bi if bi is not None else ni
+    stored = {lid: int(i) for lid, i in (inst.get("stored") or {}).items()}
+    if not stored:
+        return None
+    return (items(bi), stored) if bi is not None else (stored, items(ni))
+
+
+def _rekeyed(rows: Sequence[Mapping[str, Any]], key: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    return [dict(r, label_id=key[r["label_id"]]) if r["label_id"] in key else r for r in rows]
+
+
 def compare_runs(
     base_rows: Sequence[Mapping[str, Any]],
     new_rows: Sequence[Mapping[str, Any]],
@@ -183,14 +222,26 @@ def compare_runs(
     margin: float = 0.05,
     alpha: float = 0.05,
     confidence: float = 0.95,
+    base_manifest: Mapping[str, Any] | None = None,
+    new_manifest: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Paired comparison of two runs (rules in the module docstring). JSON-serialisable.
+    ``base_manifest``/``new_manifest``: the runs' manifests, for runs of instances (paired by recipe).
 
     Keys: verdict, delta, stderr, ci95, mcnemar_p, flips {pass_to_fail, fail_to_pass}, accuracy,
     per_label [{label_id, base, new, diff, base_passed, new_passed}], segments {segment:
     {n, base, new, delta, ci95, mcnemar_p, verdict, regressed}}, regressed_segments,
-    cost_latency, n_shared, only_in_base, only_in_new, errors {base, new}, margin, alpha.
+    cost_latency, n_shared, only_in_base, only_in_new, errors {base, new}, margin, alpha, paired_by.
     """
+    pairing = recipe_pairing(base_manifest, new_manifest)
+    base_of: dict[str, str] = {}  # new label id -> the base label of its recipe
+    if pairing is not None:
+        base_recipe, new_recipe = pairing
+        new_by_recipe = {i: lid for lid, i in new_recipe.items()}
+        base_of = {new_by_recipe[i]: lid for lid, i in base_recipe.items() if i in new_by_recipe}
+        base_rows = _rekeyed(base_rows, {b: n for n, b in base_of.items()})
+        if label_meta:  # the new run's labels' metadata, or else the base's
+            label_meta = {**{n: label_meta[b] for n, b in base_of.items() if b in label_meta}, **label_meta}
     base = per_label(base_rows)
     new = per_label(new_rows)
     shared = sorted(set(base) & set(new))
@@ -225,6 +276,7 @@ def compare_runs(
             "diff": round(new[lid]["rate"] - base[lid]["rate"], 6),
             "base_passed": majority_pass(base[lid]["rate"]),
             "new_passed": majority_pass(new[lid]["rate"]),
+            **({"base_label_id": base_of[lid], "recipe": new_recipe[lid]} if lid in base_of else {}),
         }
         for lid in shared
     ]
@@ -254,7 +306,7 @@ def compare_runs(
         "n_shared": len(shared),
         "n_clusters": overall["n_clusters"],
         "ci_informative": overall["ci_informative"],
-        "only_in_base": sorted(set(base) - set(new)),
+        "only_in_base": sorted(base_of.get(x, x) for x in set(base) - set(new)),
         "only_in_new": sorted(set(new) - set(base)),
         "per_label": per,
         "segments": segments,
@@ -263,8 +315,10 @@ def compare_runs(
         "errors": {"base": _errors(base_rows), "new": _errors(new_rows)},
         "margin": margin,
         "alpha": alpha,
+        "paired_by": "recipe" if pairing is not None else "label",
         "method": {
-            "pairing": "per-label pass rate over scored attempts, shared labels",
+            "pairing": ("per-recipe pass rate over scored attempts, recipes of one family run on both sides"
+                        if pairing is not None else "per-label pass rate over scored attempts, shared labels"),
             "ci95": "cluster-robust SE of paired differences (family clusters), t(G-1)",
             "mcnemar": "exact two-sided binomial on discordant labels, attempts collapsed by strict majority",
         },
