@@ -363,3 +363,27 @@ def test_the_cache_survives_concurrent_writers(tmp_path: Path) -> None:
     for digest in outs[0].split(","):
         assert json.loads(read_snapshot_bytes(digest, tmp_path))["pad"] == "y" * 400000  # whole, and its hash holds
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_stored_comparison_and_resume_of_draws(family: dict[str, Any]) -> None:
+    """What `proctor compare` and `proctor run --resume` read: the stored runs of two draws pair
+    by recipe, and a draw resumes with its recorded seed (the same labels)."""
+    from evaluator_agent.engine.lifecycle import resume_request
+    from evaluator_agent.results.analysis import compare_stored
+
+    store, a, c = family["store"], family["a"], family["c"]
+    cmp = compare_stored(store, a["result"]["run_id"], c["result"]["run_id"])
+    assert cmp["paired_by"] == "recipe" and cmp["n_shared"] == 3
+    run = dict(store.find_run(a["result"]["run_id"]))
+    run["manifest"] = {**run["manifest"], "target": {"url": "http://127.0.0.1:9/methodical/.well-known/agent-card.json"}}
+
+    class _Runs:  # the in-process target's url is not a card URL: resume it as if served over HTTP
+        path = store.path
+
+        @staticmethod
+        def find_run(_: str) -> dict[str, Any]:
+            return run
+
+    req = resume_request(_Runs(), run["run_id"])  # type: ignore[arg-type]
+    assert req.instances == a["manifest"]["instances"]["seed"]
+    assert sorted(req.labels or []) == sorted(a["manifest"]["label_ids"])

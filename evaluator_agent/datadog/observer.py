@@ -104,7 +104,7 @@ def _model_of(card: dict[str, Any] | None) -> str | None:
 class RunTrace:
     def __init__(self, obs: _Active, run_id: str, manifest: dict[str, Any], label_meta: dict[str, Any] | None):
         self.obs, self.run_id = obs, run_id
-        self.label_meta = label_meta or {}
+        self.label_meta = label_meta if label_meta is not None else {}  # the run may fill it as labels are drawn
         # Withhold what is derived from the ground truth (disclosure.py): the explanation, truth taxonomy.
         self.redact = manifest.get("disclosure", "full") != "full"
         target = manifest.get("target") or {}

@@ -167,6 +167,13 @@ def resume_request(store: Store, run_id: str) -> EvaluationRequest:
     opts = dict(m.get("options") or {})
     opts.update(target=m.get("target", {}).get("url") or run["target_url"], labelset=run["labelset"],
                 labels=m.get("label_ids") or opts.get("labels"), run_id=run["run_id"])
+    if m.get("instances"):
+        # a draw: its labels are regenerated from the recorded seed; the recipes must be the same
+        inst = m["instances"]
+        opts["instances"] = inst.get("seed")
+        if (m.get("options") or {}).get("instances") is not None:
+            opts["instances"] = m["options"]["instances"]
+        return parse_request(opts)
     try:
         current = load_labelset(run["labelset"]).content_hash
     except LabelError as e:

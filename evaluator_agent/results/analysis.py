@@ -31,7 +31,8 @@ def compare_stored(store: Store, base_id: str, new_id: str, *, margin: float = 0
 
     base, new = _run(store, base_id), _run(store, new_id)
     meta = run_label_meta(new) or run_label_meta(base)
-    out = compare_runs(store.investigations(base["run_id"]), store.investigations(new["run_id"]), meta, margin=margin)
+    out = compare_runs(store.investigations(base["run_id"]), store.investigations(new["run_id"]), meta, margin=margin,
+                       base_manifest=base.get("manifest"), new_manifest=new.get("manifest"))  # draws pair by recipe
     if out.get("n_shared", 0) == 0:
         raise AnalysisError(f"runs {base['run_id']} and {new['run_id']} share no labels")
     out["base"] = {"run_id": base["run_id"], "target": base["target_name"], "version": base["target_version"], "labelset": base["labelset"]}

@@ -109,6 +109,14 @@ def merge(into: Store, paths: list[str]) -> list[dict[str, Any]]:
             indices.update(idx)
         manifest = dict(rows[0]["manifest"] or {})
         manifest.pop("shard", None)
+        if manifest.get("instances"):  # each shard drew and described only its own labels
+            meta: dict[str, Any] = {}
+            items: dict[str, Any] = {}
+            for r in rows:
+                meta.update((r["manifest"] or {}).get("label_meta") or {})
+                items.update(((r["manifest"] or {}).get("instances") or {}).get("items") or {})
+            manifest["label_meta"] = meta
+            manifest["instances"] = {**manifest["instances"], "items": items or manifest["instances"].get("items", {})}
         if count is not None:
             manifest["shards"] = {"count": count, "merged": sorted(indices)}
         investigations = into.investigations(run_id)
