@@ -123,3 +123,23 @@ def test_an_open_interface_has_no_sign_in(db: dict[str, Any], tmp_path: Path) ->
     assert all(run in page for run in db["runs"].values())  # no keys: the operator's own database
     assert "Sign out" not in page
     assert c.get("/ui/signin").status_code == 303
+
+
+def test_proctor_ui_serves_the_pages_on_a_local_database(db: dict[str, Any], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`proctor ui --db FILE`: the same pages at /ui, open (no keys), the root redirecting there;
+    a missing database is a usage error, not an empty interface."""
+    import uvicorn
+
+    from evaluator_agent.cli.main import main
+
+    assert main(["ui", "--db", str(tmp_path / "missing.db")]) == 2
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.delenv("PROCTOR_API_KEYS", raising=False)
+    assert main(["ui", "--db", str(db["path"]), "--port", "8765"]) == 0
+    assert served["host"] == "127.0.0.1" and served["port"] == 8765
+    c = TestClient(served["app"], follow_redirects=False)
+    assert c.get("/").headers["location"] == "/ui/"
+    page = c.get("/ui/runs")
+    assert page.status_code == 200 and db["runs"]["good"] in page.text
