@@ -60,9 +60,13 @@ def main() -> int:
         wall = time.perf_counter() - t0
         by: dict[str, list[tuple[str, bool]]] = collections.defaultdict(list)
         chain_ok: dict[str, int] = collections.Counter()
+        bands: dict[str, list[int]] = {}  # confidence band -> [right, wrong] (root cause vs truth)
         for o in outs:
             kind, truth = cases[o.candidate_id]
             by[kind].append((o.status, o.root_cause == truth))
+            if o.confidence is not None and kind in RESOLVABLE | WRONG:
+                band = f"{min(0.95, int(o.confidence * 20) / 20):.2f}"
+                bands.setdefault(band, [0, 0])[0 if o.root_cause == truth else 1] += 1
             c = q.get(o.candidate_id)
             if o.status == "validated" and o.root_cause == truth:
                 chain_ok[kind] += c.draft["ground_truth"].get("causal_chain") == chains[c.feedback_id.split("-")[0]]
@@ -93,6 +97,10 @@ def main() -> int:
     print(f"accepted without edits: {accepted - len(bad)}/{len(outs)} ({(accepted - len(bad)) / len(outs):.1%}) "
           f"(validated {n_valid}; {len(bad)} of them fail lint once promoted)")
     print(f"seconds of validation per label: {wall / len(outs):.3f} (wall {wall:.1f} s)")
+    print("\nconfidence band: candidates whose root cause is the truth / is not")
+    for band in sorted(bands, reverse=True):
+        right, wrong = bands[band]
+        print(f"  >= {band}: {right:4d} / {wrong:3d}")
     return 0
 
 
