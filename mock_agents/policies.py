@@ -9,7 +9,8 @@ The reference agents, from weakest to strongest:
 
 The first three are :mod:`mock_agents.baselines`, the last :mod:`mock_agents.methodical`
 (with its weaker variants); the shortcut battery is :mod:`mock_agents.shortcuts`. All of them
-build on :mod:`mock_agents.policy`; this module only names them.
+build on :mod:`mock_agents.policy`; this module only names them. The memorisers
+(:mod:`mock_agents.memoriser`, adversaries of fresh instances) are known by name only.
 """
 
 from __future__ import annotations
@@ -44,13 +45,23 @@ def pool_names() -> tuple[str, ...]:
     return tuple(_policies())
 
 
+@lru_cache(maxsize=1)
+def _by_name_only() -> dict[str, Policy]:
+    """Adversaries known to :func:`get_policy` by name only: in no roster list (not the
+    battery, not the pool). The memorisers (:mod:`mock_agents.memoriser`) know the stored
+    labels by heart: in the battery they would make the audit report a leak of the label set."""
+    from .memoriser import Memoriser, RecipeMemoriser
+
+    return {p.name: p for p in (Memoriser(), RecipeMemoriser())}
+
+
 def get_policy(name: str) -> Policy:
-    try:
-        return _policies()[name]
-    except KeyError:
+    policy = _policies().get(name) or _by_name_only().get(name)
+    if policy is None:
         raise ValueError(
-            f"unknown policy {name!r}; expected one of {', '.join(_policies())}"
-        ) from None
+            f"unknown policy {name!r}; expected one of {', '.join([*_policies(), *_by_name_only()])}"
+        )
+    return policy
 
 
 def decide(policy: Policy, contents: list[Any]) -> dict[str, Any]:
