@@ -1,7 +1,10 @@
 """Loaded world indexes, shared by every investigation and every event loop of a process.
 
 Worlds are read from the snapshots directory (the stored label sets') and then from the
-fresh-world cache (instances drawn from a family's recipes, ``worldgen/cache.py``)."""
+fresh-world cache (instances drawn from a family's recipes, ``worldgen/cache.py``). A fresh world
+is drawn for one run and mostly serves one investigation: few of them stay loaded
+(``fresh_capacity``), since every loaded index is some 10 MB and lengthens the collector's full
+passes (heap.py) for as long as it is kept."""
 
 from __future__ import annotations
 
@@ -29,12 +32,15 @@ class WorldCache:
     Shared by every event loop of the process (the server runs one per client, workloop.py):
     a world is loaded once, in a thread, however many loops ask for it at the same time."""
 
-    def __init__(self, directory: Path | None = None, capacity: int = 64, fresh: Path | None = None):
+    def __init__(self, directory: Path | None = None, capacity: int = 64, fresh: Path | None = None,
+                 fresh_capacity: int = 8):
         self.directory = directory or snapshots_dir()
         # searched after ``directory``, in order: the fresh-world cache, and any a run adds (``search``)
         self.more: list[Path] = [fresh or fresh_cache_dir()]
         self.capacity = capacity
+        self.fresh_capacity = fresh_capacity  # of the worlds found in ``more``, at most this many are kept
         self._items: OrderedDict[str, Any] = OrderedDict()
+        self._fresh: OrderedDict[str, None] = OrderedDict()  # the cached worlds found in ``more``, LRU first
         self._loading: dict[str, concurrent.futures.Future[Any]] = {}
         self._lock = threading.Lock()
 
@@ -58,6 +64,8 @@ class WorldCache:
             item = self._items.get(digest)
             if item is not None:
                 self._items.move_to_end(digest)
+                if digest in self._fresh:
+                    self._fresh.move_to_end(digest)
                 return item
             fut = self._loading.get(digest)
             first = fut is None
@@ -71,6 +79,7 @@ class WorldCache:
     def _load_into(self, digest: str, fut: concurrent.futures.Future[Any]) -> None:
         try:
             item = self._load(digest)
+            fresh = self._where(digest) != self.directory
         except BaseException as e:  # noqa: BLE001 - handed to every waiter
             with self._lock:
                 self._loading.pop(digest, None)
@@ -78,8 +87,12 @@ class WorldCache:
             return
         with self._lock:
             self._items[digest] = item
+            if fresh:
+                self._fresh[digest] = None
+                while len(self._fresh) > self.fresh_capacity:
+                    self._items.pop(self._fresh.popitem(last=False)[0], None)
             while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+                self._fresh.pop(self._items.popitem(last=False)[0], None)
             self._loading.pop(digest, None)
         fut.set_result(item)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,9 @@ def build_world(recipe: Recipe) -> tuple[dict[str, Any], Plan, World, dict[str, 
         "end": end,
         "topology": topo.to_dict(),
         "metrics": [w.metrics[k] for k in sorted(w.metrics)],
-        "logs": sorted(w.logs, key=lambda r: (r["ts"], r["service"], r["message"])),
-        "spans": sorted(w.spans, key=lambda s: (s["start"], s["trace_id"], s["span_id"])),
-        "events": sorted(w.events, key=lambda e: (e["ts"], e["id"])),
+        "logs": sorted(w.logs, key=itemgetter("ts", "service", "message")),
+        "spans": sorted(w.spans, key=itemgetter("start", "trace_id", "span_id")),
+        "events": sorted(w.events, key=itemgetter("ts", "id")),
         "monitors": sorted(w.monitors, key=lambda m: m["id"]),
     }
     return snapshot, plan, w, monitor

@@ -68,9 +68,19 @@ def render_apm(w: World, p: Profile, load: list[float]) -> tuple[list[float], li
         return tot_h, tot_e
     shares = [p.share(clock.ts(i) + 30) if p.deploys else {"": 1.0} for i in range(n)]
     versions = [v for v in (p.versions() or [""]) if any(s.get(v, 0) > 0 for s in shares)]
+    # what does not change along a series, worked out once (the same operations in the same order)
+    rps_min, base_err, err_prop, lat_add = p.rps * MIN, p.base_err, p.err_prop, p.lat_add
+    lat_load = [p.base_lat * (1 + 0.12 * (load[i] - 1)) for i in range(n)]
+    lat_floor = p.base_lat * 0.3
+    sqrt = math.sqrt
     for v in versions:
         for res, wgt in p.resources:
             rng = w.rng("apm", p.name, v, res)
+            gauss = rng.gauss
+            own_curve = (
+                p.err_own if p.err_version in (None, v) and p.err_resource in (None, res) else None
+            )
+            lat_curve = lat_add if p.lat_resource in (None, res) else None
             hits: list[float | int | None] = []
             errs: list[float | int | None] = []
             durs: list[float | int | None] = []
@@ -79,26 +89,22 @@ def render_apm(w: World, p: Profile, load: list[float]) -> tuple[list[float], li
                 if s <= 0:
                     hits.append(None), errs.append(None), durs.append(None)
                     continue
-                h = max(0, round(p.rps * MIN * load[i] * s * wgt * (1 + rng.gauss(0, 0.03))))
+                h = max(0, round(rps_min * load[i] * s * wgt * (1 + gauss(0, 0.03))))
                 h = (
                     int(sig(h)) if h >= 1000 else h
                 )  # three significant digits: as precise as anyone reads
-                own = (
-                    p.err_own[i]
-                    if p.err_version in (None, v) and p.err_resource in (None, res)
-                    else 0.0
-                )
-                ratio = min(1.0, p.base_err + own + p.err_prop[i])
+                own = own_curve[i] if own_curve is not None else 0.0
+                ratio = min(1.0, base_err + own + err_prop[i])
                 mean = h * ratio
                 e = (
-                    min(h, max(0, round(mean + rng.gauss(0, math.sqrt(mean) * 0.6))))
+                    min(h, max(0, round(mean + gauss(0, sqrt(mean) * 0.6))))
                     if mean > 0
                     else 0
                 )
-                d = p.base_lat * (1 + 0.12 * (load[i] - 1)) * (1 + rng.gauss(0, 0.05)) + (
-                    p.lat_add[i] if p.lat_resource in (None, res) else 0.0
+                d = lat_load[i] * (1 + gauss(0, 0.05)) + (
+                    lat_curve[i] if lat_curve is not None else 0.0
                 )
-                hits.append(h), errs.append(e), durs.append(sig(max(d, p.base_lat * 0.3)))
+                hits.append(h), errs.append(e), durs.append(sig(max(d, lat_floor)))
                 tot_h[i] += h
                 tot_e[i] += e
             tags = {"service": p.name, "env": "prod", "resource_name": res}
@@ -120,10 +126,11 @@ def _k8s_tags(p: Profile) -> dict[str, str]:
     }
 
 
-def _plus(res: dict[str, list[float]], key: str, i: int) -> float:
-    """The additive transient ``+key`` that mechanisms and background blips stack on a series."""
+def _plus(res: dict[str, list[float]], key: str, n: int) -> list[float]:
+    """The additive transient ``+key`` that mechanisms and background blips stack on a series,
+    per minute (zeros when there is none)."""
     c = res.get("+" + key)
-    return c[i] if c else 0.0
+    return c if c else [0.0] * n
 
 
 def render_k8s(w: World, p: Profile, load: list[float]) -> None:
@@ -132,11 +139,13 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
     tags = _k8s_tags(p)
     mem_noise = _walk(rng, n, 0.004)
     drift = p.res.get("mem_drift")
+    shares = [p.share(clock.ts(i) + 30) for i in range(n)] if p.deploys else []
+    plus_mem = _plus(p.res, "mem", n)
     for v in p.versions():
         curve = p.res.get(f"mem@{v}") or p.res.get("mem")
         vals: list[float | int | None] = []
         for i in range(n):
-            if p.share(clock.ts(i) + 30).get(v, 0) <= 0:
+            if shares[i].get(v, 0) <= 0:
                 vals.append(None)
                 continue
             frac = (
@@ -145,17 +154,18 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
                 else p.mem_base * (1 + 0.05 * (load[i] - 1))
                 + mem_noise[i]
                 + (drift[i] if drift else 0.0)
-            ) + _plus(p.res, "mem", i)
+            ) + plus_mem[i]
             vals.append(sig(p.mem_limit * min(1.0, max(0.05, frac))))
         w.series("kubernetes.memory.usage", {**tags, "version": v}, vals)
     w.series("kubernetes.memory.limits", tags, [sig(p.mem_limit)] * n)
     cpu = p.res.get("cpu")
     base_cpu = rng.uniform(0.12, 0.35)
+    plus_cpu = _plus(p.res, "cpu", n)
     cpu_frac = [
         min(
             1.0,
             (cpu[i] if cpu else base_cpu * load[i] * (1 + rng.gauss(0, 0.04)))
-            + _plus(p.res, "cpu", i),
+            + plus_cpu[i],
         )
         for i in range(n)
     ]
@@ -168,6 +178,7 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
     chronic = rng.random() < 0.3
     level = rng.uniform(1.0, 7.0) if chronic else rng.uniform(0.0, 0.4)
     throttled = p.res.get("throttled")
+    plus_throttled = _plus(p.res, "throttled", n)
     w.series(
         "kubernetes.cpu.cfs.throttled.seconds",
         tags,
@@ -176,7 +187,7 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
                 max(
                     0.0,
                     (throttled[i] if throttled else level * load[i] * (1 + rng.gauss(0, 0.25)))
-                    + _plus(p.res, "throttled", i)
+                    + plus_throttled[i]
                     + max(0.0, cpu_frac[i] - 0.85) * 60,
                 )
             )
@@ -185,28 +196,32 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
         "rate",
     )
     replicas = p.res.get("replicas")
+    plus_replicas = _plus(p.res, "replicas", n)
     n_pods = len(p.pods.get(p.version) or next(iter(p.pods.values()), [1]))
     w.series(
         "kubernetes_state.deployment.replicas_available",
         tags,
-        [round(replicas[i] if replicas else n_pods + _plus(p.res, "replicas", i)) for i in range(n)],
+        [round(replicas[i] if replicas else n_pods + plus_replicas[i]) for i in range(n)],
     )
     restarts = p.res.get("restarts")
+    plus_restarts = _plus(p.res, "restarts", n)
     w.series(
         "kubernetes.containers.restarts",
         tags,
-        [int((restarts[i] if restarts else 0) + _plus(p.res, "restarts", i)) for i in range(n)],
+        [int((restarts[i] if restarts else 0) + plus_restarts[i]) for i in range(n)],
     )
     killed = p.res.get("oomkilled")
+    plus_killed = _plus(p.res, "oomkilled", n)
     w.series(
         "kubernetes_state.container.status_report.count.terminated",
         {**tags, "reason": "oomkilled"},
-        [int((killed[i] if killed else 0) + _plus(p.res, "oomkilled", i)) for i in range(n)],
+        [int((killed[i] if killed else 0) + plus_killed[i]) for i in range(n)],
     )
     if p.language == "java":
         heap = p.res.get("heap")
         gc = p.res.get("gc")
         base_gc = rng.uniform(3, 18)
+        plus_gc = _plus(p.res, "gc", n)
         w.series(
             "jvm.heap_memory",
             {"service": p.name, "env": "prod"},
@@ -217,7 +232,7 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
                     * min(
                         1.0,
                         (heap[i] if heap else p.mem_base * 0.9 + mem_noise[i] * 2)
-                        + _plus(p.res, "mem", i),
+                        + plus_mem[i],
                     )
                 )
                 for i in range(n)
@@ -229,7 +244,7 @@ def render_k8s(w: World, p: Profile, load: list[float]) -> None:
             [
                 sig(
                     (gc[i] if gc else base_gc * (1 + abs(rng.gauss(0, 0.3))))
-                    + _plus(p.res, "gc", i)
+                    + plus_gc[i]
                 )
                 for i in range(n)
             ],
@@ -247,13 +262,14 @@ def render_db(w: World, p: Profile, load: list[float]) -> None:
         "db": db_table(p.name),
     }
     conn = p.res.get("conn")
+    plus_conn = _plus(p.res, "conn", n)
     base = rng.uniform(0.22, 0.45)
     max_conn = rng.choice((200, 300, 500))
     frac = [
         min(
             1.0,
             (conn[i] if conn else base * (0.85 + 0.15 * load[i]) * (1 + rng.gauss(0, 0.03)))
-            + _plus(p.res, "conn", i),
+            + plus_conn[i],
         )
         for i in range(n)
     ]
@@ -263,6 +279,7 @@ def render_db(w: World, p: Profile, load: list[float]) -> None:
         w.series("postgresql.max_connections", tags, [max_conn] * n)
         # Ungranted row locks: a busy database always has a few waiters.
         locks = p.res.get("locks")
+        plus_locks = _plus(p.res, "locks", n)
         lbase = rng.uniform(1.0, 14.0)
         w.series(
             "postgresql.locks",
@@ -272,7 +289,7 @@ def render_db(w: World, p: Profile, load: list[float]) -> None:
                     max(
                         0.0,
                         (locks[i] if locks else lbase * load[i] * (1 + rng.gauss(0, 0.2)))
-                        + _plus(p.res, "locks", i),
+                        + plus_locks[i],
                     )
                 )
                 for i in range(n)
@@ -288,11 +305,12 @@ def render_redis(w: World, p: Profile, load: list[float]) -> None:
     tags = {"service": p.name, "env": "prod", "redis_host": p.name, "redis_port": "6379"}
     hit, mem, clients, evicted = (p.res.get(k) for k in ("hit", "mem", "clients", "evicted"))
     base_hit, base_clients = rng.uniform(0.9, 0.97), rng.randint(40, 220)
+    plus_miss, plus_evicted = _plus(p.res, "miss", n), _plus(p.res, "evicted", n)
     ops = [p.rps * load[i] * (1 + rng.gauss(0, 0.03)) for i in range(n)]
     hr = [
         max(
             0.01,
-            min(0.999, (hit[i] if hit else base_hit + rng.gauss(0, 0.004)) - _plus(p.res, "miss", i)),
+            min(0.999, (hit[i] if hit else base_hit + rng.gauss(0, 0.004)) - plus_miss[i]),
         )
         for i in range(n)
     ]
@@ -303,7 +321,7 @@ def render_redis(w: World, p: Profile, load: list[float]) -> None:
     w.series(
         "redis.keys.evicted",
         tags,
-        [sig((evicted[i] if evicted else 0) + _plus(p.res, "evicted", i)) for i in range(n)],
+        [sig((evicted[i] if evicted else 0) + plus_evicted[i]) for i in range(n)],
         "rate",
     )
     w.series(
@@ -339,6 +357,7 @@ def render_topic(w: World, p: Profile, load: list[float]) -> None:
         if q.role != "worker":
             continue
         lag = q.res.get("lag")
+        plus_lag = _plus(q.res, "lag", n)
         base = rng.uniform(20, 250)
         w.series(
             "kafka.consumer_lag",
@@ -346,7 +365,7 @@ def render_topic(w: World, p: Profile, load: list[float]) -> None:
             [
                 round(
                     (lag[i] if lag else base * (1 + abs(rng.gauss(0, 0.5))))
-                    + _plus(q.res, "lag", i)
+                    + plus_lag[i]
                 )
                 for i in range(n)
             ],
@@ -365,6 +384,7 @@ def render_hosts(w: World) -> None:
         cpu_base, disk = rng.uniform(12, 45), rng.uniform(0.28, 0.66)
         walk = _walk(rng, n, 0.01)
         cpu = over.get("cpu")
+        plus_cpu, plus_disk = _plus(over, "cpu", n), _plus(over, "disk", n)
         w.series(
             "system.cpu.user",
             tags,
@@ -373,7 +393,7 @@ def render_hosts(w: World) -> None:
                     min(
                         100.0,
                         (cpu[i] if cpu else cpu_base * diurnal(w.clock.ts(i)) * (1 + walk[i]))
-                        + _plus(over, "cpu", i),
+                        + plus_cpu[i],
                     ),
                     1,
                 )
@@ -384,7 +404,7 @@ def render_hosts(w: World) -> None:
         w.series(
             "system.disk.in_use",
             tags,
-            [round(min(1.0, d[i] + _plus(over, "disk", i)), 3) for i in range(n)],
+            [round(min(1.0, d[i] + plus_disk[i]), 3) for i in range(n)],
         )
 
 
@@ -445,10 +465,11 @@ def render_artifacts(w: World) -> None:
         artifact, kb = w.publishers[name]
         rng = w.rng("artifact", name)
         walk = _walk(rng, n, 0.004)
+        plus = _plus(w.p[name].res, "artifact", n)
         w.series(
             "artifact.published.size_kb",
             {"service": name, "artifact": artifact, "env": "prod"},
-            [sig(kb * (1 + walk[i] + _plus(w.p[name].res, "artifact", i))) for i in range(n)],
+            [sig(kb * (1 + walk[i] + plus[i])) for i in range(n)],
         )
 
 

@@ -291,7 +291,8 @@ NOUNS = (
 
 def _domain_words(p: Profile, rng: random.Random) -> dict[str, str]:
     # a noun of the shop's domain, not the service's own name: a line must not say which
-    # service threw it
+    # service threw it (nothing of ``p`` is read: background_pool keeps its draws by seed,
+    # service name and language only)
     stem = rng.choice(NOUNS)
     noun = f"{stem}-{rng.choice(('service', 'api', 'core', 'store'))}"
     cls = "".join(x.capitalize() for x in noun.split("-"))
@@ -304,16 +305,30 @@ def _domain_words(p: Profile, rng: random.Random) -> dict[str, str]:
     }
 
 
+# background_pool by (world seed, service, language): what it depends on (every background error
+# line asks for it; drawing it again each time was a good part of a world's generation)
+_POOLS: dict[tuple[int, str, str], tuple[tuple[str, str], ...]] = {}
+
+
 def background_pool(p: Profile, world_seed: int = 0) -> list[tuple[str, str]]:
     """The few background errors one service throws in one world. Which of its language's
     templates it throws varies from world to world, so no line identifies a service across
     worlds (and with it which services tend to be culprits)."""
-    rng = random.Random(f"background|{world_seed}|{p.name}|{p.language}")
-    pool = BACKGROUND.get(p.language, BACKGROUND["go"])
-    words = _domain_words(p, rng)
-    words["field"] = rng.choice(FIELDS)
-    chosen = rng.sample(pool, k=min(len(pool), rng.randint(3, 4)))
-    return [(k.format(**words), m.replace("{id}", "{{id}}").format(**words)) for k, m in chosen]
+    key = (world_seed, p.name, p.language)
+    made = _POOLS.get(key)
+    if made is None:
+        rng = random.Random(f"background|{world_seed}|{p.name}|{p.language}")
+        pool = BACKGROUND.get(p.language, BACKGROUND["go"])
+        words = _domain_words(p, rng)
+        words["field"] = rng.choice(FIELDS)
+        chosen = rng.sample(pool, k=min(len(pool), rng.randint(3, 4)))
+        made = tuple(
+            (k.format(**words), m.replace("{id}", "{{id}}").format(**words)) for k, m in chosen
+        )
+        if len(_POOLS) >= 4096:
+            _POOLS.clear()
+        _POOLS[key] = made
+    return list(made)
 
 
 def background_error(p: Profile, rng: random.Random) -> Line:

@@ -11,6 +11,7 @@ incident shows in traces because its requests fail, and so does any other failur
 from __future__ import annotations
 
 import random
+from itertools import accumulate
 from typing import Any
 
 from evaluator_agent.worldgen import messages
@@ -46,9 +47,29 @@ def _path_to_root(w: World, top: str, rng: random.Random) -> list[str]:
     return path
 
 
+class _Shape:
+    """What a span of one service draws from, worked out once per world (profiles and topology
+    no longer change while traces are rendered): its resources with their cumulative weights
+    (``rng.choices`` with ``cum_weights`` draws exactly as with the weights), and its callees
+    with the chance that a request calls each."""
+
+    __slots__ = ("resources", "cum_weights", "kids")
+
+    def __init__(self, w: World, svc: str):
+        p = w.p[svc]
+        self.resources = [r for r, _ in p.resources]
+        self.cum_weights = list(accumulate([wt for _, wt in p.resources]))
+        self.kids = [
+            (c, 0.8 if w.p[c].role in ("db", "redis") else 0.3)
+            for c in w.topo.calls.get(svc, [])
+            if w.p[c].role not in ("topic", "cron")
+        ]
+
+
 class _Trace:
-    def __init__(self, w: World, rng: random.Random):
+    def __init__(self, w: World, rng: random.Random, shapes: dict[str, _Shape] | None = None):
         self.w, self.rng = w, rng
+        self.shapes = shapes if shapes is not None else {}
         self.trace_id = hexid(rng, 32)
         self.spans: list[dict[str, Any]] = []
         self.logs: list[tuple[float, str, tuple[str, str, dict], str]] = []
@@ -59,6 +80,9 @@ class _Trace:
         """Emit the span of ``svc`` and its children; returns (duration, error, error style for the caller)."""
         w, rng = self.w, self.rng
         p = w.p[svc]
+        shape = self.shapes.get(svc)
+        if shape is None:
+            shape = self.shapes[svc] = _Shape(w, svc)
         i = min(w.clock.n - 1, w.clock.idx(start))
         span_id = hexid(rng, 16)
         version = p.version_at(start, rng) if p.deploys else ""
@@ -66,7 +90,7 @@ class _Trace:
             (
                 p.err_resource
                 if p.err_resource and rng.random() < 0.5
-                else rng.choices([r for r, _ in p.resources], [wt for _, wt in p.resources])[0]
+                else rng.choices(shape.resources, cum_weights=shape.cum_weights)[0]
             )
             if p.resources
             else svc
@@ -84,13 +108,9 @@ class _Trace:
         own = p.base_lat * rng.lognormvariate(0, 0.35) * 0.5
         t = start + own * 0.3
         child_err: tuple[str, str] | None = None
-        kids = [c for c in w.topo.calls.get(svc, []) if w.p[c].role not in ("topic", "cron")]
-        nxt = forced[0] if forced and forced[0] in kids else None
-        picked = [
-            c
-            for c in kids
-            if c == nxt or rng.random() < (0.8 if w.p[c].role in ("db", "redis") else 0.3)
-        ][:4]
+        kids = shape.kids
+        nxt = forced[0] if forced and any(c == forced[0] for c, _ in kids) else None
+        picked = [c for c, chance in kids if c == nxt or rng.random() < chance][:4]
         for c in picked:
             if len(self.spans) >= MAX_SPANS or depth >= 6:
                 break
@@ -173,6 +193,7 @@ def render_traces(w: World) -> None:
         n for n in w.p if w.p[n].role not in ("topic", "cron") and (w.topo.callers.get(n) or n in roots)
     )
     clock = w.clock
+    shapes: dict[str, _Shape] = {}
     t = clock.start + rng.uniform(0, 20)
     while t < clock.end - 1:
         dest = rng.choice(reachable)
@@ -181,7 +202,7 @@ def render_traces(w: World) -> None:
             root, forced = rng.choices(roots, weights)[0], []
         else:
             root, forced = path[0], path[1:]
-        tr = _Trace(w, rng)
+        tr = _Trace(w, rng, shapes)
         dur, err, _ = tr.span(root, None, t, forced, 0)
         t += rng.uniform(12, 26)
         if tr.spans[0]["start"] + dur > clock.end:
