@@ -49,25 +49,13 @@ HOSTILE_EXCERPT = '<img src=x onerror="alert(2)">deploy 4.2 of the service'
 def feedback_record(lb: Label, kind: str, verdict: str, *, diag: dict[str, Any] | None = None,
                     correction: dict[str, Any] | None = None, comment: str = "",
                     tool_queries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A feedback record on the world of a generated label (as tests/test_validate.py makes them)."""
-    w = lb.world
-    rec: dict[str, Any] = {
-        "id": f"{lb.id}-{kind}",
-        "investigation": {"agent": "acme-sre 1.2",
-                          "monitor": {"id": lb.task.trigger.monitor_id, "name": lb.task.trigger.title,
-                                      "type": lb.taxonomy.monitor_type},
-                          "fired_at": lb.task.trigger.fired_at.isoformat()},
-        "verdict": verdict, "comment": comment,
-        "world": {"snapshot": w.snapshot, "incident_window": w.incident_window.model_dump(mode="json"),
-                  "baseline_window": w.baseline_window.model_dump(mode="json")},
-        "provenance": {"source_incident": f"INC-{lb.id[-4:]}", "reporter": "alice"},
-    }
-    if diag is not None:
-        rec["investigation"]["diagnosis"] = diag
+    """A feedback record on the world of a generated label (tests/test_validate.py's), with the
+    agent's tool queries when given."""
+    from tests.test_validate import _record
+
+    rec = _record(lb, kind, verdict, diag=diag, correction=correction, comment=comment)
     if tool_queries:
         rec["investigation"]["tool_queries"] = tool_queries
-    if correction is not None:
-        rec["correction"] = correction
     return rec
 
 
