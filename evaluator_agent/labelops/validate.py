@@ -36,15 +36,15 @@ from typing import Any
 
 from evaluator_agent.core.clock import iso, parse_utc
 from evaluator_agent.core.labels import Label, snapshots_dir
+from evaluator_agent.engine.worlds import WorldCache
 from evaluator_agent.labelops.candidate import Candidate, Score, Validation, ValidationScores
 from evaluator_agent.labelops.checks import CheckFinding, lint_candidate, shortcut_audit
 from evaluator_agent.labelops.drafting import derive, mechanism_of, problems
 from evaluator_agent.labelops.grounding import World, hint_of
-from evaluator_agent.labelops.investigator import Finding, Investigator
+from evaluator_agent.labelops.investigator import Finding, Investigator, run_async
 from evaluator_agent.labelops.queue import Queue, QueueError
 from evaluator_agent.telemetry.index import WorldIndex
 from evaluator_agent.telemetry.tools import Toolbox
-from evaluator_agent.telemetry.world import load_snapshot_dict
 
 VALIDATOR = "proctor-grounding 1 (deterministic)"
 DEFAULT_THRESHOLD = 0.7
@@ -93,13 +93,13 @@ class Validator:
         self.investigator = investigator
         self.shortcuts = shortcuts
         self.lint = lint
-        self._worlds: dict[str, tuple[WorldIndex, float]] = {}
+        # one LRU-bounded cache of loaded worlds for the grounding and the shortcut battery (a queue
+        # may span thousands of worlds: keeping every one loaded would grow without bound)
+        self._cache = WorldCache(self.snapshots, capacity=4)
 
     def _index(self, snapshot: str) -> tuple[WorldIndex, float]:
-        if snapshot not in self._worlds:
-            data = load_snapshot_dict(snapshot, self.snapshots)
-            self._worlds[snapshot] = (WorldIndex.from_dict(data), float(data["end"]))
-        return self._worlds[snapshot]
+        index, header = run_async(lambda: self._cache.get(snapshot))
+        return index, float(header["end"])
 
     # ------------------------------------------------------------------ one candidate
 
@@ -292,7 +292,7 @@ class Validator:
         label = Label.model_validate(draft)
         found = lint_candidate(label, self.snapshots) if self.lint else []
         if self.shortcuts is not None and not any(f.severity == "error" for f in found):
-            found += shortcut_audit(label, self.snapshots, self.shortcuts)
+            found += shortcut_audit(label, self.snapshots, self.shortcuts, self._cache)
         return found
 
     # ------------------------------------------------------------------ the second investigation
