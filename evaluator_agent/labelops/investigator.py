@@ -84,7 +84,9 @@ class Investigator(Protocol):
 
     name: str
 
-    def investigate(self, draft: dict[str, Any], snapshots: Path) -> Finding | None: ...
+    def investigate(self, draft: dict[str, Any], snapshots: Path, worlds: Any = None) -> Finding | None:
+        """``worlds``: a loaded-world cache to share (an ``engine.worlds.WorldCache``), if any."""
+        ...
 
 
 def probe_label(draft: dict[str, Any]) -> Label:
@@ -182,14 +184,15 @@ class TargetInvestigator:
             self._worlds[snapshots] = WorldCache(snapshots, capacity=4)
         return self._worlds[snapshots]
 
-    def investigate(self, draft: dict[str, Any], snapshots: Path) -> Finding | None:
+    def investigate(self, draft: dict[str, Any], snapshots: Path, worlds: Any = None) -> Finding | None:
         from evaluator_agent.engine.investigation import investigate
 
         if not (draft.get("world") or {}).get("snapshot"):
             return None
         probe = probe_label(draft)
         t0 = time.perf_counter()
-        res = run_async(lambda: investigate(probe, 1, self._make(), self._cache(snapshots), self._limits))
+        cache = worlds if worlds is not None else self._cache(snapshots)
+        res = run_async(lambda: investigate(probe, 1, self._make(), cache, self._limits))
         if res.error_kind == "harness":
             raise ValueError(f"the {self.name} investigation failed on our side: {res.error}")
         return finding_of(self.name, res.diagnosis, res, time.perf_counter() - t0)

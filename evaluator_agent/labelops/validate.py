@@ -302,7 +302,7 @@ class Validator:
         if self.investigator is None:
             return None
         try:
-            return self.investigator.investigate(draft, self.snapshots)
+            return self.investigator.investigate(draft, self.snapshots, self._cache)
         except (ValueError, OSError, RuntimeError) as e:
             return Finding(investigator=self.investigator.name, end_reason=f"failed: {type(e).__name__}: {e}"[:300])
 
